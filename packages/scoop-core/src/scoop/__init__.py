@@ -1,0 +1,60 @@
+"""SCOOP: Scalable COncurrent Operations in Python.
+
+Spread a Python program over every core of a machine, a cluster or a grid::
+
+    from scoop import futures
+    results = list(futures.map(f, data))     # run with: python -m scoop_launch script.py
+
+Layout of the package (private modules start with an underscore and are re-exported here)::
+
+    futures.py      the public API: submit, map, wait, as_completed, mapReduce, mapScan...
+    shared.py       setConst / getConst: constants broadcast to every worker
+    errors.py       every error class SCOOP raises
+    transport.py    the transport interface (Protocols) that plugins implement
+    hookspecs.py    the pluggy hooks: how a plugin provides transports
+    testing/        the conformance kit for transports, and an in-memory transport
+    _future.py      the Future type
+    _scheduler.py   the greenlet scheduler of one worker (serial mode uses it alone)
+    _worker.py      the scheduler on a network: spilling, results, the root task
+    _broker.py      the broker: routes frames, never unpickles payloads
+    _protocol.py    message framing and authentication
+    _serialize.py   pickling with out-of-band buffers
+    _plugins.py     transport discovery through entry points
+    _run.py         process entry points started by the launcher
+"""
+
+from __future__ import annotations
+
+import logging
+
+from scoop import futures, shared
+from scoop.errors import RemoteTraceback, ScoopError
+
+__all__ = [
+    "DEBUG",
+    "IS_ORIGIN",
+    "IS_RUNNING",
+    "SIZE",
+    "RemoteTraceback",
+    "ScoopError",
+    "__version__",
+    "futures",
+    "logger",
+    "shared",
+    "worker",
+]
+
+__version__ = "0.1.0"
+
+#: True inside a run started by the launcher; False when futures run serially in-process.
+IS_RUNNING = False
+#: True on the worker that runs the user's script as ``__main__`` (the root).
+IS_ORIGIN = True
+#: Number of workers in the run (1 outside a run).
+SIZE = 1
+#: This worker, as ``(hostname, index)``; the root is index 0. None outside a run.
+worker: tuple[str, int] | None = None
+#: True when the launcher was given ``--debug``.
+DEBUG = False
+#: The logger SCOOP and its users log to (``scoop.logger.warning(...)``).
+logger = logging.getLogger("scoop")

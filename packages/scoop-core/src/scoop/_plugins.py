@@ -1,0 +1,103 @@
+"""Transport discovery through pluggy and the ``scoop.transports`` entry point group."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import pluggy
+
+from scoop import hookspecs
+from scoop.errors import NoTransportError, UnknownTransportError
+from scoop.transport import API_VERSION, TransportInfo
+
+ENTRY_POINT_GROUP = "scoop.transports"
+#: Environment variable naming the transport when ``--transport`` is not given.
+TRANSPORT_ENV_VAR = "SCOOP_TRANSPORT"
+#: With no transport named, the first installed one of these is used, then any other by name.
+DEFAULT_ORDER = ("zmq", "nng")
+#: Distributions that provide our own transports, for install hints.
+KNOWN_DISTRIBUTIONS = {"zmq": "scoop-zmq", "nng": "scoop-nng"}
+
+
+@dataclass(frozen=True)
+class InstalledTransport:
+    """A transport found through the plugin hook, with where it came from."""
+
+    info: TransportInfo
+    plugin_name: str
+    distribution: str
+    version: str
+
+
+def _install_hint(name: str) -> str:
+    dist = KNOWN_DISTRIBUTIONS.get(name)
+    if dist:
+        return f"install it with: pip install {dist}"
+    return f"install the package that provides the {name!r} transport"
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return manager
+
+
+@functools.cache
+def installed_transports() -> dict[str, InstalledTransport]:
+    """Return the installed transports by name, asking every plugin once per process.
+
+    A plugin built for another version of the transport interface is refused with an error
+    naming the plugin, its distribution and both versions.
+    """
+    manager = _plugin_manager()
+    distributions = {
+        id(plugin): (dist.project_name, dist.version)
+        for plugin, dist in manager.list_plugin_distinfo()
+    }
+    found: dict[str, InstalledTransport] = {}
+    for impl in manager.hook.scoop_transports.get_hookimpls():
+        dist_name, dist_version = distributions.get(id(impl.plugin), ("?", "?"))
+        infos = impl.function()
+        if isinstance(infos, TransportInfo):
+            infos = [infos]
+        for info in infos:
+            if not isinstance(info, TransportInfo):
+                raise TypeError(
+                    f"plugin {impl.plugin_name!r} ({dist_name}) returned {info!r} from "
+                    "scoop_transports(); expected scoop.transport.TransportInfo objects"
+                )
+            if info.api_version != API_VERSION:
+                raise UnknownTransportError(
+                    f"transport {info.name!r} from plugin {impl.plugin_name!r} ({dist_name} "
+                    f"{dist_version}) implements transport API version {info.api_version}, but "
+                    f"this scoop-core supports version {API_VERSION}; upgrade one of them"
+                )
+            found[info.name] = InstalledTransport(info, impl.plugin_name, dist_name, dist_version)
+    return found
+
+
+def choose_transport(name: str | None = None) -> InstalledTransport:
+    """Return the transport named ``name``, or from ``$SCOOP_TRANSPORT``, or the default.
+
+    Raises NoTransportError when none is installed and UnknownTransportError when the named one
+    is missing; both messages list what is installed and the pip command that fixes it.
+    """
+    name = name or os.environ.get(TRANSPORT_ENV_VAR) or None
+    available = installed_transports()
+    if not available:
+        raise NoTransportError(
+            "no SCOOP transport is installed; install one with: pip install scoop-zmq"
+        )
+    if name is None:
+        for candidate in (*DEFAULT_ORDER, *sorted(available)):
+            if candidate in available:
+                return available[candidate]
+    if name in available:
+        return available[name]
+    raise UnknownTransportError(
+        f"transport {name!r} is not installed (installed: {', '.join(sorted(available))}); "
+        f"{_install_hint(str(name))}"
+    )

@@ -1,0 +1,187 @@
+"""The SCOOP wire protocol: message framing and authentication.
+
+A message is a list of frames::
+
+    frame 0      tag (16 bytes) | fixed header (20 bytes) | count x entry (28 bytes)
+    frames 1..   the entries' payload frames, in entry order (entry i owns ``nframes`` of them)
+
+    fixed header  <2sBBIIq   magic b"SC", protocol version, kind, sender index, entry count, arg
+    entry         <QBxH16s   id, status, nframes, payload digest
+
+The tag is a keyed BLAKE2b of the whole header under the per-run secret; a message whose tag does
+not verify is dropped before anything else is read. Each entry's digest is a SHA-256 (truncated) of
+its payload frames, covered by the tag, so the broker authenticates a message by its header alone
+and forwards payloads it never reads, and the receiving worker checks the payload digest before it
+unpickles anything. The magic and version sit at fixed offsets so that a peer of another protocol
+version can be told apart from garbage and named in the error.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
+from scoop.transport import Frame
+
+PROTOCOL_VERSION = 1
+MAGIC = b"SC"
+TAG_SIZE = 16
+DIGEST_SIZE = 16
+SECRET_SIZE = 32
+
+_FIXED = struct.Struct("<2sBBIIq")
+_ENTRY = struct.Struct("<QBxH16s")
+_HEADER_START = TAG_SIZE
+_ENTRIES_START = TAG_SIZE + _FIXED.size
+_LENGTH = struct.Struct("<Q")
+
+#: Bits of a task id that number the tasks of one worker; the bits above are the worker index.
+TASK_SEQ_BITS = 40
+
+
+class Kind(enum.IntEnum):
+    """Message kinds; ``arg`` and the entries mean what each kind's comment says."""
+
+    HELLO = 1  # worker -> broker: 1 entry, payload = JSON of versions
+    WELCOME = 2  # broker -> worker: no entries
+    REJECT = 3  # broker -> worker: 1 entry, payload = UTF-8 reason
+    TASKS = 4  # either way: entries are tasks (id, payload = pickled call)
+    REQUEST = 5  # worker -> broker: idle, arg = how many tasks it would take
+    RESULTS = 6  # either way: entries are results (id, status, payload = pickled outcome)
+    DEMAND = 7  # broker -> worker: arg = number of idle workers waiting for tasks
+    CONST = 8  # either way: 1 entry, id = hash of name, payload = pickled (name, value)
+    SHUTDOWN = 9  # root -> broker -> workers: arg = the root's exit code
+    BYE = 10  # worker -> broker: leaving
+
+
+class Status(enum.IntEnum):
+    """Outcome of a task in a RESULTS entry."""
+
+    OK = 0
+    RAISED = 1
+
+
+@dataclass(slots=True)
+class Entry:
+    """One task, result or constant inside a message."""
+
+    id: int
+    status: int
+    digest: bytes
+    frames: list[Frame]
+
+
+@dataclass(slots=True)
+class Message:
+    """A decoded message whose header has been authenticated."""
+
+    kind: Kind
+    sender: int
+    arg: int
+    entries: list[Entry]
+
+
+def payload_digest(frames: Iterable[Frame]) -> bytes:
+    """Digest of an entry's payload frames (lengths included, so frame boundaries count)."""
+    hasher = hashlib.sha256()
+    for frame in frames:
+        hasher.update(_LENGTH.pack(memoryview(frame).nbytes))
+        hasher.update(frame)
+    return hasher.digest()[:DIGEST_SIZE]
+
+
+class Codec:
+    """Encodes and authenticates messages with one run's secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the run secret must be at least 16 bytes")
+        self._secret = secret
+
+    def _tag(self, header: bytes | memoryview) -> bytes:
+        return hashlib.blake2b(header, key=self._secret, digest_size=TAG_SIZE).digest()
+
+    def encode(
+        self,
+        kind: Kind,
+        sender: int,
+        arg: int = 0,
+        entries: Sequence[tuple[int, int, Sequence[Frame]]] = (),
+    ) -> list[Frame]:
+        """Build the frames of a message; entries are ``(id, status, payload frames)``."""
+        return self.encode_entries(
+            kind,
+            sender,
+            arg,
+            [Entry(id_, status, payload_digest(frames), list(frames)) for id_, status, frames in entries],
+        )
+
+    def encode_entries(
+        self, kind: Kind, sender: int, arg: int, entries: Sequence[Entry]
+    ) -> list[Frame]:
+        """Build a message from entries whose digests are already known (forwarding)."""
+        parts = [_FIXED.pack(MAGIC, PROTOCOL_VERSION, kind, sender, len(entries), arg)]
+        parts.extend(
+            _ENTRY.pack(entry.id, entry.status, len(entry.frames), entry.digest)
+            for entry in entries
+        )
+        header = b"".join(parts)
+        frames: list[Frame] = [self._tag(header) + header]
+        for entry in entries:
+            frames.extend(entry.frames)
+        return frames
+
+    def decode(self, frames: Sequence[Frame]) -> Message:
+        """Authenticate and parse a message; payloads are not read (see :meth:`verify`).
+
+        Raises VersionMismatchError for a well-formed message of another protocol version,
+        AuthenticationError when the tag does not verify, ProtocolError when it is malformed.
+        """
+        if not frames:
+            raise ProtocolError("empty message")
+        head = memoryview(frames[0])
+        if head.nbytes < _ENTRIES_START:
+            raise ProtocolError(f"header of {head.nbytes} bytes is shorter than {_ENTRIES_START}")
+        magic, version, kind, sender, count, arg = _FIXED.unpack_from(head, _HEADER_START)
+        if magic != MAGIC:
+            raise ProtocolError("not a SCOOP message (bad magic)")
+        header = head[_HEADER_START:]
+        if not hmac.compare_digest(self._tag(header), head[:TAG_SIZE]):
+            raise AuthenticationError("message failed the authentication check")
+        if version != PROTOCOL_VERSION:
+            raise VersionMismatchError(
+                f"peer speaks SCOOP protocol version {version}, this process speaks "
+                f"version {PROTOCOL_VERSION}"
+            )
+        if head.nbytes != _ENTRIES_START + count * _ENTRY.size:
+            raise ProtocolError(f"header length does not match its {count} entries")
+        try:
+            kind = Kind(kind)
+        except ValueError:
+            raise ProtocolError(f"unknown message kind {kind}") from None
+        entries: list[Entry] = []
+        position = 1
+        for id_, status, nframes, digest in _ENTRY.iter_unpack(head[_ENTRIES_START:]):
+            entries.append(Entry(id_, status, digest, list(frames[position : position + nframes])))
+            position += nframes
+        if position != len(frames):
+            raise ProtocolError(
+                f"message has {len(frames) - 1} payload frames, its header says {position - 1}"
+            )
+        return Message(kind, sender, arg, entries)
+
+    @staticmethod
+    def verify(entry: Entry) -> None:
+        """Check an entry's payload against its authenticated digest, before unpickling it."""
+        if not hmac.compare_digest(payload_digest(entry.frames), entry.digest):
+            raise AuthenticationError(f"payload of entry {entry.id:#x} does not match its digest")
+
+
+def worker_of(task_id: int) -> int:
+    """The index of the worker that submitted ``task_id`` (results go back there)."""
+    return task_id >> TASK_SEQ_BITS

@@ -1,0 +1,167 @@
+"""Process entry points the launcher starts: ``python -m scoop._run broker|worker``.
+
+Nothing secret is on the command line. Each process reads JSON lines on its standard input:
+
+* broker: one line ``{"secret", "transport", "host", "port", "log_level"}``; it prints one line
+  ``{"address": ...}`` on its standard output once it is bound.
+* worker: line 1 ``{"secret", "transport", "index", "size", "root", "script", "args",
+  "log_level", "parent_pid"}`` (given at start, so the script is imported while the broker
+  starts), then line 2 ``{"address": ...}`` once the broker is bound.
+
+Exit codes: a worker returns the root script's code (root) or 0; 3 means the worker could not
+start (its message on stderr says why).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import scoop
+from scoop import _plugins, _runtime, _script, _serialize
+from scoop._broker import Broker, local_versions
+from scoop._protocol import Codec
+from scoop._worker import WorkerScheduler
+from scoop.errors import ScoopError
+from scoop.transport import BindOptions, ConnectOptions
+
+#: Exit code of a worker or broker that could not start.
+STARTUP_FAILED = 3
+
+_LOG_FORMAT = "[%(asctime)s] %(levelname)-7s %(name)s %(processName)s: %(message)s"
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this process when its parent (the launcher) dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the idle loop's parent check still ends us
+
+
+def _read_line() -> dict[str, Any]:
+    line = sys.stdin.readline()
+    if not line:
+        raise ScoopError("the launcher closed standard input before sending the configuration")
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def _setup_logging(level: str, name: str) -> None:
+    logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
+    import multiprocessing
+
+    multiprocessing.current_process().name = name
+
+
+def broker_main() -> int:
+    """Run the broker of one run."""
+    config = _read_line()
+    _setup_logging(config.get("log_level", "WARNING"), "broker")
+    parent_pid = config.get("parent_pid")
+    if parent_pid is not None:
+        _die_with_parent()
+    transport = _plugins.choose_transport(config["transport"])
+    endpoint = transport.info.bind(
+        BindOptions(host=config.get("host", "127.0.0.1"), port=int(config.get("port", 0)))
+    )
+    print(json.dumps({"address": endpoint.address}), flush=True)
+    broker = Broker(
+        endpoint, Codec(bytes.fromhex(config["secret"])), transport.info.name, parent_pid=parent_pid
+    )
+    signal.signal(signal.SIGTERM, lambda *_: broker.shutdown(143))
+    try:
+        broker.serve()
+    finally:
+        endpoint.close()
+    if broker.dropped:
+        logging.getLogger("scoop.broker").warning(
+            "broker dropped %d messages that failed to decode or authenticate", broker.dropped
+        )
+    return 0
+
+
+def worker_main() -> int:
+    """Run one worker (the root when the configuration says so)."""
+    config = _read_line()
+    index = int(config["index"])
+    hostname = socket.gethostname()
+    _setup_logging(config.get("log_level", "WARNING"), f"worker-{index}")
+    parent_pid = config.get("parent_pid")
+    if parent_pid is not None:
+        _die_with_parent()
+    is_root = bool(config.get("root"))
+    scoop.IS_RUNNING = True
+    scoop.IS_ORIGIN = is_root
+    scoop.SIZE = int(config["size"])
+    scoop.worker = (hostname, index)
+    scoop.DEBUG = bool(config.get("debug"))
+    try:
+        transport = _plugins.choose_transport(config["transport"])
+    except ScoopError as exc:
+        print(f"scoop: worker {index} on host {hostname}: {exc}", file=sys.stderr)
+        return STARTUP_FAILED
+    script = config["script"]
+    _script.prepare(script, list(config.get("args", [])))
+    source, code = _script.read_script(script)
+    _serialize.main_only_names = _script.names_only_under_main_guard(source)
+    if is_root:
+        module = _script.new_module(script, "__main__")
+    else:
+        # Import the script as a module so that its functions and classes exist here.
+        module = _script.new_module(script, _script.WORKER_MODULE_NAME)
+        exec(code, module.__dict__)
+    address = _read_line()["address"]
+    sys.stdin.close()
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - the user's script must not read our pipe
+    endpoint = transport.info.connect(ConnectOptions(address=address))
+    scheduler = WorkerScheduler(
+        endpoint,
+        Codec(bytes.fromhex(config["secret"])),
+        index,
+        int(config["size"]),
+        hostname=hostname,
+        parent_pid=parent_pid,
+    )
+    _runtime.install(scheduler)
+    try:
+        scheduler.join(local_versions(transport.info.name))
+    except ScoopError as exc:
+        print(f"scoop: worker {index} on host {hostname} could not join the run: {exc}", file=sys.stderr)
+        endpoint.close()
+        return STARTUP_FAILED
+    try:
+        if is_root:
+            code_ = scheduler.run_root(lambda: exec(code, module.__dict__))
+        else:
+            scheduler.serve()
+            code_ = 0
+    finally:
+        scheduler.close()
+    return code_
+
+
+def main() -> None:
+    """Dispatch on the role given as the first argument."""
+    role = sys.argv[1] if len(sys.argv) > 1 else ""
+    if role == "broker":
+        code = broker_main()
+    elif role == "worker":
+        code = worker_main()
+    else:
+        print("usage: python -m scoop._run broker|worker (started by scoop_launch)", file=sys.stderr)
+        code = 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""The greenlet scheduler of one worker.
+
+Data flow inside a worker::
+
+    submit(fn, *args) --> Future (pickled once, to check it can travel) --> local deque
+                                                                            |  newest first (LIFO:
+    hub loop: resume ready greenlets  <-- futures finishing wake waiters    |  depth-first, bounded)
+              start the next local task in a new greenlet <-----------------+
+              every POLL_INTERVAL: service the network (subclass: spill, receive, send)
+              nothing to run: wait for the network or the next timer
+
+The hub is whichever greenlet runs the loop: the worker's main greenlet under the launcher, or the
+user's own main greenlet in serial mode (the first ``result()`` that has to wait drives the loop).
+A task that waits parks its greenlet and switches to the hub; it never blocks the worker.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import greenlet
+
+from scoop import _serialize
+from scoop.errors import SerializationError, SharedConstantError
+from scoop._future import CANCELLED, FINISHED, PENDING, RUNNING, Future
+from scoop.transport import Frame
+
+logger = logging.getLogger("scoop")
+
+#: How often a busy worker looks at the network, in seconds.
+POLL_INTERVAL = 0.001
+
+
+class DeadlockError(RuntimeError):
+    """Every task of this process is waiting and nothing can wake any of them."""
+
+
+class Waiter:
+    """A parked greenlet and what it waits for; futures notify it when they finish."""
+
+    __slots__ = ("active", "failed", "finished", "fired", "glet", "pending")
+
+    def __init__(self, glet: greenlet.greenlet, pending: int = 0, collect: bool = False) -> None:
+        self.glet = glet
+        self.fired = False
+        self.active = True
+        self.pending = pending
+        self.failed = False
+        self.finished: list[Future[Any]] | None = [] if collect else None
+
+    def notify(self, fut: Future[Any]) -> None:
+        self.pending -= 1
+        if fut._exception is not None or fut._state == CANCELLED:
+            self.failed = True
+        if self.finished is not None:
+            self.finished.append(fut)
+        fut._scheduler.wake(self)
+
+
+class Scheduler:
+    """Runs tasks in greenlets on this process; the base class runs everything locally."""
+
+    #: Index of this worker in the run (0 is the root), and the number of workers.
+    index = 0
+    size = 1
+
+    def __init__(self) -> None:
+        self.hub: greenlet.greenlet | None = None
+        self.ready: deque[greenlet.greenlet] = deque()
+        self.local: deque[Any] = deque()
+        self.timers: list[tuple[float, int, Waiter]] = []
+        self._timer_seq = itertools.count()
+        self._task_seq = itertools.count(1)
+        self._fn_frames: dict[Any, bytes] = {}
+        self.constants: dict[str, Any] = {}
+        self.constant_waiters: list[Waiter] = []
+
+    # -- submitting --------------------------------------------------------------------------
+
+    def next_task_id(self) -> int:
+        """A task id unique in the run: this worker's index above a per-worker sequence."""
+        return (self.index << 40) | next(self._task_seq)
+
+    def pickle_function(self, fn: Callable[..., Any]) -> bytes:
+        """Pickle a task's function, remembering module-level functions (pickled by name)."""
+        try:
+            return self._fn_frames[fn]
+        except (KeyError, TypeError):
+            pass
+        if not callable(fn):
+            raise TypeError(f"{_serialize.describe(fn)} is not callable")
+        try:
+            frame = _serialize.dumps_in_band(fn)
+        except Exception as exc:
+            raise SerializationError(
+                f"the function {_serialize.describe(fn)} cannot be pickled to travel to another "
+                f"worker: {exc}"
+            ) from exc
+        # Functions pickled by name can be cached; closures and lambdas may change, so not them.
+        name = getattr(fn, "__name__", "<")
+        by_name = isinstance(fn, type) or (
+            getattr(fn, "__qualname__", None) == name and not name.startswith("<")
+        )
+        if by_name and len(self._fn_frames) < 1024:
+            try:
+                self._fn_frames[fn] = frame
+            except TypeError:
+                pass
+        return frame
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fn_frame: bytes | None = None,
+    ) -> Future[Any]:
+        """Queue a call as a new task; raise SerializationError at once if it cannot travel."""
+        if fn_frame is None:
+            fn_frame = self.pickle_function(fn)
+        call_frames = _serialize.dumps_call(args, kwargs)
+        fut: Future[Any] = Future(self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames)
+        self.local.append(fut)
+        return fut
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    def wake(self, waiter: Waiter) -> None:
+        """Mark a waiter's condition as possibly met and schedule its greenlet to resume."""
+        if waiter.active and not waiter.fired:
+            waiter.fired = True
+            if waiter.glet is not self.hub:
+                self.ready.append(waiter.glet)
+
+    def park(self, waiter: Waiter) -> None:
+        """Suspend the calling greenlet until the waiter is woken (or its timer fires)."""
+        waiter.fired = False
+        current = greenlet.getcurrent()
+        if self.hub is None or current is self.hub:
+            self.run_loop(lambda: waiter.fired)
+        else:
+            self.hub.switch()
+
+    def _start_wait(self, waiter: Waiter, timeout: float | None) -> float | None:
+        if timeout is None or timeout < 0:
+            return None
+        deadline = time.monotonic() + timeout
+        heapq.heappush(self.timers, (deadline, next(self._timer_seq), waiter))
+        return deadline
+
+    def wait_one(self, fut: Future[Any], timeout: float | None) -> None:
+        """Park until ``fut`` is done or ``timeout`` seconds have passed."""
+        self.wait_futures([fut], timeout, "ALL_COMPLETED")
+
+    def wait_futures(
+        self, futures: Iterable[Future[Any]], timeout: float | None, return_when: str
+    ) -> None:
+        """Park until the ``concurrent.futures`` condition ``return_when`` holds, or timeout."""
+        pending = [f for f in futures if not f.done()]
+        if not pending:
+            return
+        if return_when == "FIRST_EXCEPTION" and any(
+            f.done() and (f._exception is not None or f.cancelled()) for f in futures
+        ):
+            return
+        waiter = Waiter(greenlet.getcurrent(), pending=len(pending))
+        total = waiter.pending
+        for fut in pending:
+            fut._waiters.append(waiter)
+        deadline = self._start_wait(waiter, timeout)
+        try:
+            while waiter.pending > 0:
+                if return_when == "FIRST_COMPLETED" and waiter.pending < total:
+                    break
+                if return_when == "FIRST_EXCEPTION" and waiter.failed:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self.park(waiter)
+        finally:
+            waiter.active = False
+            for fut in pending:
+                if not fut.done():
+                    fut._waiters.remove(waiter)
+
+    def iter_completed(
+        self, futures: Iterable[Future[Any]], timeout: float | None
+    ) -> Iterator[Future[Any]]:
+        """Yield futures as they finish (failed and cancelled ones included)."""
+        futures = list(dict.fromkeys(futures))
+        pending = []
+        for fut in futures:
+            if fut.done():
+                yield fut
+            else:
+                pending.append(fut)
+        if not pending:
+            return
+        waiter = Waiter(greenlet.getcurrent(), pending=len(pending), collect=True)
+        assert waiter.finished is not None
+        for fut in pending:
+            fut._waiters.append(waiter)
+        deadline = self._start_wait(waiter, timeout)
+        try:
+            yielded = 0
+            while yielded < len(pending):
+                while waiter.finished:
+                    yielded += 1
+                    yield waiter.finished.pop(0)
+                if yielded == len(pending):
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{len(pending) - yielded} of {len(futures)} futures unfinished "
+                        f"after {timeout} seconds"
+                    )
+                waiter.glet = greenlet.getcurrent()
+                self.park(waiter)
+        finally:
+            waiter.active = False
+            for fut in pending:
+                if not fut.done():
+                    fut._waiters.remove(waiter)
+
+    def wait_constant(self, name: str, timeout: float | None) -> bool:
+        """Park until the shared constant ``name`` is known; return whether it is."""
+        if name in self.constants:
+            return True
+        waiter = Waiter(greenlet.getcurrent())
+        deadline = self._start_wait(waiter, timeout)
+        try:
+            while name not in self.constants:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                self.constant_waiters.append(waiter)
+                self.park(waiter)
+            return True
+        finally:
+            waiter.active = False
+
+    def constant_arrived(self) -> None:
+        """Wake everything waiting for a shared constant."""
+        waiters, self.constant_waiters = self.constant_waiters, []
+        for waiter in waiters:
+            self.wake(waiter)
+
+    def set_constant(self, name: str, value: Any) -> None:
+        """Define a shared constant (serial mode: only in this process)."""
+        if name in self.constants:
+            raise SharedConstantError(
+                f"shared constant {name!r} is already set; constants cannot change"
+            )
+        self.constants[name] = value
+        self.constant_arrived()
+
+    def run_callback(self, fn: Callable[[Future[Any]], object], fut: Future[Any]) -> None:
+        """Run a done-callback; its exception is logged, never raised into the scheduler."""
+        try:
+            fn(fut)
+        except Exception:
+            logger.exception("done-callback %r of %r raised", fn, fut)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run_loop(self, until: Callable[[], bool]) -> None:
+        """Run tasks on the calling greenlet (which becomes the hub) until ``until()`` is true."""
+        previous_hub = self.hub
+        self.hub = greenlet.getcurrent()
+        next_poll = 0.0
+        try:
+            while not until():
+                now = time.monotonic()
+                if self.timers and self.timers[0][0] <= now:
+                    self._fire_timers(now)
+                if now >= next_poll:
+                    self.service_network(0.0)
+                    next_poll = now + POLL_INTERVAL
+                    if until():
+                        break
+                if self.ready:
+                    self.ready.popleft().switch()
+                    continue
+                task = self._next_local()
+                if task is not None:
+                    greenlet.greenlet(self._run, parent=self.hub).switch(task)
+                    continue
+                if until():
+                    break
+                self.idle(self.timers[0][0] - time.monotonic() if self.timers else None)
+                next_poll = time.monotonic() + POLL_INTERVAL
+        finally:
+            self.hub = previous_hub
+
+    def _fire_timers(self, now: float) -> None:
+        while self.timers and self.timers[0][0] <= now:
+            _, _, waiter = heapq.heappop(self.timers)
+            self.wake(waiter)
+
+    def _next_local(self) -> Any:
+        local = self.local
+        while local:
+            task = local.pop()
+            if not isinstance(task, Future) or task._state == PENDING:
+                return task
+        return None
+
+    def _run(self, task: Any) -> None:
+        if isinstance(task, Future):
+            self.run_own(task)
+        else:
+            self.run_foreign(task)
+
+    def run_own(self, fut: Future[Any]) -> None:
+        """Execute a task submitted on this worker, with its original objects."""
+        fut._state = RUNNING
+        fut._release()
+        try:
+            value = fut._fn(*fut._args, **fut._kwargs)
+        except greenlet.GreenletExit:
+            raise
+        except BaseException as exc:
+            fut._set_exception(exc)
+        else:
+            fut._set_result(value)
+
+    def run_foreign(self, task: Any) -> None:
+        """Execute a task received from another worker (only workers on a network have them)."""
+        raise NotImplementedError
+
+    def service_network(self, timeout: float) -> None:
+        """Exchange messages with the broker; the serial scheduler has none."""
+
+    def idle(self, timeout: float | None) -> None:
+        """Nothing to run: wait for something to happen, at most ``timeout`` seconds."""
+        if timeout is None:
+            raise DeadlockError(
+                "every task is waiting and nothing can wake them (a future that can never "
+                "finish, or a shared constant that is never set)"
+            )
+        time.sleep(max(timeout, 0.0))
+
+    def pending_futures(self) -> list[Future[Any]]:
+        """Futures of this worker's own that are not finished."""
+        return [t for t in self.local if isinstance(t, Future) and t._state == PENDING]
+
+
+def frames_size(frames: list[Frame]) -> int:
+    """Total payload bytes of some frames."""
+    return sum(memoryview(f).nbytes for f in frames)
+
+
+__all__ = ["FINISHED", "POLL_INTERVAL", "DeadlockError", "Scheduler", "Waiter"]

@@ -1,0 +1,131 @@
+"""Pickling of tasks, results and constants: pickle protocol 5 with out-of-band buffers.
+
+The C pickler is tried first (fast, and pickles module-level functions and classes by reference,
+which workers resolve against their own import of the user's script). What it cannot pickle
+(lambdas, closures, functions defined in an interactive session...) goes through cloudpickle, by
+value. Buffers of at least ``OUT_OF_BAND_MIN_BYTES`` (bytearrays, NumPy arrays, PickleBuffers)
+travel as their own frames instead of being copied into the pickle stream.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import cloudpickle
+
+from scoop.errors import SerializationError
+from scoop.transport import Frame
+
+OUT_OF_BAND_MIN_BYTES = 64 * 1024
+
+#: Names defined only inside the ``if __name__ == "__main__":`` block of the user's script. Workers
+#: import the script without running that block, so these are pickled by value.
+main_only_names: frozenset[str] = frozenset()
+
+
+class _ScoopPickler(cloudpickle.Pickler):
+    """cloudpickle, but ``__main__`` objects that workers also define are sent by reference."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if (
+            isinstance(obj, type | types.FunctionType)
+            and getattr(obj, "__module__", None) == "__main__"
+            and obj.__qualname__.split(".", 1)[0] not in main_only_names
+            and "<" not in obj.__qualname__
+            and _resolves(obj)
+        ):
+            return NotImplemented  # the standard by-reference path
+        return super().reducer_override(obj)
+
+
+def _resolves(obj: Any) -> bool:
+    target: Any = sys.modules.get("__main__")
+    for part in obj.__qualname__.split("."):
+        target = getattr(target, part, None)
+    return target is obj
+
+
+def _pickle(obj: Any, fast: bool) -> list[Frame]:
+    buffers: list[pickle.PickleBuffer] = []
+
+    def keep_large(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < OUT_OF_BAND_MIN_BYTES:
+            return True  # in-band
+        buffers.append(buffer)
+        return False
+
+    if fast:
+        main = pickle.dumps(obj, protocol=5, buffer_callback=keep_large)
+    else:
+        stream = io.BytesIO()
+        _ScoopPickler(stream, protocol=5, buffer_callback=keep_large).dump(obj)
+        main = stream.getvalue()
+    return [main, *(buffer.raw() for buffer in buffers)]
+
+
+def dumps(obj: Any) -> list[Frame]:
+    """Pickle ``obj`` into frames: the pickle stream, then its out-of-band buffers."""
+    if not main_only_names:
+        try:
+            return _pickle(obj, fast=True)
+        except Exception:  # noqa: S110 - anything the C pickler refuses goes to cloudpickle
+            pass
+    return _pickle(obj, fast=False)
+
+
+def loads(frames: Sequence[Frame]) -> Any:
+    """Rebuild an object from the frames :func:`dumps` made."""
+    return pickle.loads(frames[0], buffers=frames[1:])
+
+
+def describe(obj: Any, limit: int = 80) -> str:
+    """A short, safe description of ``obj`` for error messages."""
+    try:
+        text = repr(obj)
+    except Exception:
+        text = f"<{type(obj).__qualname__} object>"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{text} (type {type(obj).__module__}.{type(obj).__qualname__})"
+
+
+def dumps_or_explain(obj: Any, what: str) -> list[Frame]:
+    """Like :func:`dumps`, but failure raises SerializationError naming ``what`` and the cause."""
+    try:
+        return dumps(obj)
+    except Exception as exc:
+        raise SerializationError(f"{what} cannot be pickled to travel to another worker: {exc}") from exc
+
+
+def dumps_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Frame]:
+    """Pickle a call's arguments; on failure, name the exact argument that cannot travel."""
+    try:
+        return dumps((args, kwargs))
+    except Exception as exc:
+        culprit = "the arguments"
+        for label, value in (
+            *((f"argument {i}", arg) for i, arg in enumerate(args)),
+            *((f"keyword argument {name!r}", arg) for name, arg in kwargs.items()),
+        ):
+            try:
+                dumps(value)
+            except Exception:
+                culprit = f"{label} {describe(value)}"
+                break
+        raise SerializationError(
+            f"{culprit} cannot be pickled to travel to another worker: {exc}"
+        ) from exc
+
+def dumps_in_band(obj: Any) -> bytes:
+    """Pickle ``obj`` into one frame, buffers included (for task functions)."""
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except Exception:
+        stream = io.BytesIO()
+        _ScoopPickler(stream, protocol=5).dump(obj)
+        return stream.getvalue()

@@ -1,0 +1,97 @@
+"""Error classes raised by SCOOP.
+
+Every error SCOOP raises on purpose derives from :class:`ScoopError`. Transports map their native
+errors (``zmq.ZMQError``, ``pynng.NNGException``...) to the :class:`TransportError` family at their
+boundary, so that core and user code never see a library-specific exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AddressInUse",
+    "AuthenticationError",
+    "InvalidAddress",
+    "NoTransportError",
+    "PeerUnreachable",
+    "ProtocolError",
+    "RemoteTraceback",
+    "ScoopError",
+    "SerializationError",
+    "SharedConstantError",
+    "TransportClosed",
+    "TransportError",
+    "UnknownTransportError",
+    "VersionMismatchError",
+    "WorkerLostError",
+]
+
+
+class ScoopError(Exception):
+    """Base class of every error raised by SCOOP itself."""
+
+
+class SerializationError(ScoopError):
+    """An object could not be pickled or unpickled to travel between workers."""
+
+
+class SharedConstantError(ScoopError, TypeError):
+    """A shared constant was set twice (a TypeError, as in the original SCOOP)."""
+
+
+class WorkerLostError(ScoopError):
+    """The worker that held a task died before returning its result."""
+
+
+class ProtocolError(ScoopError):
+    """A message did not follow the SCOOP wire protocol (malformed or truncated)."""
+
+
+class AuthenticationError(ProtocolError):
+    """A message failed the per-run authentication check; it was dropped unread."""
+
+
+class VersionMismatchError(ProtocolError):
+    """A worker and its broker run incompatible protocol, Python or package versions."""
+
+
+class TransportError(ScoopError):
+    """Base class of the errors a transport raises."""
+
+
+class TransportClosed(TransportError):
+    """The endpoint was closed by this process (you closed it)."""
+
+
+class PeerUnreachable(TransportError):
+    """The peer is unknown, gone, or its connection broke (the peer broke)."""
+
+
+class AddressInUse(TransportError):
+    """The address to bind is already taken by another socket."""
+
+
+class InvalidAddress(TransportError):
+    """The address is malformed or uses a scheme the transport does not serve."""
+
+
+class NoTransportError(ScoopError):
+    """No transport plugin is installed."""
+
+
+class UnknownTransportError(ScoopError):
+    """The transport asked for is not installed."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in another worker, as text.
+
+    SCOOP sets it as the ``__cause__`` of the exception re-raised in the waiting worker, so that
+    the remote frames print above the local ones.
+    """
+
+    def __init__(self, traceback_text: str) -> None:
+        super().__init__(traceback_text)
+        self.traceback_text = traceback_text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.traceback_text.rstrip()}\n"""'

@@ -1,0 +1,134 @@
+"""The transport interface: what a transport plugin implements.
+
+A transport moves opaque lists of byte frames between one broker and many workers. Everything
+above bytes (framing of messages, authentication, pickling, routing) belongs to scoop-core.
+
+Shape of the interface::
+
+    TransportInfo(name, schemes, api_version, bind, connect)   <- returned by the plugin hook
+        bind(BindOptions)       -> BrokerEndpoint  (binds, recv (peer, frames), send(peer, frames))
+        connect(ConnectOptions) -> WorkerEndpoint  (connects, send(frames), recv -> frames)
+
+Rules every implementation follows (``scoop.testing`` checks them):
+
+* Frames are delivered whole, in order per peer, as a list; a message of N frames arrives as N
+  frames. Frames may arrive as ``bytes`` or ``memoryview``; senders may pass either.
+* ``recv(timeout)`` waits at most ``timeout`` seconds (``None``: forever, ``0``: poll) and returns
+  ``None`` on timeout. The scheduler owns all waiting, so no call blocks longer than asked.
+* ``send`` never blocks for long and never drops a message silently: a broker sending to a peer it
+  has never heard from, or that is gone, gets :class:`~scoop.errors.PeerUnreachable`.
+* A worker's first ``send`` makes it known to the broker; the broker sees it as an opaque, hashable
+  ``peer`` value that it passes back to ``send``.
+* Native errors are mapped to :mod:`scoop.errors`: ``TransportClosed`` after ``close()``,
+  ``AddressInUse``, ``InvalidAddress``, ``PeerUnreachable``.
+* ``BrokerEndpoint.address`` is the real address workers connect to, even when port 0 was asked.
+* Import the networking library inside the factories, not at module import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "API_VERSION",
+    "BindOptions",
+    "BrokerEndpoint",
+    "ConnectOptions",
+    "Frame",
+    "TransportInfo",
+    "WorkerEndpoint",
+]
+
+#: Version of this interface. A plugin declares the version it implements in its TransportInfo;
+#: core refuses a plugin with another version, naming it.
+API_VERSION = 1
+
+#: A frame as it travels: any contiguous bytes-like object.
+Frame = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True)
+class BindOptions:
+    """Where and how a broker endpoint binds.
+
+    New options are added here as fields with defaults, never as new factory parameters, so
+    that plugins written against an older core keep working.
+    """
+
+    #: Interface address to bind: an IPv4 or IPv6 literal or a host name.
+    #: ``127.0.0.1`` for a run on one machine, ``0.0.0.0`` to accept workers on other hosts.
+    host: str = "127.0.0.1"
+    #: TCP port; 0 picks a free one (the endpoint's ``address`` then tells which).
+    port: int = 0
+    #: Free-form options for one transport, keyed by option name.
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """Where a worker endpoint connects."""
+
+    #: The broker's address, as its ``BrokerEndpoint.address`` reported it, possibly with the
+    #: host replaced by the one workers use to reach the broker (``--broker-hostname``).
+    address: str
+    #: Free-form options for one transport, keyed by option name.
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class BrokerEndpoint(Protocol):
+    """The broker's side: one bound endpoint that talks to many workers."""
+
+    @property
+    def address(self) -> str:
+        """The address workers connect to, with the real port."""
+        ...
+
+    def recv(self, timeout: float | None) -> tuple[Hashable, list[Frame]] | None:
+        """Return ``(peer, frames)`` of the next message, or ``None`` after ``timeout`` seconds."""
+        ...
+
+    def send(self, peer: Hashable, frames: Sequence[Frame]) -> None:
+        """Queue one message of ``frames`` to ``peer``; raise PeerUnreachable if it is unknown."""
+        ...
+
+    def close(self) -> None:
+        """Close the endpoint; later calls raise TransportClosed. Closing twice is allowed."""
+        ...
+
+
+@runtime_checkable
+class WorkerEndpoint(Protocol):
+    """A worker's side: one connection to the broker."""
+
+    def send(self, frames: Sequence[Frame]) -> None:
+        """Queue one message of ``frames`` to the broker."""
+        ...
+
+    def recv(self, timeout: float | None) -> list[Frame] | None:
+        """Return the frames of the next message, or ``None`` after ``timeout`` seconds."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection; later calls raise TransportClosed. Closing twice is allowed."""
+        ...
+
+
+@dataclass(frozen=True)
+class TransportInfo:
+    """What a plugin's ``scoop_transports`` hook returns for each transport it provides."""
+
+    #: Short name users pass to ``--transport`` (``zmq``, ``nng``...).
+    name: str
+    #: URL schemes of the addresses it serves (``tcp``...).
+    schemes: tuple[str, ...]
+    #: The version of this interface the plugin implements: :data:`API_VERSION`.
+    api_version: int
+    #: Factory of the broker side.
+    bind: Callable[[BindOptions], BrokerEndpoint]
+    #: Factory of the worker side.
+    connect: Callable[[ConnectOptions], WorkerEndpoint]
+    #: One line for ``--list-transports``.
+    description: str = ""

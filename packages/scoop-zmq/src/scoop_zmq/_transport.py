@@ -1,0 +1,160 @@
+"""pyzmq sockets behind the SCOOP transport interface.
+
+Every pyzmq error is mapped to scoop.errors at this boundary (see ``_mapped_errors``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import threading
+from collections.abc import Hashable, Iterator, Sequence
+
+import zmq
+
+from scoop.errors import AddressInUse, InvalidAddress, PeerUnreachable, TransportClosed, TransportError
+from scoop.transport import BindOptions, ConnectOptions, Frame
+
+#: Frames at least this large are received without a copy (as memoryviews).
+ZERO_COPY_MIN_BYTES = 64 * 1024
+#: How long close() lets queued messages go out, in milliseconds.
+LINGER_MS = 2000
+
+_context_lock = threading.Lock()
+_context: zmq.Context[zmq.Socket[bytes]] | None = None
+
+
+def _shared_context() -> zmq.Context[zmq.Socket[bytes]]:
+    # One context per process; a fresh one after fork (pyzmq contexts are not fork-safe).
+    global _context
+    with _context_lock:
+        if _context is None or _context.closed:
+            _context = zmq.Context()
+        return _context
+
+
+@contextlib.contextmanager
+def _mapped_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except zmq.ZMQError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"{what}: address already in use") from exc
+        if exc.errno in (errno.EINVAL, errno.EPROTONOSUPPORT, errno.ENODEV, zmq.EPROTONOSUPPORT):
+            raise InvalidAddress(f"{what}: {exc}") from exc
+        if exc.errno == errno.EHOSTUNREACH:
+            raise PeerUnreachable(f"{what}: peer unknown or gone") from exc
+        if exc.errno in (zmq.ENOTSOCK, zmq.ETERM):
+            raise TransportClosed(f"{what}: the endpoint is closed") from exc
+        raise TransportError(f"{what}: {exc}") from exc
+
+
+def _tcp_url(host: str, port: int | str) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 literal
+    return f"tcp://{host}:{port}"
+
+
+def _frames(parts: list[zmq.Frame]) -> list[Frame]:
+    return [part.buffer if len(part) >= ZERO_COPY_MIN_BYTES else part.bytes for part in parts]
+
+
+class _Endpoint:
+    def __init__(self, socket: zmq.Socket[bytes]) -> None:
+        self._socket = socket
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosed("the endpoint is closed")
+
+    def _poll(self, timeout: float | None) -> bool:
+        self._check_open()
+        with _mapped_errors("recv"):
+            wait = None if timeout is None else max(0, int(timeout * 1000))
+            return bool(self._socket.poll(wait, zmq.POLLIN))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._socket.close(linger=LINGER_MS)
+
+
+class ZmqBrokerEndpoint(_Endpoint):
+    """The broker's ROUTER socket."""
+
+    def __init__(self, options: BindOptions) -> None:
+        socket = _shared_context().socket(zmq.ROUTER)
+        socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peers raise instead of dropping
+        socket.setsockopt(zmq.SNDHWM, 0)  # never drop or block on a slow worker
+        socket.setsockopt(zmq.RCVHWM, 0)
+        if ":" in options.host:
+            socket.setsockopt(zmq.IPV6, 1)
+        url = _tcp_url(options.host, options.port or "*")
+        try:
+            with _mapped_errors(f"bind {url}"):
+                socket.bind(url)
+        except BaseException:
+            socket.close(linger=0)
+            raise
+        super().__init__(socket)
+        self._address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def recv(self, timeout: float | None) -> tuple[Hashable, list[Frame]] | None:
+        if not self._poll(timeout):
+            return None
+        with _mapped_errors("recv"):
+            parts = self._socket.recv_multipart(copy=False)
+        return parts[0].bytes, _frames(parts[1:])
+
+    def send(self, peer: Hashable, frames: Sequence[Frame]) -> None:
+        self._check_open()
+        if not isinstance(peer, bytes):
+            raise PeerUnreachable(f"not a zmq peer: {peer!r}")
+        with _mapped_errors("send"):
+            self._socket.send_multipart([peer, *frames], copy=False)
+
+
+class ZmqWorkerEndpoint(_Endpoint):
+    """A worker's DEALER socket."""
+
+    def __init__(self, options: ConnectOptions) -> None:
+        if not options.address.startswith("tcp://"):
+            raise InvalidAddress(f"the zmq transport serves tcp:// addresses, not {options.address!r}")
+        socket = _shared_context().socket(zmq.DEALER)
+        socket.setsockopt(zmq.SNDHWM, 0)
+        socket.setsockopt(zmq.RCVHWM, 0)
+        if "[" in options.address:
+            socket.setsockopt(zmq.IPV6, 1)
+        try:
+            with _mapped_errors(f"connect {options.address}"):
+                socket.connect(options.address)
+        except BaseException:
+            socket.close(linger=0)
+            raise
+        super().__init__(socket)
+
+    def recv(self, timeout: float | None) -> list[Frame] | None:
+        if not self._poll(timeout):
+            return None
+        with _mapped_errors("recv"):
+            return _frames(self._socket.recv_multipart(copy=False))
+
+    def send(self, frames: Sequence[Frame]) -> None:
+        self._check_open()
+        with _mapped_errors("send"):
+            self._socket.send_multipart(list(frames), copy=False)
+
+
+def bind(options: BindOptions) -> ZmqBrokerEndpoint:
+    """Bind a broker endpoint."""
+    return ZmqBrokerEndpoint(options)
+
+
+def connect(options: ConnectOptions) -> ZmqWorkerEndpoint:
+    """Connect a worker endpoint."""
+    return ZmqWorkerEndpoint(options)

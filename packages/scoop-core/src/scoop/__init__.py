@@ -31,6 +31,7 @@ from scoop import futures, shared
 from scoop.errors import RemoteTraceback, ScoopError
 
 __all__ = [
+    "BROKER_ADDRESS",
     "DEBUG",
     "IS_ORIGIN",
     "IS_RUNNING",
@@ -54,6 +55,8 @@ IS_ORIGIN = True
 SIZE = 1
 #: This worker, as ``(hostname, index)``; the root is index 0. None outside a run.
 worker: tuple[str, int] | None = None
+#: The address workers use to reach the broker (for diagnostics). None outside a run.
+BROKER_ADDRESS: str | None = None
 #: True when the launcher was given ``--debug``.
 DEBUG = False
 #: The logger SCOOP and its users log to (``scoop.logger.warning(...)``).

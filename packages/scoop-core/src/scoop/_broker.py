@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -28,6 +29,11 @@ from scoop.errors import PeerUnreachable, ProtocolError
 from scoop.transport import BrokerEndpoint
 
 logger = logging.getLogger("scoop.broker")
+
+#: After the root ends the run, how long the broker waits for workers that have not joined yet.
+LATE_JOIN_SECONDS = 3.0
+#: Bad messages logged one by one before the broker only logs at 100, 1000, 10000...
+DROPS_LOGGED = 10
 
 
 def local_versions(transport: str) -> dict[str, Any]:
@@ -61,8 +67,8 @@ class Broker:
         codec: Codec,
         transport: str,
         *,
+        size: int = 0,
         parent_pid: int | None = None,
-        is_alive: Callable[[], bool] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.codec = codec
@@ -75,13 +81,20 @@ class Broker:
         self.holder: dict[int, int] = {}
         self.constants: dict[int, Entry] = {}
         self.dropped = 0
+        self.size = size
         self.stopped = False
         self.exit_code: int | None = None
+        self.told_to_stop: set[int] = set()
+        self._stop_deadline: float | None = None
 
     def serve(self, until: Callable[[], bool] | None = None) -> None:
         """Route messages until the root ends the run (or ``until()`` becomes true)."""
         while not self.stopped and not (until is not None and until()):
-            received = self.endpoint.recv(1.0)
+            if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
+                missing = sorted(set(range(self.size)) - self.told_to_stop)
+                logger.warning("broker: workers %s never joined; ending the run without them", missing)
+                break
+            received = self.endpoint.recv(0.1 if self._stop_deadline is not None else 1.0)
             if received is None:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     logger.error("broker: its launcher is gone; exiting")
@@ -95,17 +108,13 @@ class Broker:
         try:
             message = self.codec.decode(frames)
         except ProtocolError as exc:
-            self.dropped += 1
-            logger.warning(
-                "broker dropped a message from %r (%d dropped so far): %s", peer, self.dropped, exc
-            )
+            self._drop(peer, str(exc))
             return
         sender = self.index_of.get(peer)
         if message.kind == Kind.HELLO:
             self._hello(peer, message)
         elif sender is None:
-            self.dropped += 1
-            logger.warning("broker dropped a %s message from a worker that never said HELLO", message.kind.name)
+            self._drop(peer, f"{message.kind.name} from a worker that never said HELLO")
         elif message.kind == Kind.TASKS:
             for entry in message.entries:
                 self.holder.pop(entry.id, None)
@@ -122,12 +131,21 @@ class Broker:
             self._constant(sender, message)
         elif message.kind == Kind.SHUTDOWN:
             self._forget(sender)  # the root has left
-            self.shutdown(message.arg)
+            self.shutdown(message.arg, sender)
         elif message.kind == Kind.BYE:
             self._forget(sender)
         else:
-            self.dropped += 1
-            logger.warning("broker dropped an unexpected %s message", message.kind.name)
+            self._drop(peer, f"unexpected {message.kind.name} message")
+
+    def _drop(self, peer: Hashable, reason: str) -> None:
+        """Count a bad message; log the first few, then only at powers of ten (no log flood)."""
+        self.dropped += 1
+        count = self.dropped
+        if count <= DROPS_LOGGED or str(count).rstrip("0") == "1":
+            label = peer.hex()[:16] if isinstance(peer, bytes) else repr(peer)[:40]
+            logger.warning(
+                "broker dropped a message from peer %s (%d dropped so far): %s", label, count, reason
+            )
 
     def _send(self, index: int, frames: list[Any]) -> None:
         peer = self.workers.get(index)
@@ -147,8 +165,7 @@ class Broker:
             theirs = json.loads(bytes(entry.frames[0]))
             index = int(theirs["index"])
         except (IndexError, ValueError, KeyError, TypeError, ProtocolError) as exc:
-            self.dropped += 1
-            logger.warning("broker dropped a malformed HELLO: %s", exc)
+            self._drop(peer, f"malformed HELLO: {exc}")
             return
         problem = version_mismatch(self.versions, theirs)
         if problem:
@@ -159,6 +176,12 @@ class Broker:
         self.workers[index] = peer
         self.index_of[peer] = index
         self.endpoint.send(peer, self.codec.encode(Kind.WELCOME, 0))
+        if self.exit_code is not None:  # joined after the root ended the run
+            self._send(index, self.codec.encode(Kind.SHUTDOWN, 0, self.exit_code))
+            self.told_to_stop.add(index)
+            self._forget(index)
+            self._stop_if_everyone_told()
+            return
         for constant in self.constants.values():
             self.endpoint.send(peer, self.codec.encode_entries(Kind.CONST, 0, 0, [constant]))
         logger.debug("broker: worker %d joined from %s", index, theirs.get("host"))
@@ -208,10 +231,19 @@ class Broker:
         """Ids of the tasks the broker gave to worker ``index`` whose results it has not seen."""
         return [task_id for task_id, holder in self.holder.items() if holder == index]
 
-    def shutdown(self, code: int) -> None:
-        """Tell every worker the run is over."""
+    def shutdown(self, code: int, sender: int | None = None) -> None:
+        """Tell every worker the run is over; wait (a little) for those yet to join."""
         self.exit_code = code
+        if sender is not None:
+            self.told_to_stop.add(sender)
         frames = self.codec.encode(Kind.SHUTDOWN, 0, code)
         for index in list(self.workers):
             self._send(index, frames)
-        self.stopped = True
+            self.told_to_stop.add(index)
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + LATE_JOIN_SECONDS
+        self._stop_if_everyone_told()
+
+    def _stop_if_everyone_told(self) -> None:
+        if self.told_to_stop.issuperset(range(self.size)):
+            self.stopped = True

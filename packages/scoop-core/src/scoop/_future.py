@@ -1,4 +1,4 @@
-"""The Future type.
+r"""The Future type.
 
 A Future moves through the states of ``concurrent.futures``::
 

@@ -74,7 +74,11 @@ def broker_main() -> int:
     )
     print(json.dumps({"address": endpoint.address}), flush=True)
     broker = Broker(
-        endpoint, Codec(bytes.fromhex(config["secret"])), transport.info.name, parent_pid=parent_pid
+        endpoint,
+        Codec(bytes.fromhex(config["secret"])),
+        transport.info.name,
+        size=int(config.get("size", 0)),
+        parent_pid=parent_pid,
     )
     signal.signal(signal.SIGTERM, lambda *_: broker.shutdown(143))
     try:
@@ -119,6 +123,7 @@ def worker_main() -> int:
         module = _script.new_module(script, _script.WORKER_MODULE_NAME)
         exec(code, module.__dict__)
     address = _read_line()["address"]
+    scoop.BROKER_ADDRESS = address
     sys.stdin.close()
     sys.stdin = open(os.devnull)  # noqa: SIM115 - the user's script must not read our pipe
     endpoint = transport.info.connect(ConnectOptions(address=address))

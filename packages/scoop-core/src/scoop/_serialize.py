@@ -68,8 +68,39 @@ def _pickle(obj: Any, fast: bool) -> list[Frame]:
     return [main, *(buffer.raw() for buffer in buffers)]
 
 
+class _LargeBytes:
+    """Carries a large bytes/bytearray out of band (pickle keeps those in-band by itself)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        rebuild = bytes if type(self.data) is bytes else bytearray
+        return rebuild, (pickle.PickleBuffer(self.data),)
+
+
+def _wrap_large(obj: Any, depth: int = 2) -> Any:
+    # Only the object and the containers right around it are looked at: arguments and results.
+    kind = type(obj)
+    if kind is bytes or kind is bytearray:
+        return _LargeBytes(obj) if len(obj) >= OUT_OF_BAND_MIN_BYTES else obj
+    if depth == 0:
+        return obj
+    if kind is tuple or kind is list:
+        wrapped = [_wrap_large(item, depth - 1) for item in obj]
+        if any(a is not b for a, b in zip(wrapped, obj, strict=True)):
+            return kind(wrapped)
+    elif kind is dict:
+        if any(type(v) in (bytes, bytearray, tuple, list) for v in obj.values()):
+            return {k: _wrap_large(v, depth - 1) for k, v in obj.items()}
+    return obj
+
+
 def dumps(obj: Any) -> list[Frame]:
     """Pickle ``obj`` into frames: the pickle stream, then its out-of-band buffers."""
+    obj = _wrap_large(obj)
     if not main_only_names:
         try:
             return _pickle(obj, fast=True)

@@ -115,6 +115,8 @@ class WorkerScheduler(Scheduler):
                 raise ScoopError(f"{self.where}: the broker did not answer within {timeout} s")
             message = self.codec.decode(frames)
             if message.kind == Kind.WELCOME:
+                # Anything queued behind WELCOME (constants, an early SHUTDOWN) is read now.
+                self.receive(0)
                 return
             if message.kind == Kind.REJECT:
                 Codec.verify(message.entries[0])

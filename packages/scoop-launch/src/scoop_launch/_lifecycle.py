@@ -126,7 +126,12 @@ class Run:
             "parent_pid": os.getpid(),
             "debug": self.config.debug,
         }
-        self.broker = self._spawn("the broker", "broker", {**common, "host": "127.0.0.1"}, pipe_stdout=True)
+        self.broker = self._spawn(
+            "the broker",
+            "broker",
+            {**common, "host": "127.0.0.1", "size": self.config.workers},
+            pipe_stdout=True,
+        )
         threading.Thread(target=self._read_address, args=(self.broker,), daemon=True).start()
         for index in range(self.config.workers):
             line = {

@@ -1,0 +1,78 @@
+import os
+
+import pytest
+
+from scoop._protocol import MAGIC, PROTOCOL_VERSION, Codec, Kind, worker_of
+from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
+
+SECRET = os.urandom(32)
+
+
+def test_round_trip_keeps_entries_and_frames():
+    codec = Codec(SECRET)
+    frames = codec.encode(
+        Kind.TASKS, 3, 7, [(1 << 40 | 5, 0, [b"fn", b"args"]), (9, 1, [memoryview(b"x" * 100)])]
+    )
+    message = codec.decode(frames)
+    assert (message.kind, message.sender, message.arg) == (Kind.TASKS, 3, 7)
+    assert [e.id for e in message.entries] == [1 << 40 | 5, 9]
+    assert [e.status for e in message.entries] == [0, 1]
+    assert [bytes(f) for f in message.entries[0].frames] == [b"fn", b"args"]
+    for entry in message.entries:
+        Codec.verify(entry)
+    assert worker_of(message.entries[0].id) == 1
+
+
+def test_other_secret_is_rejected():
+    frames = Codec(SECRET).encode(Kind.REQUEST, 1, 1)
+    with pytest.raises(AuthenticationError):
+        Codec(os.urandom(32)).decode(frames)
+
+
+def test_tampered_header_is_rejected():
+    frames = Codec(SECRET).encode(Kind.REQUEST, 1, 1)
+    head = bytearray(frames[0])
+    head[-1] ^= 1
+    with pytest.raises(AuthenticationError):
+        Codec(SECRET).decode([bytes(head)])
+
+
+def test_tampered_payload_fails_verification_not_decoding():
+    codec = Codec(SECRET)
+    frames = codec.encode(Kind.RESULTS, 0, 0, [(1, 0, [b"payload"])])
+    frames[1] = b"PAYLOAD"
+    entry = codec.decode(frames).entries[0]
+    with pytest.raises(AuthenticationError):
+        Codec.verify(entry)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [[], [b""], [b"garbage"], [os.urandom(200)], [b"\x00" * 16 + MAGIC + b"\x01" * 18]],
+    ids=["no-frames", "empty", "short", "random", "forged-tag"],
+)
+def test_garbage_raises_protocol_error(frames):
+    with pytest.raises(ProtocolError):
+        Codec(SECRET).decode(frames)
+
+
+def test_frame_count_must_match_header():
+    codec = Codec(SECRET)
+    frames = codec.encode(Kind.TASKS, 0, 0, [(1, 0, [b"a", b"b"])])
+    with pytest.raises(ProtocolError, match="payload frames"):
+        codec.decode(frames[:-1])
+
+
+def test_other_protocol_version_is_named():
+    import hashlib
+    import struct
+
+    header = struct.pack("<2sBBIIq", MAGIC, PROTOCOL_VERSION + 1, Kind.HELLO, 0, 0, 0)
+    tag = hashlib.blake2b(header, key=SECRET, digest_size=16).digest()
+    with pytest.raises(VersionMismatchError, match=f"version {PROTOCOL_VERSION + 1}"):
+        Codec(SECRET).decode([tag + header])
+
+
+def test_short_secret_refused():
+    with pytest.raises(ValueError):
+        Codec(b"short")

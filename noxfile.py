@@ -31,7 +31,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) over the packages' sources."""
-    session.install(*PACKAGES, "mypy==2.4.1")
+    session.install(*PACKAGES, "mypy==2.4.1", "types-greenlet==3.5.0.20260518")
     session.run("mypy", *SOURCES)
 
 

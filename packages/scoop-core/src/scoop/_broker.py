@@ -92,7 +92,9 @@ class Broker:
         while not self.stopped and not (until is not None and until()):
             if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
                 missing = sorted(set(range(self.size)) - self.told_to_stop)
-                logger.warning("broker: workers %s never joined; ending the run without them", missing)
+                logger.warning(
+                    "broker: workers %s never joined; ending the run without them", missing
+                )
                 break
             received = self.endpoint.recv(0.1 if self._stop_deadline is not None else 1.0)
             if received is None:
@@ -144,7 +146,10 @@ class Broker:
         if count <= DROPS_LOGGED or str(count).rstrip("0") == "1":
             label = peer.hex()[:16] if isinstance(peer, bytes) else repr(peer)[:40]
             logger.warning(
-                "broker dropped a message from peer %s (%d dropped so far): %s", label, count, reason
+                "broker dropped a message from peer %s (%d dropped so far): %s",
+                label,
+                count,
+                reason,
             )
 
     def _send(self, index: int, frames: list[Any]) -> None:
@@ -171,7 +176,9 @@ class Broker:
         if problem:
             reason = f"worker {index} on host {theirs.get('host', '?')} cannot join: {problem}"
             logger.error("broker rejected %s", reason)
-            self.endpoint.send(peer, self.codec.encode(Kind.REJECT, 0, 0, [(index, 0, [reason.encode()])]))
+            self.endpoint.send(
+                peer, self.codec.encode(Kind.REJECT, 0, 0, [(index, 0, [reason.encode()])])
+            )
             return
         self.workers[index] = peer
         self.index_of[peer] = index

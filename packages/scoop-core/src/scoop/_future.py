@@ -35,8 +35,8 @@ class Future(Generic[T]):
 
     __slots__ = (
         "_args",
-        "_callbacks",
         "_call_frames",
+        "_callbacks",
         "_exception",
         "_fn",
         "_fn_frame",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -60,9 +61,8 @@ def installed_transports() -> dict[str, InstalledTransport]:
     found: dict[str, InstalledTransport] = {}
     for impl in manager.hook.scoop_transports.get_hookimpls():
         dist_name, dist_version = distributions.get(id(impl.plugin), ("?", "?"))
-        infos = impl.function()
-        if isinstance(infos, TransportInfo):
-            infos = [infos]
+        returned: Any = impl.function()
+        infos: list[object] = [returned] if isinstance(returned, TransportInfo) else list(returned)
         for info in infos:
             if not isinstance(info, TransportInfo):
                 raise TypeError(

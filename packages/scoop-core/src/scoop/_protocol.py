@@ -118,7 +118,10 @@ class Codec:
             kind,
             sender,
             arg,
-            [Entry(id_, status, payload_digest(frames), list(frames)) for id_, status, frames in entries],
+            [
+                Entry(id_, status, payload_digest(frames), list(frames))
+                for id_, status, frames in entries
+            ],
         )
 
     def encode_entries(

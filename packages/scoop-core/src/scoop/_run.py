@@ -139,7 +139,10 @@ def worker_main() -> int:
     try:
         scheduler.join(local_versions(transport.info.name))
     except ScoopError as exc:
-        print(f"scoop: worker {index} on host {hostname} could not join the run: {exc}", file=sys.stderr)
+        print(
+            f"scoop: worker {index} on host {hostname} could not join the run: {exc}",
+            file=sys.stderr,
+        )
         endpoint.close()
         return STARTUP_FAILED
     try:
@@ -161,7 +164,9 @@ def main() -> None:
     elif role == "worker":
         code = worker_main()
     else:
-        print("usage: python -m scoop._run broker|worker (started by scoop_launch)", file=sys.stderr)
+        print(
+            "usage: python -m scoop._run broker|worker (started by scoop_launch)", file=sys.stderr
+        )
         code = 2
     sys.stdout.flush()
     sys.stderr.flush()

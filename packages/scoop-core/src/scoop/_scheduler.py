@@ -16,6 +16,7 @@ A task that waits parks its greenlet and switches to the hub; it never blocks th
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -27,8 +28,8 @@ from typing import Any
 import greenlet
 
 from scoop import _serialize
-from scoop.errors import SerializationError, SharedConstantError
 from scoop._future import CANCELLED, FINISHED, PENDING, RUNNING, Future
+from scoop.errors import SerializationError, SharedConstantError
 from scoop.transport import Frame
 
 logger = logging.getLogger("scoop")
@@ -108,10 +109,8 @@ class Scheduler:
             getattr(fn, "__qualname__", None) == name and not name.startswith("<")
         )
         if by_name and len(self._fn_frames) < 1024:
-            try:
+            with contextlib.suppress(TypeError):  # unhashable callables are not cached
                 self._fn_frames[fn] = frame
-            except TypeError:
-                pass
         return frame
 
     def submit(
@@ -125,7 +124,9 @@ class Scheduler:
         if fn_frame is None:
             fn_frame = self.pickle_function(fn)
         call_frames = _serialize.dumps_call(args, kwargs)
-        fut: Future[Any] = Future(self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames)
+        fut: Future[Any] = Future(
+            self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames
+        )
         self.local.append(fut)
         return fut
 

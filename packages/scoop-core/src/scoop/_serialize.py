@@ -28,7 +28,7 @@ OUT_OF_BAND_MIN_BYTES = 64 * 1024
 main_only_names: frozenset[str] = frozenset()
 
 
-class _ScoopPickler(cloudpickle.Pickler):
+class _ScoopPickler(cloudpickle.Pickler):  # type: ignore[misc]
     """cloudpickle, but ``__main__`` objects that workers also define are sent by reference."""
 
     def reducer_override(self, obj: Any) -> Any:
@@ -92,9 +92,8 @@ def _wrap_large(obj: Any, depth: int = 2) -> Any:
         wrapped = [_wrap_large(item, depth - 1) for item in obj]
         if any(a is not b for a, b in zip(wrapped, obj, strict=True)):
             return kind(wrapped)
-    elif kind is dict:
-        if any(type(v) in (bytes, bytearray, tuple, list) for v in obj.values()):
-            return {k: _wrap_large(v, depth - 1) for k, v in obj.items()}
+    elif kind is dict and any(type(v) in (bytes, bytearray, tuple, list) for v in obj.values()):
+        return {k: _wrap_large(v, depth - 1) for k, v in obj.items()}
     return obj
 
 
@@ -104,7 +103,7 @@ def dumps(obj: Any) -> list[Frame]:
     if not main_only_names:
         try:
             return _pickle(obj, fast=True)
-        except Exception:  # noqa: S110 - anything the C pickler refuses goes to cloudpickle
+        except Exception:
             pass
     return _pickle(obj, fast=False)
 
@@ -130,7 +129,9 @@ def dumps_or_explain(obj: Any, what: str) -> list[Frame]:
     try:
         return dumps(obj)
     except Exception as exc:
-        raise SerializationError(f"{what} cannot be pickled to travel to another worker: {exc}") from exc
+        raise SerializationError(
+            f"{what} cannot be pickled to travel to another worker: {exc}"
+        ) from exc
 
 
 def dumps_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Frame]:
@@ -151,6 +152,7 @@ def dumps_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Frame]:
         raise SerializationError(
             f"{culprit} cannot be pickled to travel to another worker: {exc}"
         ) from exc
+
 
 def dumps_in_band(obj: Any) -> bytes:
     """Pickle ``obj`` into one frame, buffers included (for task functions)."""

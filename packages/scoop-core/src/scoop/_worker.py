@@ -141,7 +141,9 @@ class WorkerScheduler(Scheduler):
         if not self.requested and not self.stopping:
             self.send(Kind.REQUEST, 1)
             self.requested = True
-        wait = IDLE_CHECK_INTERVAL if timeout is None else min(max(timeout, 0.0), IDLE_CHECK_INTERVAL)
+        wait = (
+            IDLE_CHECK_INTERVAL if timeout is None else min(max(timeout, 0.0), IDLE_CHECK_INTERVAL)
+        )
         if not self.receive(wait):
             self.check_parent()
 
@@ -266,7 +268,9 @@ class WorkerScheduler(Scheduler):
                     " (workers import the script without running its `if __name__ == "
                     "'__main__':` block: define task functions and classes at its top level)"
                 )
-            error = TaskLoadError(f"task {task_id:#x} could not be loaded on {self.where}: {exc}{hint}")
+            error = TaskLoadError(
+                f"task {task_id:#x} could not be loaded on {self.where}: {exc}{hint}"
+            )
             self._queue_result(task_id, Status.RAISED, self.pack_exception(error))
             return
         del task  # the payload frames are not needed while the task runs
@@ -280,11 +284,11 @@ class WorkerScheduler(Scheduler):
         try:
             frames = _serialize.dumps(value)
         except Exception as exc:
-            error = SerializationError(
+            result_error = SerializationError(
                 f"the result of {_serialize.describe(fn)} on {self.where}, "
                 f"{_serialize.describe(value)}, cannot be pickled to travel back: {exc}"
             )
-            self._queue_result(task_id, Status.RAISED, self.pack_exception(error))
+            self._queue_result(task_id, Status.RAISED, self.pack_exception(result_error))
         else:
             self._queue_result(task_id, Status.OK, frames)
 
@@ -316,7 +320,9 @@ class WorkerScheduler(Scheduler):
                 return
         except Exception as exc:
             fut._set_exception(
-                SerializationError(f"the result of {fut!r} could not be unpickled on {self.where}: {exc}")
+                SerializationError(
+                    f"the result of {fut!r} could not be unpickled on {self.where}: {exc}"
+                )
             )
             return
         fut._set_result(value)

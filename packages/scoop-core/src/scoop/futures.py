@@ -84,7 +84,7 @@ def _ordered_results(futures: list[Future[T]], deadline: float | None) -> Iterat
         yield futures.pop().result(_remaining(deadline))
 
 
-def map(  # noqa: A001 - the SCOOP API shadows the builtin on purpose
+def map(
     func: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None
 ) -> Iterator[T]:
     """Apply ``func`` to every item of the iterables in parallel; yield results in input order.
@@ -125,16 +125,18 @@ def wait(
     ``(done, not_done)``; a task's exception is never raised here.
     """
     if return_when not in _RETURN_WHEN:
-        raise ValueError(f"return_when must be one of {', '.join(_RETURN_WHEN)}, not {return_when!r}")
+        raise ValueError(
+            f"return_when must be one of {', '.join(_RETURN_WHEN)}, not {return_when!r}"
+        )
     fs = set(fs)
     current().wait_futures(fs, _remaining(_deadline(timeout)), return_when)
     done = {f for f in fs if f.done()}
     return DoneAndNotDoneFutures(done, fs - done)
 
 
-def mapReduce(  # noqa: N802 - the original SCOOP's name
-    mapFunc: Callable[..., T],  # noqa: N803
-    reductionOp: Callable[[T, T], T],  # noqa: N803
+def mapReduce(
+    mapFunc: Callable[..., T],
+    reductionOp: Callable[[T, T], T],
     *iterables: Iterable[Any],
     timeout: float | None = None,
 ) -> T:
@@ -152,9 +154,9 @@ def mapReduce(  # noqa: N802 - the original SCOOP's name
         raise
 
 
-def mapScan(  # noqa: N802 - the original SCOOP's name
-    mapFunc: Callable[..., T],  # noqa: N803
-    reductionOp: Callable[[T, T], T],  # noqa: N803
+def mapScan(
+    mapFunc: Callable[..., T],
+    reductionOp: Callable[[T, T], T],
     *iterables: Iterable[Any],
     timeout: float | None = None,
 ) -> list[T]:

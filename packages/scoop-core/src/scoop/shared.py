@@ -14,7 +14,7 @@ from scoop._runtime import current
 __all__ = ["getConst", "setConst"]
 
 
-def setConst(**kwargs: Any) -> None:  # noqa: N802 - the original SCOOP's name
+def setConst(**kwargs: Any) -> None:
     """Define shared constants, as ``setConst(name=value, ...)``.
 
     A name can be set only once in the whole run: setting it again raises
@@ -25,7 +25,7 @@ def setConst(**kwargs: Any) -> None:  # noqa: N802 - the original SCOOP's name
         scheduler.set_constant(name, value)
 
 
-def getConst(name: str, timeout: float | None = 0.1) -> Any:  # noqa: N802
+def getConst(name: str, timeout: float | None = 0.1) -> Any:
     """Return the shared constant ``name``, waiting up to ``timeout`` seconds for it.
 
     Returns None if it is not known in time, as the original SCOOP did; ``timeout=None`` waits

@@ -25,7 +25,9 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of workers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of workers, got {text!r}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"needs at least 1 worker, got {value}")
     return value
@@ -39,22 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: python -m scoop_launch -n 4 examples/full_tree.py",
     )
     parser.add_argument(
-        "-n", "--workers", "--number-of-workers", dest="workers", type=_positive_int,
-        metavar="N", help="number of workers (default: the usable CPUs, here %(default)s)",
+        "-n",
+        "--workers",
+        "--number-of-workers",
+        dest="workers",
+        type=_positive_int,
+        metavar="N",
+        help="number of workers (default: the usable CPUs, here %(default)s)",
         default=usable_cpus(),
     )
     verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="count", default=0,
-                           help="log more (-v info, -vv debug)")
+    verbosity.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
+    )
     verbosity.add_argument("-q", "--quiet", action="store_true", help="log errors only")
     parser.add_argument("--log", metavar="FILE", help="write SCOOP's log to FILE instead of stderr")
     parser.add_argument(
-        "--transport", metavar="NAME",
+        "--transport",
+        metavar="NAME",
         help=f"transport to use (default: ${_plugins.TRANSPORT_ENV_VAR}, else the first "
         f"installed of {', '.join(_plugins.DEFAULT_ORDER)})",
     )
-    parser.add_argument("--list-transports", action="store_true",
-                        help="list the installed transports and exit")
+    parser.add_argument(
+        "--list-transports", action="store_true", help="list the installed transports and exit"
+    )
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("script", nargs="?", help="the Python script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
@@ -69,7 +79,10 @@ def list_transports() -> int:
         return 1
     for name, item in sorted(found.items()):
         schemes = ", ".join(item.info.schemes)
-        print(f"{name:10} {item.distribution} {item.version:10} schemes: {schemes:12} {item.info.description}")
+        print(
+            f"{name:10} {item.distribution} {item.version:10} "
+            f"schemes: {schemes:12} {item.info.description}"
+        )
     return 0
 
 

@@ -79,7 +79,9 @@ class Run:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def _spawn(self, name: str, role: str, first_line: dict[str, Any], *, pipe_stdout: bool) -> _Process:
+    def _spawn(
+        self, name: str, role: str, first_line: dict[str, Any], *, pipe_stdout: bool
+    ) -> _Process:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         popen = subprocess.Popen(
             [self.config.python, "-m", "scoop._run", role],
@@ -153,7 +155,9 @@ class Run:
             try:
                 kind, value = self.events.get(timeout=BROKER_START_TIMEOUT)
             except queue.Empty:
-                raise LaunchError(f"the broker did not start within {BROKER_START_TIMEOUT} s") from None
+                raise LaunchError(
+                    f"the broker did not start within {BROKER_START_TIMEOUT} s"
+                ) from None
             if kind == "address":
                 return str(value)
             self._abort_on_exit(*value, before_start=True)
@@ -174,6 +178,7 @@ class Run:
             if kind != "exit":
                 continue
             process, code = value
+            code = int(code)
             if process is root:
                 return 128 - code if code < 0 else code
             if code != 0:  # exit 0 follows the root's SHUTDOWN: the normal end
@@ -200,10 +205,8 @@ class Run:
 
 def _kill_group(popen: subprocess.Popen[bytes], signum: int) -> None:
     # Each process leads its own session, so its group holds anything its tasks started too.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run(config: RunConfig) -> int:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from scoop.hookspecs import hookimpl
-from scoop.transport import API_VERSION, BindOptions, BrokerEndpoint, ConnectOptions, TransportInfo, WorkerEndpoint
+from scoop.transport import (
+    API_VERSION,
+    BindOptions,
+    BrokerEndpoint,
+    ConnectOptions,
+    TransportInfo,
+    WorkerEndpoint,
+)
 
 
 def _bind(options: BindOptions) -> BrokerEndpoint:

@@ -19,7 +19,14 @@ Rules every implementation follows (``scoop.testing`` checks them):
   has never heard from, or that is gone, gets :class:`~scoop.errors.PeerUnreachable`.
 * A worker's first ``send`` makes it known to the broker; the broker sees it as an opaque, hashable
   ``peer`` value that it passes back to ``send``.
-* Native errors are mapped to :mod:`scoop.errors`: ``TransportClosed`` after ``close()``,
+* Once ``send`` returns, the caller may change or reuse the buffers it passed: the message carries
+  their content at the time of the call. Frames returned by ``recv`` are valid input to ``send``
+  (the broker forwards what it receives). A message has at least one frame; sending none raises
+  ``ValueError``.
+* Messages a worker sent before ``close()`` are still delivered (a worker sends its last results
+  and closes).
+* Native errors are mapped to :mod:`scoop.errors`: ``TransportClosed`` after ``close()`` (only
+  "you closed it"; a broker that went away is never ``TransportClosed`` on a worker),
   ``AddressInUse``, ``InvalidAddress``, ``PeerUnreachable``.
 * ``BrokerEndpoint.address`` is the real address workers connect to, even when port 0 was asked.
 * Import the networking library inside the factories, not at module import.

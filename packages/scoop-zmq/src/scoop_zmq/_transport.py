@@ -12,7 +12,13 @@ from collections.abc import Hashable, Iterator, Sequence
 
 import zmq
 
-from scoop.errors import AddressInUse, InvalidAddress, PeerUnreachable, TransportClosed, TransportError
+from scoop.errors import (
+    AddressInUse,
+    InvalidAddress,
+    PeerUnreachable,
+    TransportClosed,
+    TransportError,
+)
 from scoop.transport import BindOptions, ConnectOptions, Frame
 
 #: Frames at least this large are received without a copy (as memoryviews).
@@ -49,6 +55,20 @@ def _mapped_errors(what: str) -> Iterator[None]:
         raise TransportError(f"{what}: {exc}") from exc
 
 
+def _check_port(port: object, what: str) -> None:
+    # libzmq reads "tcp://host:-1" as port 65535 and accepts "tcp://host:99999" in connect.
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise InvalidAddress(f"{what}: the port must be an integer in 0..65535, not {port!r}")
+
+
+def _check_connect_address(address: str) -> None:
+    if not address.startswith("tcp://"):
+        raise InvalidAddress(f"the zmq transport serves tcp:// addresses, not {address!r}")
+    _, sep, port = address.rpartition(":")
+    if sep and port.isdigit():
+        _check_port(int(port), f"connect {address}")
+
+
 def _tcp_url(host: str, port: int | str) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # IPv6 literal
@@ -57,6 +77,22 @@ def _tcp_url(host: str, port: int | str) -> str:
 
 def _frames(parts: list[zmq.Frame]) -> list[Frame]:
     return [part.buffer if len(part) >= ZERO_COPY_MIN_BYTES else part.bytes for part in parts]
+
+
+def _outgoing(frames: Sequence[Frame]) -> list[Frame]:
+    # send_multipart(copy=False) only references a large buffer until the I/O thread sends it,
+    # so a sender mutating its bytearray or NumPy array after send() would change (and break the
+    # authentication of) the message in flight. Copy writable buffers; bytes, read-only views and
+    # frames we received (zmq owns them, nobody writes them) still go without a copy.
+    out: list[Frame] = []
+    for frame in frames:
+        if isinstance(frame, bytes) or (
+            isinstance(frame, memoryview) and (frame.readonly or isinstance(frame.obj, zmq.Frame))
+        ):
+            out.append(frame)
+        else:
+            out.append(bytes(frame))
+    return out
 
 
 class _Endpoint:
@@ -84,6 +120,7 @@ class ZmqBrokerEndpoint(_Endpoint):
     """The broker's ROUTER socket."""
 
     def __init__(self, options: BindOptions) -> None:
+        _check_port(options.port, f"bind {options.host}")
         socket = _shared_context().socket(zmq.ROUTER)
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peers raise instead of dropping
         socket.setsockopt(zmq.SNDHWM, 0)  # never drop or block on a slow worker
@@ -113,18 +150,19 @@ class ZmqBrokerEndpoint(_Endpoint):
 
     def send(self, peer: Hashable, frames: Sequence[Frame]) -> None:
         self._check_open()
+        if not frames:
+            raise ValueError("a message needs at least one frame")
         if not isinstance(peer, bytes):
             raise PeerUnreachable(f"not a zmq peer: {peer!r}")
         with _mapped_errors("send"):
-            self._socket.send_multipart([peer, *frames], copy=False)
+            self._socket.send_multipart([peer, *_outgoing(frames)], copy=False)
 
 
 class ZmqWorkerEndpoint(_Endpoint):
     """A worker's DEALER socket."""
 
     def __init__(self, options: ConnectOptions) -> None:
-        if not options.address.startswith("tcp://"):
-            raise InvalidAddress(f"the zmq transport serves tcp:// addresses, not {options.address!r}")
+        _check_connect_address(options.address)
         socket = _shared_context().socket(zmq.DEALER)
         socket.setsockopt(zmq.SNDHWM, 0)
         socket.setsockopt(zmq.RCVHWM, 0)
@@ -146,8 +184,10 @@ class ZmqWorkerEndpoint(_Endpoint):
 
     def send(self, frames: Sequence[Frame]) -> None:
         self._check_open()
+        if not frames:
+            raise ValueError("a message needs at least one frame")
         with _mapped_errors("send"):
-            self._socket.send_multipart(list(frames), copy=False)
+            self._socket.send_multipart(_outgoing(frames), copy=False)
 
 
 def bind(options: BindOptions) -> ZmqBrokerEndpoint:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = False
 
-PACKAGES = ["./packages/scoop-core", "./packages/scoop-zmq", "./packages/scoop-launch"]
-TEST_TOOLS = ["pytest==9.2.0", "pytest-timeout==2.4.0"]
+PACKAGES = [
+    "./packages/scoop-core",
+    "./packages/scoop-zmq",
+    "./packages/scoop-nng",
+    "./packages/scoop-launch",
+]
+TEST_TOOLS = ["pytest==9.2.0", "pytest-timeout==2.4.0", "uv==0.13.9"]
 SOURCES = [f"{p}/src" for p in PACKAGES]
 
 
@@ -40,3 +47,48 @@ def demo(session: nox.Session) -> None:
     """Run the full_tree example on every local core."""
     session.install(*PACKAGES)
     session.run("python", "-m", "scoop_launch", "examples/full_tree.py")
+
+
+THIRD_PARTY = "examples/third_party_transport"
+#: (script, args, a line its output must hold) run with --transport tcp-example. The examples
+#: print no traceback; the API scripts log some on purpose and print "CHECKS DONE <failures>".
+THIRD_PARTY_RUNS = [
+    ("examples/hello_map.py", [], "hello_map: sum of squares of 0..15 = 1240"),
+    ("examples/full_tree.py", [], "full_tree: 256 leaves, total = 32640"),
+    ("tests/scripts/api_core.py", ["2"], "CHECKS DONE 0"),
+    ("tests/scripts/api_errors.py", ["2"], "CHECKS DONE 0"),
+]
+
+
+@nox.session
+def third_party(session: nox.Session) -> None:
+    """The example third-party transport, as a stranger ships it: wheel, kit, launcher runs.
+
+    Only scoop-core, scoop-launch and the example are installed (no scoop-zmq), so every run
+    below can only use the example's `tcp-example` transport.
+    """
+    session.install(*TEST_TOOLS)
+    dist = session.create_tmp()
+    session.run("uv", "build", "--wheel", "--quiet", "--out-dir", dist, THIRD_PARTY)
+    wheels = sorted(Path(dist).glob("scoop_tcp_example-*.whl"))
+    if len(wheels) != 1:
+        session.error(f"expected one scoop_tcp_example wheel in {dist}, found {wheels}")
+    session.install("./packages/scoop-core", "./packages/scoop-launch", str(wheels[0]))
+    session.run("python", "-m", "pytest", f"{THIRD_PARTY}/tests", "-p", "no:cacheprovider")
+    listing = session.run("python", "-m", "scoop_launch", "--list-transports", silent=True)
+    names = [line.split()[:2] for line in str(listing).splitlines() if line.strip()]
+    if names != [["tcp-example", "scoop-tcp-example"]]:
+        session.error(f"--list-transports should list only tcp-example, got:\n{listing}")
+    for script, args, expected in THIRD_PARTY_RUNS:
+        output = str(
+            session.run(
+                *("python", "-m", "scoop_launch", "--transport", "tcp-example", "-n", "2"),
+                *(script, *args),
+                silent=True,
+                env={"SCOOP_TRANSPORT": ""},
+            )
+        )
+        traceback = script.startswith("examples/") and "Traceback" in output
+        if expected not in output.splitlines() or traceback:
+            session.error(f"{script} with tcp-example: expected {expected!r}, got:\n{output}")
+        session.log(f"{script} with tcp-example: {expected}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from scoop.errors import ScoopError
 from scoop_launch._hosts import (
     LOCAL_HOST,

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from scoop_launch._hosts import Host, hosts_from_environment, place
 
 SUBMIT_DIR = Path(__file__).resolve().parents[3] / "examples" / "submit"

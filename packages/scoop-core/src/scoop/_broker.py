@@ -118,6 +118,7 @@ class Broker:
         elif sender is None:
             self._drop(peer, f"{message.kind.name} from a worker that never said HELLO")
         elif message.kind == Kind.TASKS:
+            self.hungry.pop(sender, None)  # a worker that hands out tasks is not idle
             for entry in message.entries:
                 self.holder.pop(entry.id, None)
             self.queue.extend(message.entries)
@@ -126,7 +127,7 @@ class Broker:
             self.hungry[sender] = None
             self._dispatch()
             if sender in self.hungry:
-                self._announce_demand()
+                self._announce_demand(sender)
         elif message.kind == Kind.RESULTS:
             self._route_results(message)
         elif message.kind == Kind.CONST:
@@ -191,6 +192,8 @@ class Broker:
             return
         for constant in self.constants.values():
             self.endpoint.send(peer, self.codec.encode_entries(Kind.CONST, 0, 0, [constant]))
+        if self.hungry:  # workers that asked for work before this one joined
+            self.endpoint.send(peer, self.codec.encode(Kind.DEMAND, 0, len(self.hungry)))
         logger.debug("broker: worker %d joined from %s", index, theirs.get("host"))
 
     def _dispatch(self) -> None:
@@ -204,10 +207,12 @@ class Broker:
                 self.holder[entry.id] = index
             self._send(index, self.codec.encode_entries(Kind.TASKS, 0, 0, batch))
 
-    def _announce_demand(self) -> None:
+    def _announce_demand(self, requester: int) -> None:
+        # Every other worker is told, hungry ones included: a worker idle now may have tasks
+        # to hand out later, and it keeps the demand in mind until it does.
         frames = self.codec.encode(Kind.DEMAND, 0, len(self.hungry))
         for index in list(self.workers):
-            if index not in self.hungry:
+            if index != requester:
                 self._send(index, frames)
 
     def _route_results(self, message: Message) -> None:
@@ -229,9 +234,9 @@ class Broker:
                     self._send(index, frames)
 
     def _forget(self, index: int) -> None:
-        peer = self.workers.pop(index, None)
-        if peer is not None:
-            self.index_of.pop(peer, None)
+        # Stop sending to it, but keep its identity: messages it sent before it left (its
+        # SHUTDOWN, its last results) may still be queued behind, and must be understood.
+        self.workers.pop(index, None)
         self.hungry.pop(index, None)
 
     def tasks_held_by(self, index: int) -> list[int]:

@@ -159,6 +159,7 @@ class Future(Generic[T]):
         self._kwargs = {}
         waiters, self._waiters = self._waiters, []
         scheduler = self._scheduler
+        scheduler.unfinished.pop(self.id, None)
         for waiter in waiters:
             waiter.notify(self)
         callbacks, self._callbacks = self._callbacks, []

@@ -81,6 +81,8 @@ class Scheduler:
         self._fn_frames: dict[Any, bytes] = {}
         self.constants: dict[str, Any] = {}
         self.constant_waiters: list[Waiter] = []
+        #: Futures submitted here that have not finished, by id (for ``futures.shutdown``).
+        self.unfinished: dict[int, Future[Any]] = {}
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class Scheduler:
             self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames
         )
         self.local.append(fut)
+        self.unfinished[fut.id] = fut
         return fut
 
     # -- waiting -----------------------------------------------------------------------------
@@ -347,8 +350,8 @@ class Scheduler:
         time.sleep(max(timeout, 0.0))
 
     def pending_futures(self) -> list[Future[Any]]:
-        """Futures of this worker's own that are not finished."""
-        return [t for t in self.local if isinstance(t, Future) and t._state == PENDING]
+        """Futures submitted here that are not finished (queued, running or elsewhere)."""
+        return list(self.unfinished.values())
 
 
 def frames_size(frames: list[Frame]) -> int:

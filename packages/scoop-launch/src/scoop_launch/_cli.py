@@ -8,7 +8,8 @@ import sys
 
 from scoop import _plugins
 from scoop.errors import NoTransportError, UnknownTransportError
-from scoop_launch._lifecycle import RunConfig, run
+from scoop_launch import _hosts
+from scoop_launch._lifecycle import RunConfig, is_local, run
 
 USAGE_ERROR = 2
 
@@ -37,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs)."""
     parser = argparse.ArgumentParser(
         prog="python -m scoop_launch",
-        description="Run a Python script with SCOOP workers on every local core.",
-        epilog="Example: python -m scoop_launch -n 4 examples/full_tree.py",
+        description="Run a Python script with SCOOP workers on local cores and other hosts.",
+        epilog="Examples: python -m scoop_launch -n 4 examples/full_tree.py\n"
+        "          python -m scoop_launch --hostfile hosts -n 12 experiment.py --generations 50",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "-n",
@@ -47,14 +50,75 @@ def build_parser() -> argparse.ArgumentParser:
         dest="workers",
         type=_positive_int,
         metavar="N",
-        help="number of workers (default: the usable CPUs, here %(default)s)",
-        default=usable_cpus(),
+        help="number of workers (default: the listed host counts; locally, the "
+        f"usable CPUs, here {usable_cpus()})",
     )
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument(
+    where = parser.add_argument_group(
+        "where workers run (default: a scheduler's allocation "
+        "if one is detected, else this machine)"
+    )
+    where.add_argument(
+        "--hosts",
+        "--host",
+        nargs="+",
+        metavar="HOST",
+        help="hosts; a host listed k times gets k workers",
+    )
+    where.add_argument(
+        "--hostfile", metavar="FILE", help="file of 'hostname [count]' lines (# comments allowed)"
+    )
+    where.add_argument(
+        "--dry-run", action="store_true", help="print where workers would run and start nothing"
+    )
+    remote = parser.add_argument_group("remote hosts (ssh)")
+    remote.add_argument(
+        "--ssh-config", metavar="FILE", help="ssh config file (default ~/.ssh/config)"
+    )
+    remote.add_argument(
+        "--ssh-accept-unknown-host-keys",
+        action="store_true",
+        help="accept hosts whose key is not in known_hosts (unsafe)",
+    )
+    remote.add_argument(
+        "--path",
+        "-p",
+        metavar="DIR",
+        default=os.getcwd(),
+        help="working directory on remote hosts (default: this one)",
+    )
+    remote.add_argument(
+        "--python-executable",
+        "--python-interpreter",
+        metavar="PATH",
+        default=sys.executable,
+        help="Python on remote hosts (default: %(default)s)",
+    )
+    remote.add_argument(
+        "--pythonpath", metavar="PATHS", help="PYTHONPATH to prepend on remote hosts"
+    )
+    remote.add_argument(
+        "--prolog",
+        metavar="FILE",
+        help="shell file sourced on remote hosts before starting workers",
+    )
+    remote.add_argument("--nice", type=int, metavar="LEVEL", help="niceness of remote workers")
+    remote.add_argument(
+        "--broker-hostname",
+        "--external-hostname",
+        metavar="ADDRESS",
+        help="address other hosts use to reach this machine (default: the "
+        "local address on the route to the first remote host)",
+    )
+    remote.add_argument(
+        "--tunnel",
+        action="store_true",
+        help="remote workers reach the broker through ssh port forwarding",
+    )
+    logging_group = parser.add_mutually_exclusive_group()
+    logging_group.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
     )
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    logging_group.add_argument("-q", "--quiet", action="store_true", help="log errors only")
     parser.add_argument("--log", metavar="FILE", help="write SCOOP's log to FILE instead of stderr")
     parser.add_argument(
         "--transport",
@@ -86,28 +150,103 @@ def list_transports() -> int:
     return 0
 
 
+def _split_script_from_hosts(options: argparse.Namespace) -> None:
+    # `--hosts a b script.py args` makes argparse take the script as a host: take it back.
+    if options.script is None and options.hosts:
+        for position, name in enumerate(options.hosts):
+            if os.path.isfile(name):
+                options.script = name
+                options.args = options.hosts[position + 1 :] + list(options.args)
+                options.hosts = options.hosts[:position]
+                break
+
+
+def print_placement(source: str, placement: list[tuple[str, int]], config: RunConfig) -> None:
+    """Show where each worker would run (``--dry-run``)."""
+    print(f"hosts from: {source}")
+    print(f"{'host':32} {'workers':>7}  indices")
+    first = 0
+    for host, count in placement:
+        indices = f"{first}" if count == 1 else f"{first}-{first + count - 1}"
+        root = "   (root: worker 0)" if first == 0 else ""
+        kind = "local" if is_local(host) else "ssh"
+        print(f"{host:32} {count:>7}  {indices:10} {kind}{root}")
+        first += count
+    remote = any(not is_local(host) for host, _ in placement)
+    if not remote:
+        broker = "127.0.0.1, port chosen at start"
+    elif config.tunnel:
+        broker = "127.0.0.1 here; remote workers reach it through ssh tunnels"
+    else:
+        reach = config.broker_hostname or "the local address on the route to the first remote host"
+        broker = f"this machine, port chosen at start; remote workers connect to {reach}"
+    print(f"total: {sum(c for _, c in placement)} workers; broker: {broker}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m scoop_launch`` and the ``scoop`` command."""
     parser = build_parser()
     options = parser.parse_args(argv)
     if options.list_transports:
         sys.exit(list_transports())
+    _split_script_from_hosts(options)
     if options.script is None:
         parser.error("the script to run is missing")
     if not os.path.isfile(options.script):
         parser.error(f"script {options.script!r} not found (or not a file)")
+    if options.hosts and options.hostfile:
+        parser.error("--hosts and --hostfile cannot be used together")
     try:
         transport = _plugins.choose_transport(options.transport)
     except (NoTransportError, UnknownTransportError) as exc:
         parser.exit(USAGE_ERROR, f"{parser.prog}: error: {exc}\n")
+    try:
+        source, hosts = _hosts.resolve_hosts(options.hostfile, options.hosts, os.environ)
+    except _hosts.HostSourceError as exc:
+        parser.exit(USAGE_ERROR, f"{parser.prog}: error: {exc}\n")
+
+    from scoop_launch._ssh import Connections, RemoteHostError, SshOptions
+
+    ssh = SshOptions(
+        python=options.python_executable,
+        path=options.path,
+        pythonpath=options.pythonpath,
+        prolog=options.prolog,
+        nice=options.nice,
+        ssh_config=options.ssh_config,
+        accept_unknown_host_keys=options.ssh_accept_unknown_host_keys,
+    )
+    connections = Connections(ssh)
+
+    def cpu_count(host: str) -> int:
+        return usable_cpus() if is_local(host) else connections.cpu_count(host)
+
     level = "ERROR" if options.quiet else ("WARNING", "INFO", "DEBUG")[min(options.verbose, 2)]
+    try:
+        placement = _hosts.place(hosts, options.workers, cpu_count)
+    except RemoteHostError as exc:
+        connections.close_all()
+        print(f"scoop: cannot place workers: {exc}", file=sys.stderr)
+        sys.exit(1)
     config = RunConfig(
         script=os.path.abspath(options.script),
         args=list(options.args),
-        workers=options.workers,
+        placement=placement,
         transport=transport.info.name,
         log_level=level,
         log_file=os.path.abspath(options.log) if options.log else None,
         debug=options.debug,
+        ssh=ssh,
+        connections=connections,
+        broker_hostname=options.broker_hostname,
+        tunnel=options.tunnel,
     )
-    sys.exit(run(config))
+    if options.dry_run:
+        print_placement(source, placement, config)
+        connections.close_all()
+        sys.exit(0)
+    try:
+        code = run(config)
+    finally:
+        connections.close_all()
+    sys.exit(code)

@@ -2,14 +2,17 @@
 
 Order of a run::
 
-    broker and all workers spawned at once (each in its own session, so only the launcher sees
-    a terminal's Ctrl-C); each worker gets its configuration and the secret on stdin and imports
-    the script while the broker binds
-    broker prints its address  -> sent to every worker on stdin -> they connect and say HELLO
-    root worker exits with the script's code -> broker tells the others -> all exit
-    anything left after GRACE_SECONDS -> its process group is killed
+    remote hosts: one ssh connection each, all opened first, then one agent each, which checks
+    its host (Python, scoop, versions, transport, --path) and answers before any worker exists:
+    a host that fails stops the launch here, naming the host and the cause, with nothing started
+    broker and local workers spawned at once (each in its own session, so only the launcher sees
+    a terminal's Ctrl-C); each gets its configuration and the secret on stdin and imports the
+    script while the broker binds
+    broker prints its address -> sent to every worker and agent -> workers connect, say HELLO
+    root exits with the script's code -> the broker tells the others -> all exit
+    anything left after GRACE_SECONDS -> killed (local process groups; remote agents stop theirs)
 
-A worker or the broker that dies before the root is done aborts the run (exit 1), naming it.
+A worker, agent or the broker that fails before the root is done aborts the run (exit 1).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import os
 import queue
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 #: How long workers get to exit after the root is done, before they are killed.
 GRACE_SECONDS = 5.0
@@ -33,6 +38,8 @@ GRACE_SECONDS = 5.0
 BROKER_START_TIMEOUT = 60.0
 #: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
 WORKER_STARTUP_FAILED = 3
+#: Host names that mean this machine: their workers start as local processes, not over ssh.
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class LaunchError(Exception):
@@ -53,102 +60,253 @@ class RunConfig:
 
     script: str
     args: list[str] = field(default_factory=list)
-    workers: int = 1
+    #: ``(host, workers)`` in order; the root runs on the first host.
+    placement: list[tuple[str, int]] = field(default_factory=lambda: [("localhost", 1)])
     transport: str = "zmq"
     log_level: str = "WARNING"
     log_file: str | None = None
     python: str = sys.executable
     debug: bool = False
+    #: Options for remote hosts (scoop_launch._ssh.SshOptions); None when all are local.
+    ssh: Any = None
+    #: Open ssh connections (scoop_launch._ssh.Connections), shared with placement.
+    connections: Any = None
+    #: The address workers on other hosts use to reach the broker (default: found by routing).
+    broker_hostname: str | None = None
+    #: Workers on other hosts reach the broker through ssh port forwarding.
+    tunnel: bool = False
+
+    @property
+    def size(self) -> int:
+        """Total number of workers."""
+        return sum(count for _, count in self.placement)
 
 
-@dataclass
-class _Process:
+def is_local(host: str) -> bool:
+    """True if ``host`` names this machine."""
+    return host in LOCAL_NAMES or host in (socket.gethostname(), socket.getfqdn())
+
+
+class _Handle(Protocol):
     name: str
-    popen: subprocess.Popen[bytes]
+
+    def wait(self) -> int: ...
+
+
+class _Local:
+    """A process on this machine."""
+
+    def __init__(self, name: str, popen: subprocess.Popen[bytes]) -> None:
+        self.name = name
+        self.popen = popen
+
+    def wait(self) -> int:
+        return self.popen.wait()
+
+    def send_line(self, line: dict[str, Any], *, last: bool = False) -> None:
+        stdin: IO[bytes] | None = self.popen.stdin
+        if stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError, OSError):
+            stdin.write(json.dumps(line).encode() + b"\n")
+            stdin.flush()
+            if last:
+                stdin.close()
+
+    def signal_group(self, signum: int) -> None:
+        # Each process leads its own session, so its group holds anything its tasks started too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signum)
+
+
+def _advertised(address: str, host: str | None = None, port: int | None = None) -> str:
+    """``address`` (scheme://host:port) with its host and/or port replaced."""
+    scheme, _, rest = address.partition("://")
+    old_host, _, old_port = rest.rpartition(":")
+    new_host = host if host is not None else old_host
+    if ":" in new_host and not new_host.startswith("["):
+        new_host = f"[{new_host}]"
+    return f"{scheme}://{new_host}:{port if port is not None else old_port}"
+
+
+def _route_source(address: str) -> str:
+    """This machine's address on the route to ``address`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((address, 9))
+        return str(probe.getsockname()[0])
 
 
 class Run:
-    """A run of a script on local workers."""
+    """A run of a script on local and remote workers."""
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.secret = secrets.token_bytes(32).hex()
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.broker: _Process | None = None
-        self.workers: list[_Process] = []
+        self.broker: _Local | None = None
+        self.local: list[_Local] = []
+        self.agents: list[Any] = []  # scoop_launch._ssh.RemoteAgent
+        self.root: _Handle | None = None
+        self._broker_port: int | None = None
 
     # -- starting ----------------------------------------------------------------------------
 
+    def _common(self) -> dict[str, Any]:
+        return {
+            "secret": self.secret,
+            "transport": self.config.transport,
+            "log_level": self.config.log_level,
+            "log_file": self.config.log_file,
+            "debug": self.config.debug,
+        }
+
     def _spawn(
         self, name: str, role: str, first_line: dict[str, Any], *, pipe_stdout: bool
-    ) -> _Process:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    ) -> _Local:
         popen = subprocess.Popen(
             [self.config.python, "-m", "scoop._run", role],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE if pipe_stdout else None,
-            env=env,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
             start_new_session=True,
         )
-        process = _Process(name, popen)
-        self._write(process, first_line)
-        threading.Thread(target=self._watch, args=(process,), daemon=True).start()
+        process = _Local(name, popen)
+        process.send_line(first_line)
+        self._watch(process)
         return process
 
-    @staticmethod
-    def _write(process: _Process, line: dict[str, Any], *, last: bool = False) -> None:
-        stdin: IO[bytes] | None = process.popen.stdin
-        if stdin is None:
-            return
-        try:
-            stdin.write(json.dumps(line).encode() + b"\n")
-            stdin.flush()
-            if last:
-                stdin.close()
-        except (BrokenPipeError, OSError):
-            pass  # it died; its exit is reported by its watcher
+    def _watch(self, handle: _Handle) -> None:
+        def watch() -> None:
+            self.events.put(("exit", (handle, handle.wait())))
 
-    def _watch(self, process: _Process) -> None:
-        code = process.popen.wait()
-        self.events.put(("exit", (process, code)))
+        threading.Thread(target=watch, daemon=True).start()
 
-    def _read_address(self, broker: _Process) -> None:
+    def _read_address(self, broker: _Local) -> None:
         assert broker.popen.stdout is not None
         line = broker.popen.stdout.readline()
         if line:
             self.events.put(("address", json.loads(line)["address"]))
 
+    def _index_plan(self) -> list[tuple[str, list[int]]]:
+        plan, next_index = [], 0
+        for host, count in self.config.placement:
+            plan.append((host, list(range(next_index, next_index + count))))
+            next_index += count
+        return plan
+
+    def _start_agents(self, remote: list[tuple[str, list[int]]]) -> None:
+        from scoop_launch import _ssh
+
+        options = self.config.ssh
+        if self.config.connections is None:
+            self.config.connections = _ssh.Connections(options)
+        connections = self.config.connections
+        with ThreadPoolExecutor(max_workers=min(16, len(remote))) as pool:
+            outcomes = list(pool.map(lambda item: _try(connections.get, item[0]), remote))
+        failures = [str(error) for _, error in outcomes if error is not None]
+        clients = [client for client, _ in outcomes]
+        if failures:
+            connections.close_all()
+            raise LaunchError("cannot start the run: " + "; ".join(failures))
+        from scoop import __version__ as core_version
+        from scoop_launch import __version__ as launch_version
+
+        with open(self.config.script, encoding="utf-8") as handle:
+            source = handle.read()
+        worker_common = {**self._common(), "size": self.config.size, "args": self.config.args}
+        for (host, indices), client in zip(remote, clients, strict=True):
+            agent = _ssh.RemoteAgent(host, client, options)
+            self.agents.append(agent)
+            if self.config.tunnel:
+                agent.open_tunnel(self._broker_target)
+            agent.send_line(
+                {
+                    "versions": {
+                        "scoop_core": core_version,
+                        "scoop_launch": launch_version,
+                        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+                    },
+                    "transport": self.config.transport,
+                    "path": options.path,
+                    "script": self.config.script,
+                    "script_source": source,
+                    "indices": indices,
+                    "worker": worker_common,
+                }
+            )
+        with ThreadPoolExecutor(max_workers=min(16, len(self.agents))) as pool:
+            outcomes = list(pool.map(lambda agent: _try(agent.wait_ready), self.agents))
+        failures = [str(error) for _, error in outcomes if error is not None]
+        if failures:
+            raise LaunchError("cannot start the run: " + "; ".join(failures))
+
+    def _broker_target(self) -> tuple[str, int]:
+        assert self._broker_port is not None
+        return "127.0.0.1", self._broker_port
+
+    def _bind_host(self, remote: list[tuple[str, list[int]]]) -> tuple[str, str | None]:
+        """Interface the broker binds, and the host remote workers connect to."""
+        if not remote or self.config.tunnel:
+            return "127.0.0.1", None
+        if self.config.broker_hostname:
+            return "0.0.0.0", self.config.broker_hostname
+        from scoop_launch import _ssh
+
+        target = socket.getaddrinfo(_ssh.resolve(remote[0][0], self.config.ssh)["hostname"], 22)
+        source = _route_source(str(target[0][4][0]))
+        return source, source
+
     def start(self) -> None:
-        """Spawn the broker and the workers, and hand the broker's address to the workers."""
-        common = {
-            "secret": self.secret,
-            "transport": self.config.transport,
-            "log_level": self.config.log_level,
-            "log_file": self.config.log_file,
-            "parent_pid": os.getpid(),
-            "debug": self.config.debug,
-        }
+        """Check the remote hosts, spawn everything, and hand out the broker's address."""
+        plan = self._index_plan()
+        remote = [(host, indices) for host, indices in plan if not is_local(host)]
+        local = [index for host, indices in plan if is_local(host) for index in indices]
+        if remote:
+            self._start_agents(remote)
+        bind_host, advertised_host = self._bind_host(remote)
         self.broker = self._spawn(
             "the broker",
             "broker",
-            {**common, "host": "127.0.0.1", "size": self.config.workers},
+            {
+                **self._common(),
+                "host": bind_host,
+                "size": self.config.size,
+                "parent_pid": os.getpid(),
+            },
             pipe_stdout=True,
         )
         threading.Thread(target=self._read_address, args=(self.broker,), daemon=True).start()
-        for index in range(self.config.workers):
+        for index in local:
             line = {
-                **common,
+                **self._common(),
                 "index": index,
-                "size": self.config.workers,
+                "size": self.config.size,
                 "root": index == 0,
                 "script": self.config.script,
                 "args": self.config.args,
+                "parent_pid": os.getpid(),
             }
             name = "the root worker (0)" if index == 0 else f"worker {index}"
-            self.workers.append(self._spawn(name, "worker", line, pipe_stdout=False))
+            process = self._spawn(name, "worker", line, pipe_stdout=False)
+            self.local.append(process)
+            if index == 0:
+                self.root = process
+        for agent in self.agents:
+            agent.pump_output(sys.stdout.buffer, sys.stderr.buffer)
+            self._watch(agent)
+            if self.root is None and 0 in dict(remote).get(agent.host, []):
+                self.root = agent
         address = self._wait_for_address()
-        for worker in self.workers:
-            self._write(worker, {"address": address}, last=True)
+        self._broker_port = int(address.rpartition(":")[2])
+        for process in self.local:
+            process.send_line({"address": address}, last=True)
+        for agent in self.agents:
+            if self.config.tunnel:
+                agent_address = _advertised(address, "127.0.0.1", agent.tunnel_port)
+            else:
+                agent_address = _advertised(address, advertised_host)
+            agent.send_line({"address": agent_address})
 
     def _wait_for_address(self) -> str:
         while True:
@@ -164,49 +322,61 @@ class Run:
 
     # -- waiting -----------------------------------------------------------------------------
 
-    def _abort_on_exit(self, process: _Process, code: int, *, before_start: bool = False) -> None:
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    def _abort_on_exit(self, handle: _Handle, code: int, *, before_start: bool = False) -> None:
+        if code == -1 and handle in self.agents:
+            how = "lost their ssh connection"
+        elif code < 0:
+            how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
         when = "before the run started" if before_start else "before the root finished"
-        hint = " (its error is printed above)" if code == WORKER_STARTUP_FAILED else ""
-        raise LaunchError(f"{process.name} {how} {when}{hint}; stopping the run")
+        hint = " (its error is printed above)" if code in (WORKER_STARTUP_FAILED, 1) else ""
+        raise LaunchError(f"{handle.name} {how} {when}{hint}; stopping the run")
 
     def wait(self) -> int:
         """Wait for the root worker; return its exit code (128+N if killed by signal N)."""
-        root = self.workers[0]
         while True:
             kind, value = self.events.get()
             if kind != "exit":
                 continue
-            process, code = value
+            handle, code = value
             code = int(code)
-            if process is root:
+            if handle is self.root:
                 return 128 - code if code < 0 else code
             if code != 0:  # exit 0 follows the root's SHUTDOWN: the normal end
-                self._abort_on_exit(process, code)
+                self._abort_on_exit(handle, code)
 
     def stop(self) -> None:
-        """Give every process GRACE_SECONDS to exit, then kill its process group."""
-        processes = [p for p in (self.broker, *self.workers) if p is not None]
+        """Give every process GRACE_SECONDS to exit, then kill what is left."""
         end = time.monotonic() + GRACE_SECONDS
+        processes = [p for p in (self.broker, *self.local) if p is not None]
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=max(0.0, end - time.monotonic()))
+        for agent in self.agents:
+            agent.stop()  # EOF on its stdin: it stops whatever of its workers is left
+        for agent in self.agents:
+            agent.channel.status_event.wait(max(0.1, end - time.monotonic()))
+            agent.close()
         for process in processes:
-            _kill_group(process.popen, signal.SIGKILL)  # also whatever its tasks started
+            process.signal_group(signal.SIGKILL)  # also whatever its tasks started
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=5)
 
     def terminate(self) -> None:
-        """Ask every process to end now (SIGTERM to its group), then make sure they did."""
-        for process in (p for p in (self.broker, *self.workers) if p is not None):
-            _kill_group(process.popen, signal.SIGTERM)
+        """Ask every process to end now, then make sure they did."""
+        for process in (p for p in (self.broker, *self.local) if p is not None):
+            process.signal_group(signal.SIGTERM)
+        for agent in self.agents:
+            agent.stop()
         self.stop()
 
 
-def _kill_group(popen: subprocess.Popen[bytes], signum: int) -> None:
-    # Each process leads its own session, so its group holds anything its tasks started too.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(popen.pid, signum)
+def _try(fn: Any, *args: Any) -> tuple[Any, Exception | None]:
+    try:
+        return fn(*args), None
+    except Exception as exc:
+        return None, exc
 
 
 def run(config: RunConfig) -> int:

@@ -1,0 +1,178 @@
+"""The per-host agent: ``python -m scoop_launch._agent``, started over ssh, one per host.
+
+It starts all of its host's workers, so that a host needs one ssh connection however many workers
+it runs. Conversation with the launcher, on the ssh channel:
+
+    launcher -> stdin   line 1: the host's configuration and the run secret (never on argv)
+    agent    -> stdout  one line ``SCOOP-AGENT {"ok": true}`` or ``SCOOP-AGENT {"error": ...}``,
+                        printed before any worker exists, so it never mixes with user output
+    launcher -> stdin   line 2: ``{"address": ...}``, forwarded to the workers
+    workers  -> stdout/stderr   inherited: the user's output flows back over the channel
+    stdin EOF           the launcher is gone or ends the run: the workers are stopped
+
+Exit status: on the root's host, the root's exit code; elsewhere 0; 1 when one of its workers
+failed first (a message on stderr names it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Any
+
+READY_PREFIX = "SCOOP-AGENT "
+#: How long workers get between SIGTERM and SIGKILL when the run is stopped.
+STOP_GRACE_SECONDS = 2.0
+
+
+def _reply(message: dict[str, Any]) -> None:
+    sys.stdout.write(READY_PREFIX + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _check(config: dict[str, Any]) -> str | None:
+    """Return why this host cannot run its workers, or None."""
+    try:
+        import scoop
+        from scoop import _plugins
+    except ImportError as exc:
+        return f"scoop-core is not installed for {sys.executable}: {exc}"
+    from scoop_launch import __version__ as launch_version
+
+    mine = {
+        "scoop_core": scoop.__version__,
+        "scoop_launch": launch_version,
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+    }
+    theirs = config["versions"]
+    differences = [
+        f"{key} {mine[key]} here but {theirs.get(key)} on the launcher"
+        for key in mine
+        if mine[key] != theirs.get(key)
+    ]
+    if differences:
+        return "version mismatch: " + "; ".join(differences)
+    try:
+        _plugins.choose_transport(config["transport"])
+    except Exception as exc:
+        return f"transport {config['transport']!r} is not usable here: {exc}"
+    return None
+
+
+def main() -> int:
+    """Run the agent of one host."""
+    config = json.loads(sys.stdin.readline())
+    hostname = socket.gethostname()
+    problem = _check(config)
+    workdir = config.get("path")
+    if problem is None and workdir:
+        try:
+            os.chdir(workdir)
+        except OSError as exc:
+            problem = f"cannot use working directory {workdir!r} (--path): {exc}"
+    shipped_dir = None
+    script = config["script"]
+    if problem is None and config.get("script_source") is not None:
+        shipped_dir = tempfile.mkdtemp(prefix="scoop-script-")
+        script = os.path.join(shipped_dir, os.path.basename(config["script"]))
+        with open(script, "w", encoding="utf-8") as handle:
+            handle.write(config["script_source"])
+    if problem is not None:
+        _reply({"error": problem, "host": hostname})
+        return 3
+    _reply({"ok": True, "host": hostname, "pid": os.getpid()})
+    try:
+        return _run_workers(config, script, hostname)
+    finally:
+        if shipped_dir is not None:
+            shutil.rmtree(shipped_dir, ignore_errors=True)
+
+
+def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    workers: dict[int, subprocess.Popen[bytes]] = {}
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for index in config["indices"]:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "scoop._run", "worker"],
+            stdin=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        workers[index] = popen
+        line = {
+            **config["worker"],
+            "index": index,
+            "root": index == 0,
+            "script": script,
+            "parent_pid": os.getpid(),
+        }
+        assert popen.stdin is not None
+        popen.stdin.write(json.dumps(line).encode() + b"\n")
+        popen.stdin.flush()
+        threading.Thread(
+            target=lambda i=index, p=popen: events.put(("exit", (i, p.wait()))), daemon=True
+        ).start()
+
+    def read_launcher() -> None:
+        line = sys.stdin.readline()
+        if line:
+            events.put(("address", line))
+            sys.stdin.read()  # blocks until the launcher closes the channel
+        events.put(("eof", None))
+
+    threading.Thread(target=read_launcher, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: events.put(("eof", None)))
+    root_code: int | None = None
+    failed = False
+    running = set(workers)
+    while running:
+        kind, value = events.get()
+        if kind == "address":
+            for popen in workers.values():
+                assert popen.stdin is not None
+                with contextlib.suppress(OSError):
+                    popen.stdin.write(value.encode())
+                    popen.stdin.close()
+        elif kind == "eof":
+            _stop(workers)
+            break
+        elif kind == "exit":
+            index, code = value
+            running.discard(index)
+            if index == 0:
+                root_code = 128 - code if code < 0 else code
+            elif code != 0 and root_code is None and not failed:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                print(
+                    f"scoop: worker {index} on host {hostname} {how}", file=sys.stderr, flush=True
+                )
+                failed = True
+                _stop(workers)
+    for popen in workers.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=STOP_GRACE_SECONDS)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+    if failed:
+        return 1
+    return root_code if root_code is not None else 0
+
+
+def _stop(workers: dict[int, subprocess.Popen[bytes]]) -> None:
+    for popen in workers.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

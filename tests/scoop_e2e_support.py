@@ -1,0 +1,214 @@
+"""Helpers of the end-to-end tests: run the launcher as a user would, and clean up.
+
+Every run gets a unique marker environment variable. The launcher passes its environment to the
+broker and the workers, so the processes of a run are exactly those whose ``/proc/PID/environ``
+holds the marker: that is how a test checks that nothing of a run is left, and how a run that
+timed out is cleaned up (each of its processes leads its own session, so killing the launcher's
+process group would not reach them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+MARKER_VAR = "SCOOP_E2E_RUN_MARKER"
+#: Default time limit of one run of the launcher, in seconds.
+RUN_TIMEOUT = 90.0
+
+
+@dataclasses.dataclass
+class LaunchResult:
+    """What one run of the launcher gave."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+    marker: str
+
+    def leftover(self) -> list[int]:
+        """Pids of processes of this run still alive."""
+        return processes_with_marker(self.marker)
+
+    def explain(self) -> str:
+        """The run's command, exit code and output, for assertion messages."""
+        return (
+            f"command: {' '.join(self.args)}\nexit code: {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+def launcher_command(script: str | os.PathLike[str], *args: str, n: int | None = 2) -> list[str]:
+    """The command line of ``python -m scoop_launch [-n N] script args``."""
+    cmd = [sys.executable, "-m", "scoop_launch"]
+    if n is not None:
+        cmd += ["-n", str(n)]
+    return [*cmd, str(script), *args]
+
+
+def new_marker() -> str:
+    """A fresh value for :data:`MARKER_VAR`."""
+    return uuid.uuid4().hex
+
+
+def marked_env(marker: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment plus the run marker (and ``extra``)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{MARKER_VAR: marker})
+    env.update(extra or {})
+    return env
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Pids of the live (not zombie) processes whose environment holds the run's marker."""
+    needle = f"{MARKER_VAR}={marker}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read()
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone, or not ours to read
+        if state != b"Z" and needle in environ.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
+def kill_marked(marker: str) -> None:
+    """SIGKILL every process of the run with this marker (each by its pid)."""
+    for pid in processes_with_marker(marker):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def run_launcher(
+    script: str | os.PathLike[str],
+    *args: str,
+    n: int | None = 2,
+    timeout: float = RUN_TIMEOUT,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> LaunchResult:
+    """Run ``python -m scoop_launch -n N script args`` to the end and capture its output.
+
+    On timeout the launcher and every process of its run are killed and the test fails.
+    """
+    marker = new_marker()
+    cmd = launcher_command(script, *args, n=n)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=marked_env(marker, env),
+        cwd=cwd or ROOT,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_run(proc, marker)
+        stdout, stderr = proc.communicate()
+        pytest.fail(
+            f"{' '.join(cmd)} did not finish within {timeout} s\n"
+            f"--- stdout ---\n{stdout.decode(errors='replace')}\n"
+            f"--- stderr ---\n{stderr.decode(errors='replace')}"
+        )
+    finally:
+        if proc.poll() is None:  # interrupted (e.g. by pytest-timeout): leave nothing behind
+            _kill_run(proc, marker)
+            proc.wait()
+        kill_marked(marker)
+    return LaunchResult(
+        cmd,
+        proc.returncode,
+        stdout.decode(errors="replace"),
+        stderr.decode(errors="replace"),
+        time.monotonic() - start,
+        marker,
+    )
+
+
+def _kill_run(proc: subprocess.Popen[bytes], marker: str) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    kill_marked(marker)
+
+
+class Started:
+    """A launcher started in the background (for signal tests); killed at teardown if alive."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], marker: str, cmd: list[str]) -> None:
+        self.proc = proc
+        self.marker = marker
+        self.cmd = cmd
+        self.lines: list[str] = []
+        self._rest = b""
+
+    def leftover(self) -> list[int]:
+        """Pids of processes of this run still alive."""
+        return processes_with_marker(self.marker)
+
+    def wait_for_line(self, text: str, timeout: float = 60.0) -> list[str]:
+        """Read stdout lines until one contains ``text``; return the lines read."""
+        assert self.proc.stdout is not None
+        lines = self.lines
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            buffer, self._rest = self._rest, b""
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    lines.append(line.decode(errors="replace"))
+                    if text in lines[-1]:
+                        self._rest = buffer
+                        return lines
+        pytest.fail(f"no line with {text!r} from {' '.join(self.cmd)}; got {lines!r}")
+
+    def finish(self, timeout: float = 60.0) -> tuple[int, str, str]:
+        """Wait for the launcher to exit; return (exit code, rest of stdout, stderr)."""
+        stdout, stderr = self.proc.communicate(timeout=timeout)
+        stdout = self._rest + stdout
+        return (
+            self.proc.returncode,
+            stdout.decode(errors="replace"),
+            stderr.decode(errors="replace"),
+        )

@@ -1,0 +1,84 @@
+"""The public API end to end: each script of tests/scripts runs once per worker count, through
+the launcher, and every check it holds is reported as its own test.
+
+The scripts assert internally and print ``CHECK <name> PASS|FAIL`` (see tests/scripts/_checks.py);
+one launch per (script, -n) keeps the suite fast.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import pytest
+from scoop_e2e_support import SCRIPTS, LaunchResult, run_launcher
+
+WORKER_COUNTS = (1, 2, 4)
+SCRIPT_NAMES = ("api_core.py", "api_errors.py")
+_RUNS: dict[tuple[str, int], LaunchResult] = {}
+
+# (script, check) -> (worker counts where the check fails today, reason)
+# (script, check) -> (worker counts, reason): checks expected to fail because of a known bug,
+# marked strict xfail so that they turn red once it is fixed. None today.
+KNOWN_BUGS: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
+
+
+def _check_names(script: str) -> list[str]:
+    tree = ast.parse((SCRIPTS / script).read_text())
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and node.name.startswith("check_")
+        and any(isinstance(d, ast.Name) and d.id == "check" for d in node.decorator_list)
+    ]
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for script in SCRIPT_NAMES:
+        for name in _check_names(script):
+            for n in WORKER_COUNTS:
+                marks = []
+                counts, reason = KNOWN_BUGS.get((script, name), ((), ""))
+                if n in counts:
+                    marks.append(pytest.mark.xfail(reason=reason, strict=True))
+                cases.append(
+                    pytest.param(script, n, name, marks=marks, id=f"{script[:-3]}-n{n}-{name}")
+                )
+    return cases
+
+
+def _run(script: str, n: int) -> LaunchResult:
+    key = (script, n)
+    if key not in _RUNS:
+        _RUNS[key] = run_launcher(SCRIPTS / script, str(n), n=n, timeout=150)
+    return _RUNS[key]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("script", "n", "name"), _cases())
+def test_api(script: str, n: int, name: str) -> None:
+    result = _run(script, n)
+    out = result.stdout
+    if f"CHECK {name} PASS" in out:
+        return
+    block = re.search(rf"^BEGIN {name}\n(.*?)^END {name}$", out, re.S | re.M)
+    if block:
+        pytest.fail(f"{name} failed with -n {n}:\n{block.group(1)}", pytrace=False)
+    pytest.fail(f"{name} did not report with -n {n} (the run ended early)\n{result.explain()}")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("n", WORKER_COUNTS)
+@pytest.mark.parametrize("script", SCRIPT_NAMES)
+def test_api_script_ran_to_the_end(script: str, n: int) -> None:
+    """Every check reported, and the exit code says whether any failed."""
+    result = _run(script, n)
+    done = re.search(r"^CHECKS DONE (\d+)$", result.stdout, re.M)
+    assert done, result.explain()
+    reported = re.findall(r"^CHECK (\w+) (?:PASS|FAIL)", result.stdout, re.M)
+    assert reported == _check_names(script), result.explain()
+    assert result.returncode == (1 if int(done.group(1)) else 0), result.explain()
+    assert "printed by a task" in result.stdout or script != "api_core.py"

@@ -1,0 +1,173 @@
+"""The launcher's lifecycle end to end: exit codes, tracebacks, usage errors, worker output,
+signals, and that no process of a run is left behind whatever way it ended."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+from scoop_e2e_support import SCRIPTS, run_launcher, wait_until
+
+SCRIPTS_DIR = SCRIPTS
+
+
+def assert_nothing_left(result_or_started) -> None:
+    # The launcher has exited and reaped its children: nothing with the run's marker may live.
+    left = result_or_started.leftover()
+    assert not left, f"processes of the run left behind: {left}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("arg", "code"), [("3", 3), ("0", 0), ("none", 0), ("42", 42)])
+def test_exit_code_is_the_scripts(arg: str, code: int) -> None:
+    result = run_launcher(SCRIPTS_DIR / "exit_with.py", arg, n=2)
+    assert result.returncode == code, result.explain()
+    assert "Traceback" not in result.stderr, result.explain()
+    assert "SystemExit" not in result.stderr, result.explain()
+    assert_nothing_left(result)
+
+
+@pytest.mark.timeout(60)
+def test_exit_with_a_message_prints_it_and_exits_1() -> None:
+    result = run_launcher(SCRIPTS_DIR / "exit_with.py", "msg", "goodbye from the script", n=1)
+    assert result.returncode == 1, result.explain()
+    assert "goodbye from the script" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_worker_output_reaches_the_user() -> None:
+    result = run_launcher(SCRIPTS_DIR / "exit_with.py", "0", n=3)
+    assert result.returncode == 0, result.explain()
+    for index in (1, 2):
+        assert f"worker {index} imported the script" in result.stdout, result.explain()
+        assert f"worker {index} writes to stderr" in result.stderr, result.explain()
+    for i in range(3):
+        assert re.search(rf"^task {i} printed on worker \d$", result.stdout, re.M), result.explain()
+
+
+@pytest.mark.timeout(60)
+def test_uncaught_exception_in_the_root_prints_traceback_and_exits_1() -> None:
+    result = run_launcher(SCRIPTS_DIR / "raise_uncaught.py", "local", n=2)
+    assert result.returncode == 1, result.explain()
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "local_boom_function" in result.stderr
+    assert "RuntimeError: the root script failed" in result.stderr
+    assert_nothing_left(result)
+
+
+@pytest.mark.timeout(60)
+def test_uncaught_remote_exception_prints_remote_frames_and_exits_1() -> None:
+    result = run_launcher(SCRIPTS_DIR / "raise_uncaught.py", "remote", n=4)
+    assert result.returncode == 1, result.explain()
+    err = result.stderr
+    assert "Traceback (most recent call last)" in err, result.explain()
+    assert "remote_boom_function" in err, result.explain()
+    assert re.search(r"^ValueError: boom number \d+ on worker \d$", err, re.M), result.explain()
+    if "remote failures: 0" not in result.stdout:  # one came from another worker
+        assert "RemoteTraceback" in err, result.explain()
+        assert "The above exception was the direct cause" in err
+        remote_part = err.split("The above exception was the direct cause")[0]
+        assert "remote_boom_function" in remote_part
+        assert re.search(r"raised in a task on worker [1-3] on host ", err), result.explain()
+    assert_nothing_left(result)
+
+
+@pytest.mark.timeout(60)
+def test_missing_script_is_a_usage_error() -> None:
+    result = run_launcher(SCRIPTS_DIR / "no_such_script.py", n=1)
+    assert result.returncode == 2, result.explain()
+    assert "no_such_script.py" in result.stderr and "not found" in result.stderr
+    result = run_launcher("", n=1)
+    assert result.returncode == 2, result.explain()
+
+
+@pytest.mark.timeout(60)
+def test_no_script_is_a_usage_error() -> None:
+    import subprocess
+    import sys
+
+    from scoop_e2e_support import launcher_command
+
+    cmd = launcher_command("", n=1)[:-1]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 2, proc
+    assert "script" in proc.stderr and sys.executable
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("bad", ["0", "-1", "abc"])
+def test_bad_worker_count_is_a_usage_error(bad: str) -> None:
+    import subprocess
+
+    from scoop_e2e_support import launcher_command
+
+    cmd = launcher_command(SCRIPTS_DIR / "exit_with.py", "0", n=None)
+    cmd[3:3] = ["-n", bad]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 2, proc
+    assert "-n" in proc.stderr or "workers" in proc.stderr, proc.stderr
+    assert bad in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_to_the_launcher_stops_the_whole_run(start_launcher, signum, code) -> None:
+    run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=3)
+    run.wait_for_line("started")
+    assert len(run.leftover()) >= 4  # the launcher, the broker and three workers
+    run.proc.send_signal(signum)
+    returncode, out, err = run.finish(timeout=30)
+    assert returncode == code, (returncode, out, err)
+    assert "was not stopped" not in out
+    assert_nothing_left(run)
+
+
+@pytest.mark.timeout(90)
+def test_killed_launcher_takes_its_workers_along(start_launcher) -> None:
+    run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=2)
+    run.wait_for_line("started")
+    run.proc.kill()
+    run.proc.wait()
+    # The broker and workers notice their parent's death (PR_SET_PDEATHSIG or the idle check).
+    assert wait_until(lambda: not run.leftover(), timeout=15), run.leftover()
+
+
+@pytest.mark.timeout(60)
+def test_no_process_left_after_success_and_failure() -> None:
+    ok = run_launcher(SCRIPTS_DIR / "exit_with.py", "0", n=4)
+    assert ok.returncode == 0, ok.explain()
+    assert_nothing_left(ok)
+    bad = run_launcher(SCRIPTS_DIR / "raise_uncaught.py", "local", n=4)
+    assert bad.returncode == 1, bad.explain()
+    assert_nothing_left(bad)
+
+
+# -- load balancing when the root joins after the other workers asked for work -----------------
+
+
+@pytest.mark.timeout(90)
+def test_worker_that_asked_before_the_root_joined_still_gets_work() -> None:
+    env = {
+        "SCOOP_TEST_DELAY_ROOT_JOIN": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(SCRIPTS_DIR / "delay_root_join"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    result = run_launcher(SCRIPTS_DIR / "spread_after_late_root.py", n=2, env=env)
+    assert result.returncode == 0, result.explain()
+    assert "workers used: [0, 1]" in result.stdout, result.explain()
+
+
+@pytest.mark.timeout(60)
+def test_workers_joining_after_the_root_ended_do_not_delay_the_end() -> None:
+    start = time.monotonic()
+    result = run_launcher(SCRIPTS_DIR / "late_workers.py", n=2)
+    assert result.returncode == 0, result.explain()
+    assert "root done" in result.stdout
+    assert time.monotonic() - start < 20
+    assert_nothing_left(result)

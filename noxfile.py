@@ -7,7 +7,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "third_party"]
 nox.options.reuse_existing_virtualenvs = False
 
 PACKAGES = [
@@ -18,12 +18,14 @@ PACKAGES = [
 ]
 TEST_TOOLS = ["pytest==9.2.0", "pytest-timeout==2.4.0", "uv==0.13.9"]
 SOURCES = [f"{p}/src" for p in PACKAGES]
+# Every install uses --no-sources: without it uv reads the workspace's [tool.uv.sources] and
+# installs the scoop packages editable, not as a user gets them.
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite, against the packages installed as a user would install them."""
-    session.install(*PACKAGES, *TEST_TOOLS)
+    session.install("--no-sources", *PACKAGES, *TEST_TOOLS)
     session.run("pytest", *session.posargs)
 
 
@@ -38,14 +40,14 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) over the packages' sources."""
-    session.install(*PACKAGES, "mypy==2.4.1", "types-greenlet==3.5.0.20260518")
+    session.install("--no-sources", *PACKAGES, "mypy==2.4.1", "types-greenlet==3.5.0.20260518")
     session.run("mypy", *SOURCES)
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
     """Run the full_tree example on every local core."""
-    session.install(*PACKAGES)
+    session.install("--no-sources", *PACKAGES)
     session.run("python", "-m", "scoop_launch", "examples/full_tree.py")
 
 
@@ -73,7 +75,11 @@ def third_party(session: nox.Session) -> None:
     wheels = sorted(Path(dist).glob("scoop_tcp_example-*.whl"))
     if len(wheels) != 1:
         session.error(f"expected one scoop_tcp_example wheel in {dist}, found {wheels}")
-    session.install("./packages/scoop-core", "./packages/scoop-launch", str(wheels[0]))
+    # --no-sources: without it uv reads the workspace's [tool.uv.sources] and installs
+    # scoop-core (a dependency of scoop-launch) editable, not as a user would get it.
+    session.install(
+        "--no-sources", "./packages/scoop-core", "./packages/scoop-launch", str(wheels[0])
+    )
     session.run("python", "-m", "pytest", f"{THIRD_PARTY}/tests", "-p", "no:cacheprovider")
     listing = session.run("python", "-m", "scoop_launch", "--list-transports", silent=True)
     names = [line.split()[:2] for line in str(listing).splitlines() if line.strip()]

@@ -68,6 +68,15 @@ def _check(config: dict[str, Any]) -> str | None:
     return None
 
 
+def _same_file(path: str, source: str) -> bool:
+    """True if ``path`` already holds ``source`` (a shared file system): run it in place."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read() == source
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def main() -> int:
     """Run the agent of one host."""
     config = json.loads(sys.stdin.readline())
@@ -81,7 +90,11 @@ def main() -> int:
             problem = f"cannot use working directory {workdir!r} (--path): {exc}"
     shipped_dir = None
     script = config["script"]
-    if problem is None and config.get("script_source") is not None:
+    if (
+        problem is None
+        and config.get("script_source") is not None
+        and not _same_file(script, config["script_source"])
+    ):
         shipped_dir = tempfile.mkdtemp(prefix="scoop-script-")
         script = os.path.join(shipped_dir, os.path.basename(config["script"]))
         with open(script, "w", encoding="utf-8") as handle:

@@ -28,6 +28,9 @@ from scoop_e2e_support import (
     run_launcher,
 )
 
+#: The ssh test hosts (network namespaces with their own sshd): the ``test_hosts`` fixture.
+pytest_plugins = ["hosts.fixtures"]
+
 
 @pytest.fixture
 def launch() -> Callable[..., LaunchResult]:

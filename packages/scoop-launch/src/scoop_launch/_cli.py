@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept hosts whose key is not in known_hosts (unsafe)",
     )
     remote.add_argument(
+        "--ssh-timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long to wait for a host to answer (default %(default)s)",
+    )
+    remote.add_argument(
         "--path",
         "-p",
         metavar="DIR",
@@ -215,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         nice=options.nice,
         ssh_config=options.ssh_config,
         accept_unknown_host_keys=options.ssh_accept_unknown_host_keys,
+        connect_timeout=options.ssh_timeout,
     )
     connections = Connections(ssh)
 

@@ -42,6 +42,7 @@ class SshOptions:
     nice: int | None = None
     ssh_config: str | None = None
     accept_unknown_host_keys: bool = False
+    connect_timeout: float = CONNECT_TIMEOUT
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -86,9 +87,9 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
             port=settings["port"],
             username=user,
             key_filename=settings["identityfile"] or None,
-            timeout=CONNECT_TIMEOUT,
-            banner_timeout=CONNECT_TIMEOUT,
-            auth_timeout=CONNECT_TIMEOUT,
+            timeout=options.connect_timeout,
+            banner_timeout=options.connect_timeout,
+            auth_timeout=options.connect_timeout,
         )
     except socket.gaierror as exc:
         raise RemoteHostError(

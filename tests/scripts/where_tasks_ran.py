@@ -1,0 +1,46 @@
+"""Root script for the multi-host tests: reports where tasks ran, or exits, raises, or hangs.
+
+Modes (argv[1]): ``where`` (default) maps until every worker has run a task, then prints
+``WHERE {"root": host, "hosts": {host: [worker indices]}}``; ``exit K``; ``raise``; ``hang``
+(every worker busy in a blocking task; prints ``started``).
+"""
+
+import json
+import socket
+import sys
+import time
+
+import scoop
+from scoop import futures
+
+
+def where(_):
+    time.sleep(0.02)  # blocking, so that idle workers ask for the rest
+    return socket.gethostname(), scoop.worker[1]
+
+
+def forever(_):
+    while True:
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "where"
+    if mode == "where":
+        seen: dict[str, set[int]] = {}
+        for _ in range(50):
+            for host, index in futures.map(where, range(scoop.SIZE * 4)):
+                seen.setdefault(host, set()).add(index)
+            if sum(len(v) for v in seen.values()) == scoop.SIZE:
+                break
+        report = {"root": socket.gethostname(), "hosts": {h: sorted(v) for h, v in seen.items()}}
+        print("WHERE " + json.dumps(report), flush=True)
+    elif mode == "exit":
+        sys.exit(int(sys.argv[2]))
+    elif mode == "raise":
+        futures.submit(where, 0).result()
+        raise RuntimeError("failing on purpose")
+    elif mode == "hang":
+        pending = [futures.submit(forever, i) for i in range(scoop.SIZE * 2)]
+        print("started", flush=True)
+        futures.wait(pending)

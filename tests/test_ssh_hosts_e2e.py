@@ -1,0 +1,231 @@
+"""The launcher on real hosts: network namespaces, each with its own OpenSSH server.
+
+Every test checks that nothing of the run is left on any host afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scoop_e2e_support import ROOT, kill_marked, marked_env, new_marker
+
+SCRIPT = Path(__file__).parent / "scripts" / "where_tasks_ran.py"
+LOCAL = socket.gethostname()
+SECRET_LIKE = re.compile(rb"[0-9a-f]{64}")
+
+
+def launch(hosts, *options, mode=("where",), timeout=120, env=None):
+    """Run the launcher with the test hosts' ssh config; return the CompletedProcess."""
+    marker = new_marker()
+    cmd = [
+        sys.executable,
+        "-m",
+        "scoop_launch",
+        "--ssh-config",
+        str(hosts.ssh_config),
+        *options,
+        str(SCRIPT),
+        *mode,
+    ]
+    try:
+        return subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=marked_env(marker, env),
+            cwd=ROOT,
+        )
+    finally:
+        kill_marked(marker)
+
+
+def assert_nothing_left(hosts):
+    left = hosts.leftover_processes(timeout=10)
+    assert not left, f"processes left on the test hosts: {left}"
+
+
+def hostfile(tmp_path, lines):
+    path = tmp_path / "hosts"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def where(result):
+    line = next(x for x in result.stdout.splitlines() if x.startswith("WHERE "))
+    return json.loads(line[len("WHERE ") :])
+
+
+def dry_run_counts(output):
+    counts = {}
+    for line in output.splitlines():
+        match = re.match(r"^(\S+)\s+(\d+)\s+\S+\s+(local|ssh)", line)
+        if match:
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.mark.timeout(180)
+def test_hostfile_run_places_workers_as_dry_run_says(test_hosts, tmp_path):
+    hosts_file = hostfile(
+        tmp_path,
+        [
+            "# the launcher's machine first: it runs the root",
+            "localhost 1",
+            "h0 2",
+            "h1",
+            "h2 1   # trailing comment",
+        ],
+    )
+    # h1 has no count: it gets its CPU count, asked over ssh; -n then overrides the counts.
+    dry = launch(test_hosts, "--hostfile", hosts_file, "-n", "7", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    planned = dry_run_counts(dry.stdout)
+    assert sum(planned.values()) == 7 and next(iter(planned)) == "localhost", dry.stdout
+    result = launch(test_hosts, "--hostfile", hosts_file, "-n", "7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = where(result)
+    assert report["root"] == LOCAL
+    ran = {host: len(indices) for host, indices in report["hosts"].items()}
+    expected = {LOCAL if h == "localhost" else h: c for h, c in planned.items()}
+    assert ran == expected, (ran, expected)
+    assert report["hosts"][LOCAL][0] == 0  # the root is worker 0, on the first host
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_tunnel_carries_workers_that_cannot_reach_the_broker(test_hosts):
+    # With --tunnel the broker listens on 127.0.0.1 only, which the hosts cannot reach.
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "h1", "--tunnel")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(where(result)["hosts"]) == {LOCAL, "h0", "h1"}
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_root_on_a_remote_host_returns_its_exit_code(test_hosts):
+    result = launch(test_hosts, "--hosts", "h1", "localhost", mode=("exit", "3"))
+    assert result.returncode == 3, result.stdout + result.stderr
+    raised = launch(test_hosts, "--hosts", "h2", "h0", mode=("raise",))
+    assert raised.returncode == 1
+    assert "RuntimeError: failing on purpose" in raised.stderr
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("host", "cause"),
+    [("down", "connection refused"), ("unreachable", "h")],
+    ids=["refused", "unreachable"],
+)
+def test_a_host_that_cannot_be_reached_fails_the_launch_cleanly(test_hosts, host, cause):
+    result = launch(test_hosts, "--hosts", "localhost", "h0", host, "h1", "--ssh-timeout", "3")
+    assert result.returncode == 1
+    assert f"host {host}:" in result.stderr and cause in result.stderr, result.stderr
+    assert "WHERE" not in result.stdout, "work started although a host failed"
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_wrong_host_key_is_refused(test_hosts):
+    config = test_hosts.ssh_config_variant(wrong_key=["h1"])
+    result = launch(test_hosts, "--ssh-config", str(config), "--hosts", "localhost", "h0", "h1")
+    assert result.returncode == 1
+    assert "host h1: its host key does not match" in result.stderr, result.stderr
+    assert "WHERE" not in result.stdout
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_unknown_host_key_needs_the_explicit_flag(test_hosts):
+    config = str(test_hosts.ssh_config_variant(missing=["h2"]))
+    refused = launch(test_hosts, "--ssh-config", config, "--hosts", "localhost", "h2")
+    assert refused.returncode == 1
+    assert "host h2: its host key is unknown" in refused.stderr, refused.stderr
+    accepted = launch(
+        test_hosts,
+        "--ssh-config",
+        config,
+        "--hosts",
+        "localhost",
+        "h2",
+        "--ssh-accept-unknown-host-keys",
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert "h2" in where(accepted)["hosts"]
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_no_python_or_no_scoop_there_is_named(test_hosts):
+    result = launch(
+        test_hosts, "--hosts", "localhost", "h0", "--python-executable", "/nonexistent/python3"
+    )
+    assert result.returncode == 1
+    assert "host h0: no Python at '/nonexistent/python3'" in result.stderr, result.stderr
+    bare = launch(
+        test_hosts,
+        "--hosts",
+        "localhost",
+        "h0",
+        "--python-executable",
+        sys.base_prefix + "/bin/python3",
+    )
+    assert bare.returncode == 1
+    assert "host h0: scoop is not installed" in bare.stderr, bare.stderr
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_ends_every_worker_on_every_host(test_hosts, signum):
+    marker = new_marker()
+    cmd = [
+        sys.executable,
+        "-m",
+        "scoop_launch",
+        "--ssh-config",
+        str(test_hosts.ssh_config),
+        "--hosts",
+        "localhost",
+        "h0",
+        "h0",
+        "h1",
+        str(SCRIPT),
+        "hang",
+    ]
+    process = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=marked_env(marker),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert b"started" in line, line + process.stderr.read()
+        remote = {h: test_hosts.processes_in(h) for h in ("h0", "h1")}
+        assert all(remote.values()), f"no workers seen on the hosts: {remote}"
+        for pids in remote.values():  # the run's secret is on no command line
+            for pid in pids:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                assert not SECRET_LIKE.search(cmdline), cmdline
+        process.send_signal(signum)
+        process.wait(timeout=60)
+        assert process.returncode == 128 + signum
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        kill_marked(marker)
+    assert_nothing_left(test_hosts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests", "third_party"]
+nox.options.sessions = ["lint", "typecheck", "tests", "third_party", "nng_only"]
 nox.options.reuse_existing_virtualenvs = False
 
 PACKAGES = [
@@ -40,7 +40,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) over the packages' sources."""
-    session.install("--no-sources", *PACKAGES, "mypy==2.4.1", "types-greenlet==3.5.0.20260518")
+    # pytest: scoop.testing (the conformance kit) is typed against it.
+    session.install(
+        "--no-sources", *PACKAGES, *TEST_TOOLS, "mypy==2.4.1", "types-greenlet==3.5.0.20260518"
+    )
     session.run("mypy", *SOURCES)
 
 
@@ -98,3 +101,31 @@ def third_party(session: nox.Session) -> None:
         if expected not in output.splitlines() or traceback:
             session.error(f"{script} with tcp-example: expected {expected!r}, got:\n{output}")
         session.log(f"{script} with tcp-example: {expected}")
+
+
+@nox.session
+def nng_only(session: nox.Session) -> None:
+    """The API suite and the examples with only scoop-core, scoop-nng and scoop-launch installed.
+
+    No pyzmq in this environment: the launcher must find nng by itself.
+    """
+    session.install(
+        "--no-sources",
+        "./packages/scoop-core",
+        "./packages/scoop-nng",
+        "./packages/scoop-launch",
+        *TEST_TOOLS,
+    )
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util, sys; sys.exit(importlib.util.find_spec('zmq') is not None)",
+    )
+    session.run(
+        "pytest",
+        "tests/test_api_e2e.py",
+        "tests/test_examples_e2e.py",
+        "-p",
+        "no:cacheprovider",
+        env={"SCOOP_TRANSPORT": ""},
+    )

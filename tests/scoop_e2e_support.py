@@ -212,3 +212,23 @@ class Started:
             stdout.decode(errors="replace"),
             stderr.decode(errors="replace"),
         )
+
+
+def installed_transport_names() -> list[str]:
+    """The transports installed in this environment, as the launcher finds them."""
+    from scoop import _plugins
+
+    return sorted(_plugins.installed_transports())
+
+
+def transport_cases() -> list[tuple[str, int]]:
+    """(transport, -n) pairs the API suite runs: the default transport on 1, 2 and 4 workers,
+    every other installed transport on 2 and 4 (one worker hardly exercises a transport)."""
+    from scoop import _plugins
+
+    default = _plugins.choose_transport(None).info.name
+    return [
+        (name, n)
+        for name in installed_transport_names()
+        for n in ((1, 2, 4) if name == default else (2, 4))
+    ]

@@ -12,13 +12,11 @@ import re
 from typing import Any
 
 import pytest
-from scoop_e2e_support import SCRIPTS, LaunchResult, run_launcher
+from scoop_e2e_support import SCRIPTS, LaunchResult, run_launcher, transport_cases
 
-WORKER_COUNTS = (1, 2, 4)
 SCRIPT_NAMES = ("api_core.py", "api_errors.py")
-_RUNS: dict[tuple[str, int], LaunchResult] = {}
+_RUNS: dict[tuple[str, int, str], LaunchResult] = {}
 
-# (script, check) -> (worker counts where the check fails today, reason)
 # (script, check) -> (worker counts, reason): checks expected to fail because of a known bug,
 # marked strict xfail so that they turn red once it is fixed. None today.
 KNOWN_BUGS: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
@@ -39,43 +37,53 @@ def _cases() -> list[Any]:
     cases = []
     for script in SCRIPT_NAMES:
         for name in _check_names(script):
-            for n in WORKER_COUNTS:
+            for transport, n in transport_cases():
                 marks = []
                 counts, reason = KNOWN_BUGS.get((script, name), ((), ""))
                 if n in counts:
                     marks.append(pytest.mark.xfail(reason=reason, strict=True))
                 cases.append(
-                    pytest.param(script, n, name, marks=marks, id=f"{script[:-3]}-n{n}-{name}")
+                    pytest.param(
+                        script,
+                        n,
+                        transport,
+                        name,
+                        marks=marks,
+                        id=f"{script[:-3]}-{transport}-n{n}-{name}",
+                    )
                 )
     return cases
 
 
-def _run(script: str, n: int) -> LaunchResult:
-    key = (script, n)
+def _run(script: str, n: int, transport: str) -> LaunchResult:
+    key = (script, n, transport)
     if key not in _RUNS:
-        _RUNS[key] = run_launcher(SCRIPTS / script, str(n), n=n, timeout=150)
+        _RUNS[key] = run_launcher(
+            SCRIPTS / script, str(n), n=n, timeout=150, env={"SCOOP_TRANSPORT": transport}
+        )
     return _RUNS[key]
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("script", "n", "name"), _cases())
-def test_api(script: str, n: int, name: str) -> None:
-    result = _run(script, n)
+@pytest.mark.parametrize(("script", "n", "transport", "name"), _cases())
+def test_api(script: str, n: int, transport: str, name: str) -> None:
+    result = _run(script, n, transport)
     out = result.stdout
     if f"CHECK {name} PASS" in out:
         return
     block = re.search(rf"^BEGIN {name}\n(.*?)^END {name}$", out, re.S | re.M)
+    where = f"-n {n} over {transport}"
     if block:
-        pytest.fail(f"{name} failed with -n {n}:\n{block.group(1)}", pytrace=False)
-    pytest.fail(f"{name} did not report with -n {n} (the run ended early)\n{result.explain()}")
+        pytest.fail(f"{name} failed with {where}:\n{block.group(1)}", pytrace=False)
+    pytest.fail(f"{name} did not report with {where} (the run ended early)\n{result.explain()}")
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("n", WORKER_COUNTS)
+@pytest.mark.parametrize(("transport", "n"), transport_cases())
 @pytest.mark.parametrize("script", SCRIPT_NAMES)
-def test_api_script_ran_to_the_end(script: str, n: int) -> None:
+def test_api_script_ran_to_the_end(script: str, transport: str, n: int) -> None:
     """Every check reported, and the exit code says whether any failed."""
-    result = _run(script, n)
+    result = _run(script, n, transport)
     done = re.search(r"^CHECKS DONE (\d+)$", result.stdout, re.M)
     assert done, result.explain()
     reported = re.findall(r"^CHECK (\w+) (?:PASS|FAIL)", result.stdout, re.M)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from scoop_e2e_support import EXAMPLES, run_launcher
+from scoop_e2e_support import EXAMPLES, installed_transport_names, run_launcher
 
 EXPECTED = {
     "hello_map.py": ["hello_map: sum of squares of 0..15 = 1240"],
@@ -49,6 +49,17 @@ def test_example(example: str, n: int) -> None:
     prefix = example[:-3] + ":"
     own = [line for line in lines if line.startswith(prefix)]
     assert own == [e for e in EXPECTED[example] if e.startswith(prefix)], own
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("transport", installed_transport_names())
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_example_over_each_transport(example: str, transport: str) -> None:
+    result = run_launcher(EXAMPLES / example, n=2, env={"SCOOP_TRANSPORT": transport})
+    assert result.returncode == 0, result.explain()
+    lines = result.stdout.splitlines()
+    for expected in EXPECTED[example]:
+        assert expected in lines, f"missing line {expected!r}\n{result.explain()}"
 
 
 @pytest.mark.timeout(60)

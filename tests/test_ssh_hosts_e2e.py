@@ -229,3 +229,31 @@ def test_signal_ends_every_worker_on_every_host(test_hosts, signum):
             process.wait()
         kill_marked(marker)
     assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_remote_options_reach_the_remote_workers(test_hosts, tmp_path):
+    prolog = tmp_path / "prolog.sh"
+    prolog.write_text("SCOOP_TEST_PROLOG=sourced\nexport SCOOP_TEST_PROLOG\n")
+    workdir = tmp_path / "remote-cwd"
+    workdir.mkdir()
+    result = launch(
+        test_hosts,
+        "--hosts",
+        "localhost",
+        "h0",
+        "--prolog",
+        str(prolog),
+        "--nice",
+        "5",
+        "--path",
+        str(workdir),
+        "--pythonpath",
+        "/opt/scoop-test-path",
+        mode=("env",),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("ENV "))
+    remote = json.loads(line[len("ENV ") :])["h0"]
+    assert remote == ["sourced", str(workdir), 5, "/opt/scoop-test-path"]
+    assert_nothing_left(test_hosts)

@@ -1,11 +1,14 @@
 """Root script for the multi-host tests: reports where tasks ran, or exits, raises, or hangs.
 
-Modes (argv[1]): ``where`` (default) maps until every worker has run a task, then prints
+Modes (argv[1]): ``env`` reports, per host, what the remote options set (prolog variable,
+working directory, niceness, first PYTHONPATH entry); ``where`` (default) maps until every
+worker has run a task, then prints
 ``WHERE {"root": host, "hosts": {host: [worker indices]}}``; ``exit K``; ``raise``; ``hang``
 (every worker busy in a blocking task; prints ``started``).
 """
 
 import json
+import os
 import socket
 import sys
 import time
@@ -17,6 +20,17 @@ from scoop import futures
 def where(_):
     time.sleep(0.02)  # blocking, so that idle workers ask for the rest
     return socket.gethostname(), scoop.worker[1]
+
+
+def environment(_):
+    time.sleep(0.02)
+    return (
+        socket.gethostname(),
+        os.environ.get("SCOOP_TEST_PROLOG"),
+        os.getcwd(),
+        os.nice(0),
+        os.environ.get("PYTHONPATH", "").split(os.pathsep)[0],
+    )
 
 
 def forever(_):
@@ -35,6 +49,14 @@ if __name__ == "__main__":
                 break
         report = {"root": socket.gethostname(), "hosts": {h: sorted(v) for h, v in seen.items()}}
         print("WHERE " + json.dumps(report), flush=True)
+    elif mode == "env":
+        report = {}
+        for _ in range(50):
+            for host, *facts in futures.map(environment, range(scoop.SIZE * 4)):
+                report[host] = facts
+            if len(report) > 1:
+                break
+        print("ENV " + json.dumps(report), flush=True)
     elif mode == "exit":
         sys.exit(int(sys.argv[2]))
     elif mode == "raise":

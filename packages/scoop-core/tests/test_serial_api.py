@@ -174,3 +174,25 @@ def test_shutdown_waits_for_pending():
     fs = [futures.submit(square, i) for i in range(4)]
     futures.shutdown()
     assert all(f.done() for f in fs)
+
+
+def fail_at_seven(x):
+    if x == 7:
+        raise ValueError("seven")
+    return x
+
+
+def test_batched_map_keeps_order_and_raises_at_the_failing_item():
+    results = []
+    with pytest.raises(ValueError, match="seven"):
+        for value in futures.map(fail_at_seven, range(1000)):
+            results.append(value)
+    assert results == list(range(7))
+    assert list(futures.map(square, range(1000))) == [x * x for x in range(1000)]
+    assert sorted(futures.map_as_completed(square, range(500))) == [x * x for x in range(500)]
+
+
+def test_batched_map_names_the_unpicklable_item():
+    items = [1] * 600 + [threading.Lock()]
+    with pytest.raises(SerializationError, match=r"item 600 of the map: argument 0 .*lock"):
+        futures.map(square, items)

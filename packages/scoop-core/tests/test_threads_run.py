@@ -162,3 +162,29 @@ def test_shared_constant_reaches_other_workers():
         return Counter(futures.map(read_constant, range(100)))
 
     assert run_in_threads(2, root) == Counter({42: 100})
+
+
+def fail_on_worker_one(x):
+    time.sleep(0.0005)
+    if _runtime.current().index != 0:
+        raise ValueError(f"item {x} failed remotely")
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_batched_map_spreads_and_reports_an_item_failure_remotely():
+    def root():
+        seen = Counter(futures.map(worker_index, range(2000)))
+        try:
+            list(futures.map(fail_on_worker_one, range(2000)))
+        except ValueError as exc:
+            return seen, exc
+        return seen, None
+
+    seen, error = run_in_threads(2, root)
+    assert set(seen) == {0, 1} and sum(seen.values()) == 2000
+    assert error is not None, "no item ran on worker 1"
+    assert "failed remotely" in str(error)
+    assert isinstance(error.__cause__, RemoteTraceback)
+    assert "fail_on_worker_one" in error.__cause__.traceback_text
+    assert any("worker 1 on host thread-host" in note for note in error.__notes__)

@@ -84,6 +84,11 @@ class Scheduler:
         #: Futures submitted here that have not finished, by id (for ``futures.shutdown``).
         self.unfinished: dict[int, Future[Any]] = {}
 
+    @property
+    def where(self) -> str:
+        """This worker, as error notes name it."""
+        return "this process"
+
     # -- submitting --------------------------------------------------------------------------
 
     def next_task_id(self) -> int:

@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
+from scoop import _batch, _serialize
 from scoop._future import Future
 from scoop._runtime import current
+from scoop.errors import SerializationError
 
 __all__ = [
     "ALL_COMPLETED",
@@ -71,17 +73,43 @@ def submit(func: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
     return current().submit(func, args, kwargs)
 
 
-def _submit_all(func: Callable[..., T], iterables: tuple[Iterable[Any], ...]) -> list[Future[T]]:
+def _submit_all(
+    func: Callable[..., T], iterables: tuple[Iterable[Any], ...]
+) -> tuple[list[Future[Any]], bool]:
+    """Submit a map's calls; return the futures and whether they are batched (chunks)."""
     scheduler = current()
-    fn_frame = scheduler.pickle_function(func)  # once for the whole map
-    return [scheduler.submit(func, args, {}, fn_frame) for args in zip(*iterables, strict=False)]
+    fn_frame = scheduler.pickle_function(func)  # once for the whole map; names a bad function
+    items = list(zip(*iterables, strict=False))
+    per_task = _batch.chunk_size(len(items), scheduler.size)
+    if per_task == 1:
+        return [scheduler.submit(func, args, {}, fn_frame) for args in items], False
+    chunk_frame = scheduler.pickle_function(_batch.run_chunk)
+    chunks = []
+    for start in range(0, len(items), per_task):
+        chunk = items[start : start + per_task]
+        try:
+            chunks.append(scheduler.submit(_batch.run_chunk, (func, chunk), {}, chunk_frame))
+        except SerializationError:
+            for offset, args in enumerate(chunk):  # name the item that cannot travel
+                try:
+                    _serialize.dumps_call(args, {})
+                except SerializationError as exc:
+                    raise SerializationError(f"item {start + offset} of the map: {exc}") from exc
+            raise
+    return chunks, True
 
 
-def _ordered_results(futures: list[Future[T]], deadline: float | None) -> Iterator[T]:
+def _ordered_results(
+    futures: list[Future[Any]], batched: bool, deadline: float | None
+) -> Iterator[Any]:
     # Results are dropped as they are yielded so that a long map does not keep them all.
     futures.reverse()
     while futures:
-        yield futures.pop().result(_remaining(deadline))
+        value = futures.pop().result(_remaining(deadline))
+        if batched:
+            yield from _batch.unwrap(value)
+        else:
+            yield value
 
 
 def map(
@@ -89,20 +117,23 @@ def map(
 ) -> Iterator[T]:
     """Apply ``func`` to every item of the iterables in parallel; yield results in input order.
 
-    All tasks are submitted when ``map`` is called. A task's exception is raised when its result
-    is reached. ``timeout`` (seconds, from the call) raises ``TimeoutError`` when a result is
-    not ready in time.
+    All tasks are submitted when ``map`` is called; many small items are batched into fewer
+    tasks (see ``scoop._batch``), keeping order and load balance. A call's exception is raised
+    when its result is reached. ``timeout`` (seconds, from the call) raises ``TimeoutError``
+    when a result is not ready in time.
     """
-    futures = _submit_all(func, iterables)
-    return _ordered_results(futures, _deadline(timeout))
+    futures, batched = _submit_all(func, iterables)
+    return _ordered_results(futures, batched, _deadline(timeout))
 
 
 def map_as_completed(
     func: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None
 ) -> Iterator[T]:
     """Like :func:`map`, but yield each result as soon as its task finishes."""
-    futures = _submit_all(func, iterables)
-    return (fut.result() for fut in as_completed(futures, timeout))
+    futures, batched = _submit_all(func, iterables)
+    if not batched:
+        return (fut.result() for fut in as_completed(futures, timeout))
+    return (item for fut in as_completed(futures, timeout) for item in _batch.unwrap(fut.result()))
 
 
 def as_completed(fs: Iterable[Future[T]], timeout: float | None = None) -> Iterator[Future[T]]:

@@ -139,3 +139,6 @@ class TransportInfo:
     connect: Callable[[ConnectOptions], WorkerEndpoint]
     #: One line for ``--list-transports``.
     description: str = ""
+    #: True if the broker also opens connections to the workers (workers must then be reachable
+    #: from the broker's host, and the launcher's ``--tunnel`` cannot carry the transport).
+    broker_connects_to_workers: bool = False

@@ -207,6 +207,11 @@ def main(argv: list[str] | None = None) -> None:
         transport = _plugins.choose_transport(options.transport)
     except (NoTransportError, UnknownTransportError) as exc:
         parser.exit(USAGE_ERROR, f"{parser.prog}: error: {exc}\n")
+    if options.tunnel and transport.info.broker_connects_to_workers:
+        parser.error(
+            f"--tunnel cannot carry the {transport.info.name!r} transport (its broker connects to "
+            "the workers); use --transport zmq with --tunnel"
+        )
     try:
         source, hosts = _hosts.resolve_hosts(options.hostfile, options.hosts, os.environ)
     except _hosts.HostSourceError as exc:

@@ -36,5 +36,6 @@ def scoop_transports() -> list[TransportInfo]:
             bind=_bind,
             connect=_connect,
             description="nng Push0/Pull0 sockets over TCP, one channel each way per worker (pynng)",
+            broker_connects_to_workers=True,
         )
     ]

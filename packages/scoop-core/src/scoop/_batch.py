@@ -1,0 +1,92 @@
+"""Automatic batching of ``futures.map``: many small calls travel and run as one task.
+
+A map of n items over W workers becomes about ``W * TASKS_PER_WORKER`` chunk tasks of consecutive
+items (never fewer than one item each): few enough that per-task overhead vanishes, many enough
+that steal-half load balancing evens out uneven items. Results keep their order. An item that
+raises does not fail its chunk: the chunk records an ItemFailure in that item's place, and the
+map raises it when it reaches that item, with the remote traceback chained as for a plain task.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import greenlet
+
+from scoop import _serialize
+from scoop.errors import RemoteTraceback, ScoopError
+
+#: Chunk tasks a map aims for per worker.
+TASKS_PER_WORKER = 16
+
+
+class UnpicklableItemError(ScoopError):
+    """An item of a batched map raised an exception that could not travel back."""
+
+
+def chunk_size(items: int, workers: int) -> int:
+    """How many consecutive items one chunk task carries."""
+    return max(1, -(-items // (max(1, workers) * TASKS_PER_WORKER)))
+
+
+class ItemFailure:
+    """An exception raised by one item of a chunk, kept in that item's place."""
+
+    __slots__ = ("exception", "remote", "traceback_text", "where")
+
+    def __init__(self, exception: BaseException, traceback_text: str, where: str) -> None:
+        self.exception = exception
+        self.traceback_text = traceback_text
+        self.where = where
+        self.remote = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        exception = self.exception
+        try:
+            _serialize.loads(_serialize.dumps(exception))
+        except Exception:
+            summary = f"{type(exception).__module__}.{type(exception).__qualname__}: {exception}"
+            exception = UnpicklableItemError(f"the task raised {summary}, which cannot travel")
+        return _rebuild_failure, (exception, self.traceback_text, self.where)
+
+    def raise_it(self) -> None:
+        """Raise the item's exception, with its remote traceback if it came from elsewhere."""
+        exception = self.exception
+        if self.remote:
+            exception.__cause__ = RemoteTraceback(self.traceback_text)
+            exception.add_note(f"(raised in a task on {self.where})")
+            self.remote = False  # annotate once, however often the result is read
+        raise exception
+
+
+def _rebuild_failure(exception: BaseException, traceback_text: str, where: str) -> ItemFailure:
+    failure = ItemFailure(exception, traceback_text, where)
+    failure.remote = True
+    return failure
+
+
+def run_chunk(fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Call ``fn(*args)`` for each item in order; the task body of a chunk."""
+    results: list[Any] = []
+    append = results.append
+    for args in items:
+        try:
+            append(fn(*args))
+        except greenlet.GreenletExit:
+            raise
+        except BaseException as exc:
+            from scoop._runtime import current
+
+            text = "".join(traceback.format_exception(exc))
+            append(ItemFailure(exc, text, current().where))
+    return results
+
+
+def unwrap(results: list[Any]) -> Any:
+    """Yield a chunk's results in order, raising an item's exception where it stands."""
+    for item in results:
+        if type(item) is ItemFailure:
+            item.raise_it()
+        yield item

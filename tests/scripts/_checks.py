@@ -20,8 +20,30 @@ def check(fn):
     return fn
 
 
+def _worker_index(_):
+    import scoop
+
+    time.sleep(0.01)  # blocking, so that idle workers ask for the rest
+    return scoop.worker[1] if scoop.worker else 0
+
+
+def wait_for_every_worker(rounds=200):
+    """Map small tasks until every worker of the run has run one (all have joined), so that
+    checks about remote behaviour do not depend on how fast workers start."""
+    import scoop
+    from scoop import futures
+
+    seen = set()
+    for _ in range(rounds):
+        seen.update(futures.map(_worker_index, range(scoop.SIZE * 2)))
+        if len(seen) == scoop.SIZE:
+            return
+    raise AssertionError(f"only workers {sorted(seen)} of {scoop.SIZE} ever ran a task")
+
+
 def run_checks():
     """Run the registered checks (or those named in ``sys.argv[2:]``) and exit."""
+    wait_for_every_worker()
     wanted = set(sys.argv[2:])
     failed = 0
     for fn in CHECKS:

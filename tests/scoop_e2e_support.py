@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -54,12 +54,17 @@ class LaunchResult:
         )
 
 
-def launcher_command(script: str | os.PathLike[str], *args: str, n: int | None = 2) -> list[str]:
-    """The command line of ``python -m scoop_launch [-n N] script args``."""
+def launcher_command(
+    script: str | os.PathLike[str],
+    *args: str,
+    n: int | None = 2,
+    options: Sequence[str] = (),
+) -> list[str]:
+    """The command line of ``python -m scoop_launch [-n N] [options] script args``."""
     cmd = [sys.executable, "-m", "scoop_launch"]
     if n is not None:
         cmd += ["-n", str(n)]
-    return [*cmd, str(script), *args]
+    return [*cmd, *options, str(script), *args]
 
 
 def new_marker() -> str:
@@ -118,13 +123,14 @@ def run_launcher(
     timeout: float = RUN_TIMEOUT,
     env: dict[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    options: Sequence[str] = (),
 ) -> LaunchResult:
     """Run ``python -m scoop_launch -n N script args`` to the end and capture its output.
 
     On timeout the launcher and every process of its run are killed and the test fails.
     """
     marker = new_marker()
-    cmd = launcher_command(script, *args, n=n)
+    cmd = launcher_command(script, *args, n=n, options=options)
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd,

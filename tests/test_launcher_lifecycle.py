@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from scoop_e2e_support import SCRIPTS, run_launcher, wait_until
+from scoop_e2e_support import EXAMPLES, SCRIPTS, run_launcher, wait_until
 
 SCRIPTS_DIR = SCRIPTS
 
@@ -171,3 +171,13 @@ def test_workers_joining_after_the_root_ended_do_not_delay_the_end() -> None:
     assert "root done" in result.stdout
     assert time.monotonic() - start < 20
     assert_nothing_left(result)
+
+
+@pytest.mark.timeout(60)
+def test_log_option_writes_every_process_log_to_the_file(tmp_path) -> None:
+    log = tmp_path / "run.log"
+    result = run_launcher(EXAMPLES / "hello_map.py", n=2, options=["-v", "--log", str(log)])
+    assert result.returncode == 0, result.explain()
+    text = log.read_text()
+    assert "worker 0 joined" in text and "worker 1 joined" in text, text
+    assert "joined" not in result.stderr  # the log went to the file, not to the terminal

@@ -194,7 +194,7 @@ class Broker:
             self.endpoint.send(peer, self.codec.encode_entries(Kind.CONST, 0, 0, [constant]))
         if self.hungry:  # workers that asked for work before this one joined
             self.endpoint.send(peer, self.codec.encode(Kind.DEMAND, 0, len(self.hungry)))
-        logger.debug("broker: worker %d joined from %s", index, theirs.get("host"))
+        logger.info("broker: worker %d joined from host %s", index, theirs.get("host"))
 
     def _dispatch(self) -> None:
         """Give queued tasks to hungry workers, splitting the queue evenly among them."""

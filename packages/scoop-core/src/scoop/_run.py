@@ -54,17 +54,23 @@ def _read_line() -> dict[str, Any]:
     return json.loads(line)  # type: ignore[no-any-return]
 
 
-def _setup_logging(level: str, name: str) -> None:
-    logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
+def _setup_logging(config: dict[str, Any], name: str) -> None:
+    """Log to the launcher's ``--log`` file (appending; every process of the run shares it),
+    else to stderr, at the launcher's verbosity."""
     import multiprocessing
 
     multiprocessing.current_process().name = name
+    level = config.get("log_level", "WARNING")
+    if config.get("log_file"):
+        logging.basicConfig(level=level, format=_LOG_FORMAT, filename=config["log_file"])
+    else:
+        logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
 
 
 def broker_main() -> int:
     """Run the broker of one run."""
     config = _read_line()
-    _setup_logging(config.get("log_level", "WARNING"), "broker")
+    _setup_logging(config, "broker")
     parent_pid = config.get("parent_pid")
     if parent_pid is not None:
         _die_with_parent()
@@ -97,7 +103,7 @@ def worker_main() -> int:
     config = _read_line()
     index = int(config["index"])
     hostname = socket.gethostname()
-    _setup_logging(config.get("log_level", "WARNING"), f"worker-{index}")
+    _setup_logging(config, f"worker-{index}")
     parent_pid = config.get("parent_pid")
     if parent_pid is not None:
         _die_with_parent()

@@ -181,3 +181,13 @@ def test_log_option_writes_every_process_log_to_the_file(tmp_path) -> None:
     text = log.read_text()
     assert "worker 0 joined" in text and "worker 1 joined" in text, text
     assert "joined" not in result.stderr  # the log went to the file, not to the terminal
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_dies_mid_run_aborts_it_naming_the_worker() -> None:
+    result = run_launcher(SCRIPTS / "worker_dies.py", n=2)
+    assert result.returncode == 1, result.explain()
+    assert re.search(r"worker 1 exited with code 9 before the root finished", result.stderr), (
+        result.explain()
+    )
+    assert not result.leftover(), result.leftover()

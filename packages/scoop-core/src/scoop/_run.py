@@ -55,8 +55,11 @@ def _read_line() -> dict[str, Any]:
 
 
 def _setup_logging(config: dict[str, Any], name: str) -> None:
-    """Log to the launcher's ``--log`` file (appending; every process of the run shares it),
-    else to stderr, at the launcher's verbosity."""
+    """Set up logging at the launcher's verbosity.
+
+    The log goes to the launcher's ``--log`` file (appended to: every process of the run shares
+    it), else to stderr.
+    """
     import multiprocessing
 
     multiprocessing.current_process().name = name

@@ -1,0 +1,89 @@
+"""The launcher's command line: usage errors and --dry-run placement (no process is started)."""
+
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT_TEXT = "print('never run')\n"
+
+
+def launcher(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "scoop_launch", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "job.py"
+    path.write_text(SCRIPT_TEXT)
+    return str(path)
+
+
+def placement(output):
+    rows = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1].isdigit() and parts[3] in ("local", "ssh"):
+            rows.append((parts[0], int(parts[1])))
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("hostfile", "n", "expected"),
+    [
+        ("a 2\nb 2\n", None, [("a", 2), ("b", 2)]),
+        ("a 1\nb 1\n", "3", [("a", 2), ("b", 1)]),  # the original's documented example
+        ("a 4\nb 4\nc 2\n", "13", [("a", 5), ("b", 5), ("c", 3)]),
+        ("a 4\nb 4\nc 2\n", "5", [("a", 4), ("b", 1)]),
+        ("# comment\n\na 2 # two\n[::1] 1\n", None, [("a", 2), ("::1", 1)]),
+    ],
+)
+def test_dry_run_shows_the_placement(tmp_path, script, hostfile, n, expected):
+    hosts = tmp_path / "hosts"
+    hosts.write_text(hostfile)
+    args = ["--hostfile", str(hosts), "--dry-run", *(["-n", n] if n else []), script]
+    result = launcher(*args)
+    assert result.returncode == 0, result.stderr
+    assert placement(result.stdout) == expected
+    assert "root: worker 0" in result.stdout.splitlines()[2]
+    assert "never run" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-n", "0"], "needs at least 1 worker"),
+        (["-n", "many"], "expected a whole number"),
+        (["--hosts", "a", "--hostfile", "HOSTS"], "cannot be used together"),
+        (["--hostfile", "HOSTS"], "line 2: the worker count 'four'"),
+        (["--hostfile", "/nonexistent/hosts"], "does not exist"),
+        (["--transport", "carrier-pigeon"], "is not installed (installed: "),
+        (["--transport", "nng-missing"], "install the package that provides"),
+    ],
+)
+def test_usage_errors_exit_2_and_say_why(tmp_path, script, args, message):
+    hosts = tmp_path / "HOSTS"
+    hosts.write_text("node1 4\nnode2 four\n")
+    args = [str(hosts) if a == "HOSTS" else a for a in args]
+    result = launcher(*args, script)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_missing_script_is_a_usage_error(tmp_path):
+    result = launcher(str(tmp_path / "nope.py"))
+    assert result.returncode == 2
+    assert "not found" in result.stderr
+
+
+def test_list_transports_names_distribution_and_schemes():
+    result = launcher("--list-transports")
+    assert result.returncode == 0
+    line = next(x for x in result.stdout.splitlines() if x.startswith("zmq "))
+    assert "scoop-zmq" in line and "tcp" in line

@@ -7,29 +7,10 @@ is actually bound or connected, so that listing transports stays cheap.
 from __future__ import annotations
 
 from scoop.hookspecs import hookimpl
-from scoop.transport import (
-    API_VERSION,
-    BindOptions,
-    BrokerEndpoint,
-    ConnectOptions,
-    TransportInfo,
-    WorkerEndpoint,
-)
+from scoop.transport import API_VERSION, TransportInfo, lazy_factory
 
 #: The name users pass to ``--transport``.
 NAME = "tcp-example"
-
-
-def _bind(options: BindOptions) -> BrokerEndpoint:
-    from scoop_tcp_example._transport import bind
-
-    return bind(options)
-
-
-def _connect(options: ConnectOptions) -> WorkerEndpoint:
-    from scoop_tcp_example._transport import connect
-
-    return connect(options)
 
 
 @hookimpl
@@ -40,8 +21,8 @@ def scoop_transports() -> list[TransportInfo]:
             name=NAME,
             schemes=("tcp",),
             api_version=API_VERSION,
-            bind=_bind,
-            connect=_connect,
+            bind=lazy_factory("scoop_tcp_example._transport:bind"),
+            connect=lazy_factory("scoop_tcp_example._transport:connect"),
             description="example third-party transport: plain TCP sockets (stdlib)",
         )
     ]

@@ -106,25 +106,24 @@ class Future(Generic[T]):
         ``timeout`` seconds and ``concurrent.futures.CancelledError`` if it was cancelled. An
         exception raised in another worker is re-raised here with its remote traceback chained.
         """
-        if not self.done():
-            self._scheduler.wait_one(self, timeout)
-        if self._state == CANCELLED:
-            raise CancelledError(f"{self!r} was cancelled")
-        if self._state != FINISHED:
-            raise TimeoutError(f"{self!r} did not finish within {timeout} seconds")
+        self._wait_finished(timeout)
         if self._exception is not None:
             raise self._exception
         return self._result  # type: ignore[no-any-return]
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait for the task and return the exception it raised, or None if it succeeded."""
+        self._wait_finished(timeout)
+        return self._exception
+
+    def _wait_finished(self, timeout: float | None) -> None:
+        """Wait until finished; raise CancelledError or TimeoutError if it did not finish."""
         if not self.done():
             self._scheduler.wait_one(self, timeout)
         if self._state == CANCELLED:
             raise CancelledError(f"{self!r} was cancelled")
         if self._state != FINISHED:
             raise TimeoutError(f"{self!r} did not finish within {timeout} seconds")
-        return self._exception
 
     def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
         """Call ``fn(future)`` when the future is done (at once if it already is).

@@ -53,7 +53,11 @@ def installed_transports() -> dict[str, InstalledTransport]:
     A plugin built for another version of the transport interface is refused with an error
     naming the plugin, its distribution and both versions.
     """
-    manager = _plugin_manager()
+    return collect(_plugin_manager())
+
+
+def collect(manager: pluggy.PluginManager) -> dict[str, InstalledTransport]:
+    """Ask every plugin of ``manager`` for its transports and check what they return."""
     distributions = {
         id(plugin): (dist.project_name, dist.version)
         for plugin, dist in manager.list_plugin_distinfo()

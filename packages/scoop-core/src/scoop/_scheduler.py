@@ -53,7 +53,7 @@ class Waiter:
         self.active = True
         self.pending = pending
         self.failed = False
-        self.finished: list[Future[Any]] | None = [] if collect else None
+        self.finished: deque[Future[Any]] | None = deque() if collect else None
 
     def notify(self, fut: Future[Any]) -> None:
         self.pending -= 1
@@ -180,10 +180,7 @@ class Scheduler:
             return
         waiter = Waiter(greenlet.getcurrent(), pending=len(pending))
         total = waiter.pending
-        for fut in pending:
-            fut._waiters.append(waiter)
-        deadline = self._start_wait(waiter, timeout)
-        try:
+        with self._watching(waiter, pending, timeout) as deadline:
             while waiter.pending > 0:
                 if return_when == "FIRST_COMPLETED" and waiter.pending < total:
                     break
@@ -192,6 +189,17 @@ class Scheduler:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 self.park(waiter)
+
+    @contextlib.contextmanager
+    def _watching(
+        self, waiter: Waiter, pending: list[Future[Any]], timeout: float | None
+    ) -> Iterator[float | None]:
+        """Register ``waiter`` on unfinished futures (and a timer) for the time of a wait."""
+        for fut in pending:
+            fut._waiters.append(waiter)
+        deadline = self._start_wait(waiter, timeout)
+        try:
+            yield deadline
         finally:
             waiter.active = False
             for fut in pending:
@@ -212,16 +220,14 @@ class Scheduler:
         if not pending:
             return
         waiter = Waiter(greenlet.getcurrent(), pending=len(pending), collect=True)
-        assert waiter.finished is not None
-        for fut in pending:
-            fut._waiters.append(waiter)
-        deadline = self._start_wait(waiter, timeout)
-        try:
+        finished = waiter.finished
+        assert finished is not None
+        with self._watching(waiter, pending, timeout) as deadline:
             yielded = 0
             while yielded < len(pending):
-                while waiter.finished:
+                while finished:
                     yielded += 1
-                    yield waiter.finished.pop(0)
+                    yield finished.popleft()
                 if yielded == len(pending):
                     break
                 if deadline is not None and time.monotonic() >= deadline:
@@ -229,13 +235,8 @@ class Scheduler:
                         f"{len(pending) - yielded} of {len(futures)} futures unfinished "
                         f"after {timeout} seconds"
                     )
-                waiter.glet = greenlet.getcurrent()
+                waiter.glet = greenlet.getcurrent()  # the consumer may resume us elsewhere
                 self.park(waiter)
-        finally:
-            waiter.active = False
-            for fut in pending:
-                if not fut.done():
-                    fut._waiters.remove(waiter)
 
     def wait_constant(self, name: str, timeout: float | None) -> bool:
         """Park until the shared constant ``name`` is known; return whether it is."""

@@ -34,9 +34,10 @@ Rules every implementation follows (``scoop.testing`` checks them):
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "API_VERSION",
@@ -46,6 +47,7 @@ __all__ = [
     "Frame",
     "TransportInfo",
     "WorkerEndpoint",
+    "lazy_factory",
 ]
 
 #: Version of this interface. A plugin declares the version it implements in its TransportInfo;
@@ -142,3 +144,21 @@ class TransportInfo:
     #: True if the broker also opens connections to the workers (workers must then be reachable
     #: from the broker's host, and the launcher's ``--tunnel`` cannot carry the transport).
     broker_connects_to_workers: bool = False
+
+
+def lazy_factory(target: str) -> Callable[[Any], Any]:
+    """A ``bind`` or ``connect`` factory that imports ``"package.module:function"`` when called.
+
+    Plugins use it so that listing transports never imports a networking library::
+
+        TransportInfo(..., bind=lazy_factory("my_package._transport:bind"), ...)
+    """
+    module_name, separator, attribute = target.partition(":")
+    if not separator or not module_name or not attribute:
+        raise ValueError(f"expected 'package.module:function', got {target!r}")
+
+    def factory(options: Any) -> Any:
+        return getattr(importlib.import_module(module_name), attribute)(options)
+
+    factory.__qualname__ = factory.__name__ = f"lazy_factory({target!r})"
+    return factory

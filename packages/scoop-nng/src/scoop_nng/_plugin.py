@@ -3,26 +3,7 @@
 from __future__ import annotations
 
 from scoop.hookspecs import hookimpl
-from scoop.transport import (
-    API_VERSION,
-    BindOptions,
-    BrokerEndpoint,
-    ConnectOptions,
-    TransportInfo,
-    WorkerEndpoint,
-)
-
-
-def _bind(options: BindOptions) -> BrokerEndpoint:
-    from scoop_nng._transport import bind
-
-    return bind(options)
-
-
-def _connect(options: ConnectOptions) -> WorkerEndpoint:
-    from scoop_nng._transport import connect
-
-    return connect(options)
+from scoop.transport import API_VERSION, TransportInfo, lazy_factory
 
 
 @hookimpl
@@ -33,8 +14,8 @@ def scoop_transports() -> list[TransportInfo]:
             name="nng",
             schemes=("tcp",),
             api_version=API_VERSION,
-            bind=_bind,
-            connect=_connect,
+            bind=lazy_factory("scoop_nng._transport:bind"),
+            connect=lazy_factory("scoop_nng._transport:connect"),
             description="nng Push0/Pull0 sockets over TCP, one channel each way per worker (pynng)",
             broker_connects_to_workers=True,
         )

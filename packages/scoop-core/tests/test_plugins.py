@@ -45,7 +45,7 @@ def test_wrong_return_type_names_the_plugin():
         def scoop_transports(self):
             return ["not a TransportInfo"]
 
-    with pytest.raises(TypeError, match="plugin 'test-plugin'.*TransportInfo"):
+    with pytest.raises(TypeError, match=r"plugin 'test-plugin'.*TransportInfo"):
         _plugins.collect(manager_with(Plugin()))
 
 
@@ -57,5 +57,5 @@ def test_lazy_factory_imports_on_first_call():
         assert endpoint.address.startswith("memory://")
     finally:
         endpoint.close()
-    with pytest.raises(ValueError, match="package.module:function"):
+    with pytest.raises(ValueError, match=r"package\.module:function"):
         lazy_factory("no-colon-here")

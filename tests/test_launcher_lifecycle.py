@@ -191,3 +191,14 @@ def test_a_worker_that_dies_mid_run_aborts_it_naming_the_worker() -> None:
         result.explain()
     )
     assert not result.leftover(), result.leftover()
+
+
+@pytest.mark.timeout(60)
+def test_main_code_without_guard_is_refused_with_the_fix() -> None:
+    result = run_launcher(SCRIPTS / "no_main_guard.py", n=2)
+    assert result.returncode == 1, result.explain()
+    assert "used the SCOOP API at import time" in result.stderr, result.explain()
+    assert 'if __name__ == "__main__":' in result.stderr
+    assert not result.leftover()
+    alone = run_launcher(SCRIPTS / "no_main_guard.py", n=1)  # the root alone runs it as __main__
+    assert alone.returncode == 0 and "285" in alone.stdout, alone.explain()

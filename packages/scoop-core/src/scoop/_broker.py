@@ -243,7 +243,9 @@ class Broker:
         """Ids of the tasks the broker gave to worker ``index`` whose results it has not seen."""
         return [task_id for task_id, holder in self.holder.items() if holder == index]
 
-    def shutdown(self, code: int, sender: int | None = None) -> None:
+    def shutdown(
+        self, code: int, sender: int | None = None, *, wait_for_late_joiners: bool = True
+    ) -> None:
         """Tell every worker the run is over; wait (a little) for those yet to join."""
         self.exit_code = code
         if sender is not None:
@@ -252,6 +254,9 @@ class Broker:
         for index in list(self.workers):
             self._send(index, frames)
             self.told_to_stop.add(index)
+        if not wait_for_late_joiners:
+            self.stopped = True
+            return
         if self._stop_deadline is None:
             self._stop_deadline = time.monotonic() + LATE_JOIN_SECONDS
         self._stop_if_everyone_told()

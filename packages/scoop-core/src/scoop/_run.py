@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import traceback
 from typing import Any
 
 import scoop
@@ -89,7 +90,7 @@ def broker_main() -> int:
         size=int(config.get("size", 0)),
         parent_pid=parent_pid,
     )
-    signal.signal(signal.SIGTERM, lambda *_: broker.shutdown(143))
+    signal.signal(signal.SIGTERM, lambda *_: broker.shutdown(143, wait_for_late_joiners=False))
     try:
         broker.serve()
     finally:
@@ -130,7 +131,18 @@ def worker_main() -> int:
     else:
         # Import the script as a module so that its functions and classes exist here.
         module = _script.new_module(script, _script.WORKER_MODULE_NAME)
-        exec(code, module.__dict__)
+        _runtime.install(_runtime.ImportingScript(script, index))  # type: ignore[arg-type]
+        try:
+            exec(code, module.__dict__)
+        except Exception as exc:
+            print(
+                f"scoop: worker {index} on host {hostname} could not import {script}:",
+                file=sys.stderr,
+            )
+            traceback.print_exception(exc)
+            return STARTUP_FAILED
+        finally:
+            _runtime.install(None)
     address = _read_line()["address"]
     scoop.BROKER_ADDRESS = address
     sys.stdin.close()

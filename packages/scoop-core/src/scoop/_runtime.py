@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from typing import Any
 
 from scoop._scheduler import Scheduler
 
@@ -24,6 +25,27 @@ def current() -> Scheduler:
         warnings.warn(NOT_RUNNING_WARNING, RuntimeWarning, stacklevel=3)
         scheduler = _process = Scheduler()
     return scheduler
+
+
+class ImportingScript:
+    """Stands for the scheduler while a worker imports the user's script: any use is an error.
+
+    Workers import the script with ``__name__ != "__main__"``; code that calls the futures API at
+    import time is main code missing its ``if __name__ == "__main__":`` guard, and would run the
+    whole program on every worker.
+    """
+
+    def __init__(self, script: str, index: int) -> None:
+        self.message = (
+            f"worker {index} imported {script} and it used the SCOOP API at import time: put the "
+            'script\'s main code under `if __name__ == "__main__":` (workers import the script '
+            "to find its functions; only the root runs it as __main__)"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        from scoop.errors import ScoopError
+
+        raise ScoopError(self.message)
 
 
 def install(scheduler: Scheduler | None, *, thread_only: bool = False) -> None:

@@ -334,7 +334,11 @@ class Run:
         raise LaunchError(f"{handle.name} {how} {when}{hint}; stopping the run")
 
     def wait(self) -> int:
-        """Wait for the root worker; return its exit code (128+N if killed by signal N)."""
+        """Wait for the root worker; return its exit code (128+N if killed by signal N).
+
+        A worker that fails before the root is done aborts the run; one that could not even
+        start fails it even when the root got to the end without it.
+        """
         while True:
             kind, value = self.events.get()
             if kind != "exit":
@@ -342,13 +346,26 @@ class Run:
             handle, code = value
             code = int(code)
             if handle is self.root:
+                self._check_late_startup_failures()
                 return 128 - code if code < 0 else code
             if code != 0:  # exit 0 follows the root's SHUTDOWN: the normal end
                 self._abort_on_exit(handle, code)
 
+    def _check_late_startup_failures(self) -> None:
+        for process in self.local:
+            if process is not self.root and process.popen.poll() == WORKER_STARTUP_FAILED:
+                self._abort_on_exit(process, WORKER_STARTUP_FAILED)
+
     def stop(self) -> None:
         """Give every process GRACE_SECONDS to exit, then kill what is left."""
         end = time.monotonic() + GRACE_SECONDS
+        for process in self.local:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=max(0.0, end - time.monotonic()))
+        workers_gone = all(p.popen.poll() is not None for p in self.local) and not self.agents
+        if self.broker is not None and workers_gone:
+            # Every worker is gone: the broker need not wait for late joiners.
+            self.broker.signal_group(signal.SIGTERM)
         processes = [p for p in (self.broker, *self.local) if p is not None]
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired):

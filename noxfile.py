@@ -129,3 +129,37 @@ def nng_only(session: nox.Session) -> None:
         "no:cacheprovider",
         env={"SCOOP_TRANSPORT": ""},
     )
+
+
+#: The peers of `nox -s bench`, pinned (each checked on PyPI).
+BENCH_PEERS = ["loky==3.7.0", "dask[distributed]==2026.8.0", "matplotlib==3.11.2", "pyzmq==27.3.0"]
+#: The original SCOOP, in its own Python 3.11 venv (it also imports as `scoop`).
+BENCH_ORIGINAL = ["scoop==0.7.2.0", "pyzmq==27.3.0", "greenlet==3.5.6"]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """SCOOP against its peers (bench/run.py); `nox -s bench -- --quick` for a short run.
+
+    This SCOOP and the peers share the session's env; the original SCOOP 0.7.2 gets a venv of
+    its own, passed to run.py as $SCOOP_BENCH_ORIGINAL_PYTHON. A full run writes
+    bench/latest.json and docs/bench-latest.png.
+    """
+    session.install(
+        "--no-sources",
+        "./packages/scoop-core",
+        "./packages/scoop-zmq",
+        "./packages/scoop-launch",
+        *BENCH_PEERS,
+    )
+    original = Path(session.create_tmp()).resolve() / "original-scoop"
+    session.run(
+        "uv", "venv", "--clear", "--quiet", "--python", "3.11", str(original), external=True
+    )
+    python = str(original / "bin" / "python")
+    session.run(
+        "uv", "pip", "install", "--quiet", "--python", python, *BENCH_ORIGINAL, external=True
+    )
+    session.run(
+        "python", "bench/run.py", *session.posargs, env={"SCOOP_BENCH_ORIGINAL_PYTHON": python}
+    )

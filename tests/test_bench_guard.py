@@ -30,7 +30,7 @@ def _workloads():
 def test_tree_is_the_original_full_tree():
     w = _workloads()
     assert w.tree_tasks(20) == 1772
-    assert w.tree_expected(2) == 1 + (1 + 4)
+    assert w.tree_expected(2) == 1 + (1 + (1 + 4))  # func3(1); func3(1) + func3(2)
     durations = w.lognormal_durations(2000)
     assert durations == w.lognormal_durations(2000)  # the same every run
     assert 0.0015 < sum(durations) / len(durations) < 0.0025

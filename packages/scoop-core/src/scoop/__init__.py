@@ -25,10 +25,14 @@ Layout of the package (private modules start with an underscore and are re-expor
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-from scoop import futures, shared
 from scoop.errors import RemoteTraceback, ScoopError
+
+if TYPE_CHECKING:
+    from scoop import futures, shared
 
 __all__ = [
     "BROKER_ADDRESS",
@@ -61,3 +65,11 @@ BROKER_ADDRESS: str | None = None
 DEBUG = False
 #: The logger SCOOP and its users log to (``scoop.logger.warning(...)``).
 logger = logging.getLogger("scoop")
+
+
+def __getattr__(name: str) -> Any:
+    # `futures` and `shared` load on first use, so that the launcher, which only needs the
+    # plugin machinery, does not pay for greenlet and cloudpickle.
+    if name in ("futures", "shared"):
+        return importlib.import_module(f"scoop.{name}")
+    raise AttributeError(f"module 'scoop' has no attribute {name!r}")

@@ -14,6 +14,7 @@ A message that fails to decode or authenticate is dropped and counted, and the r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -103,7 +104,11 @@ class Broker:
                     self.shutdown(1)
                 continue
             peer, frames = received
-            self.handle(peer, frames)
+            try:
+                self.handle(peer, frames)
+            except Exception:  # one bad message must not end the run: log it and go on
+                self.dropped += 1
+                logger.exception("broker failed to handle a message from %r", peer)
 
     def handle(self, peer: Hashable, frames: list[Any]) -> None:
         """Decode, authenticate and act on one message; drop it if it is not ours."""
@@ -156,12 +161,14 @@ class Broker:
     def _send(self, index: int, frames: list[Any]) -> None:
         peer = self.workers.get(index)
         if peer is None:
-            logger.warning("broker has no worker %d to send to", index)
+            logger.debug("broker has no worker %d to send to", index)
             return
         try:
             self.endpoint.send(peer, frames)
         except PeerUnreachable as exc:
-            logger.warning("broker lost worker %d: %s", index, exc)
+            # Usually a worker that has just left (the root after its SHUTDOWN); a worker that
+            # crashed is reported by the launcher, which sees its exit code.
+            logger.info("broker lost worker %d: %s", index, exc)
             self._forget(index)
 
     def _hello(self, peer: Hashable, message: Message) -> None:
@@ -177,13 +184,15 @@ class Broker:
         if problem:
             reason = f"worker {index} on host {theirs.get('host', '?')} cannot join: {problem}"
             logger.error("broker rejected %s", reason)
-            self.endpoint.send(
-                peer, self.codec.encode(Kind.REJECT, 0, 0, [(index, 0, [reason.encode()])])
-            )
+            with contextlib.suppress(PeerUnreachable):  # it may not wait for the answer
+                self.endpoint.send(
+                    peer, self.codec.encode(Kind.REJECT, 0, 0, [(index, 0, [reason.encode()])])
+                )
             return
         self.workers[index] = peer
         self.index_of[peer] = index
-        self.endpoint.send(peer, self.codec.encode(Kind.WELCOME, 0))
+        # Sent through _send: a worker can be welcomed, run, and leave before the next send.
+        self._send(index, self.codec.encode(Kind.WELCOME, 0))
         if self.exit_code is not None:  # joined after the root ended the run
             self._send(index, self.codec.encode(Kind.SHUTDOWN, 0, self.exit_code))
             self.told_to_stop.add(index)
@@ -191,9 +200,9 @@ class Broker:
             self._stop_if_everyone_told()
             return
         for constant in self.constants.values():
-            self.endpoint.send(peer, self.codec.encode_entries(Kind.CONST, 0, 0, [constant]))
+            self._send(index, self.codec.encode_entries(Kind.CONST, 0, 0, [constant]))
         if self.hungry:  # workers that asked for work before this one joined
-            self.endpoint.send(peer, self.codec.encode(Kind.DEMAND, 0, len(self.hungry)))
+            self._send(index, self.codec.encode(Kind.DEMAND, 0, len(self.hungry)))
         logger.info("broker: worker %d joined from host %s", index, theirs.get("host"))
 
     def _dispatch(self) -> None:

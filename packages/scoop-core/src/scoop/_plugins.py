@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ class InstalledTransport:
     plugin_name: str
     distribution: str
     version: str
+    #: The plugin's module, so that other processes of the run can load it directly.
+    module: str = ""
 
 
 def _install_hint(name: str) -> str:
@@ -79,7 +82,10 @@ def collect(manager: pluggy.PluginManager) -> dict[str, InstalledTransport]:
                     f"{dist_version}) implements transport API version {info.api_version}, but "
                     f"this scoop-core supports version {API_VERSION}; upgrade one of them"
                 )
-            found[info.name] = InstalledTransport(info, impl.plugin_name, dist_name, dist_version)
+            module = getattr(impl.plugin, "__name__", "")
+            found[info.name] = InstalledTransport(
+                info, impl.plugin_name, dist_name, dist_version, module
+            )
     return found
 
 
@@ -105,3 +111,23 @@ def choose_transport(name: str | None = None) -> InstalledTransport:
         f"transport {name!r} is not installed (installed: {', '.join(sorted(available))}); "
         f"{_install_hint(str(name))}"
     )
+
+
+def load_transport(name: str, module: str | None = None) -> TransportInfo:
+    """The transport ``name``, from the plugin ``module`` the launcher found it in if given.
+
+    Importing that one module skips scanning every installed distribution's entry points (a
+    good part of a worker's start-up); if it cannot be used, discovery runs as usual.
+    """
+    if module:
+        try:
+            plugin = importlib.import_module(module)
+            returned: Any = plugin.scoop_transports()
+            infos = [returned] if isinstance(returned, TransportInfo) else list(returned)
+            for info in infos:
+                usable = isinstance(info, TransportInfo) and info.api_version == API_VERSION
+                if usable and info.name == name:
+                    return info
+        except Exception:
+            pass
+    return choose_transport(name).info

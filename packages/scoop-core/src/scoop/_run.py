@@ -78,15 +78,15 @@ def broker_main() -> int:
     parent_pid = config.get("parent_pid")
     if parent_pid is not None:
         _die_with_parent()
-    transport = _plugins.choose_transport(config["transport"])
-    endpoint = transport.info.bind(
+    transport = _plugins.load_transport(config["transport"], config.get("transport_module"))
+    endpoint = transport.bind(
         BindOptions(host=config.get("host", "127.0.0.1"), port=int(config.get("port", 0)))
     )
     print(json.dumps({"address": endpoint.address}), flush=True)
     broker = Broker(
         endpoint,
         Codec(bytes.fromhex(config["secret"])),
-        transport.info.name,
+        transport.name,
         size=int(config.get("size", 0)),
         parent_pid=parent_pid,
     )
@@ -118,7 +118,7 @@ def worker_main() -> int:
     scoop.worker = (hostname, index)
     scoop.DEBUG = bool(config.get("debug"))
     try:
-        transport = _plugins.choose_transport(config["transport"])
+        transport = _plugins.load_transport(config["transport"], config.get("transport_module"))
     except ScoopError as exc:
         print(f"scoop: worker {index} on host {hostname}: {exc}", file=sys.stderr)
         return STARTUP_FAILED
@@ -147,7 +147,7 @@ def worker_main() -> int:
     scoop.BROKER_ADDRESS = address
     sys.stdin.close()
     sys.stdin = open(os.devnull)  # noqa: SIM115 - the user's script must not read our pipe
-    endpoint = transport.info.connect(ConnectOptions(address=address))
+    endpoint = transport.connect(ConnectOptions(address=address))
     scheduler = WorkerScheduler(
         endpoint,
         Codec(bytes.fromhex(config["secret"])),
@@ -158,7 +158,7 @@ def worker_main() -> int:
     )
     _runtime.install(scheduler)
     try:
-        scheduler.join(local_versions(transport.info.name))
+        scheduler.join(local_versions(transport.name))
     except ScoopError as exc:
         print(
             f"scoop: worker {index} on host {hostname} could not join the run: {exc}",

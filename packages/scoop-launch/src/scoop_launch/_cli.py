@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from scoop import _plugins
 from scoop.errors import NoTransportError, UnknownTransportError
 from scoop_launch import _hosts
 from scoop_launch._lifecycle import RunConfig, is_local, run
+from scoop_launch._options import RemoteHostError, SshOptions
 
 USAGE_ERROR = 2
 
@@ -217,8 +219,6 @@ def main(argv: list[str] | None = None) -> None:
     except _hosts.HostSourceError as exc:
         parser.exit(USAGE_ERROR, f"{parser.prog}: error: {exc}\n")
 
-    from scoop_launch._ssh import Connections, RemoteHostError, SshOptions
-
     ssh = SshOptions(
         python=options.python_executable,
         path=options.path,
@@ -229,16 +229,27 @@ def main(argv: list[str] | None = None) -> None:
         accept_unknown_host_keys=options.ssh_accept_unknown_host_keys,
         connect_timeout=options.ssh_timeout,
     )
-    connections = Connections(ssh)
+    connections: Any = None  # opened on first need: local runs never import paramiko
 
     def cpu_count(host: str) -> int:
-        return usable_cpus() if is_local(host) else connections.cpu_count(host)
+        nonlocal connections
+        if is_local(host):
+            return usable_cpus()
+        if connections is None:
+            from scoop_launch._ssh import Connections
+
+            connections = Connections(ssh)
+        return int(connections.cpu_count(host))
+
+    def close_connections() -> None:
+        if connections is not None:
+            connections.close_all()
 
     level = "ERROR" if options.quiet else ("WARNING", "INFO", "DEBUG")[min(options.verbose, 2)]
     try:
         placement = _hosts.place(hosts, options.workers, cpu_count)
     except RemoteHostError as exc:
-        connections.close_all()
+        close_connections()
         print(f"scoop: cannot place workers: {exc}", file=sys.stderr)
         sys.exit(1)
     config = RunConfig(
@@ -246,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         args=list(options.args),
         placement=placement,
         transport=transport.info.name,
+        transport_module=transport.module,
         log_level=level,
         log_file=os.path.abspath(options.log) if options.log else None,
         debug=options.debug,
@@ -256,10 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     if options.dry_run:
         print_placement(source, placement, config)
-        connections.close_all()
+        close_connections()
         sys.exit(0)
     try:
         code = run(config)
     finally:
-        connections.close_all()
+        close_connections()
+        if config.connections is not None:
+            config.connections.close_all()
     sys.exit(code)

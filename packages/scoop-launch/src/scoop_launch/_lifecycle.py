@@ -63,6 +63,8 @@ class RunConfig:
     #: ``(host, workers)`` in order; the root runs on the first host.
     placement: list[tuple[str, int]] = field(default_factory=lambda: [("localhost", 1)])
     transport: str = "zmq"
+    #: The plugin module that provides it (workers load it directly); "" to discover it.
+    transport_module: str = ""
     log_level: str = "WARNING"
     log_file: str | None = None
     python: str = sys.executable
@@ -156,6 +158,7 @@ class Run:
         return {
             "secret": self.secret,
             "transport": self.config.transport,
+            "transport_module": self.config.transport_module,
             "log_level": self.config.log_level,
             "log_file": self.config.log_file,
             "debug": self.config.debug,

@@ -15,35 +15,17 @@ import shlex
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import paramiko
 
 from scoop_launch._agent import READY_PREFIX
+from scoop_launch._options import CONNECT_TIMEOUT, RemoteHostError, SshOptions
 
-CONNECT_TIMEOUT = 15.0
+__all__ = ["Connections", "RemoteAgent", "RemoteHostError", "SshOptions", "connect", "resolve"]
+
 #: How long an agent gets to check its host and answer.
 AGENT_READY_TIMEOUT = 60.0
-
-
-class RemoteHostError(Exception):
-    """A host could not be used; the message names the host and the cause."""
-
-
-@dataclass
-class SshOptions:
-    """How to reach remote hosts and start workers there."""
-
-    python: str
-    path: str
-    pythonpath: str | None = None
-    prolog: str | None = None
-    nice: int | None = None
-    ssh_config: str | None = None
-    accept_unknown_host_keys: bool = False
-    connect_timeout: float = CONNECT_TIMEOUT
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def _load_ssh_config(path: str | None) -> paramiko.SSHConfig:

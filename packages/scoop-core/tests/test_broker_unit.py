@@ -1,0 +1,57 @@
+"""The broker on its own, driven message by message over the in-memory transport."""
+
+import json
+import os
+
+from scoop._broker import Broker, local_versions
+from scoop._protocol import Codec, Kind
+from scoop.testing import memory_transport
+from scoop.transport import BindOptions, ConnectOptions
+
+SECRET = os.urandom(32)
+
+
+def hello(codec, index, **versions):
+    payload = json.dumps({**local_versions("memory"), **versions, "index": index, "host": "t"})
+    return codec.encode(Kind.HELLO, index, 0, [(index, 0, [payload.encode()])])
+
+
+def test_worker_gone_before_the_welcome_does_not_crash_the_broker():
+    transport = memory_transport()
+    endpoint = transport.bind(BindOptions())
+    codec = Codec(SECRET)
+    broker = Broker(endpoint, codec, "memory", size=2)
+    try:
+        hungry = transport.connect(ConnectOptions(address=endpoint.address))
+        hungry.send(hello(codec, 1))
+        broker.handle(*endpoint.recv(5))
+        hungry.send(codec.encode(Kind.REQUEST, 1, 1))
+        broker.handle(*endpoint.recv(5))
+        assert broker.hungry == {1: None}
+        leaving = transport.connect(ConnectOptions(address=endpoint.address))
+        leaving.send(hello(codec, 0))
+        peer, frames = endpoint.recv(5)
+        leaving.close()  # gone before the broker answers (WELCOME, then DEMAND)
+        broker.handle(peer, frames)
+        assert 0 not in broker.workers and broker.index_of[peer] == 0
+        hungry.close()
+    finally:
+        endpoint.close()
+
+
+def test_messages_before_hello_and_garbage_are_dropped_and_counted():
+    transport = memory_transport()
+    endpoint = transport.bind(BindOptions())
+    codec = Codec(SECRET)
+    broker = Broker(endpoint, codec, "memory", size=1)
+    try:
+        stranger = transport.connect(ConnectOptions(address=endpoint.address))
+        stranger.send(codec.encode(Kind.REQUEST, 3, 1))  # authenticated but never said HELLO
+        stranger.send([b"garbage"])
+        stranger.send(Codec(os.urandom(32)).encode(Kind.HELLO, 0))  # another run's secret
+        for _ in range(3):
+            broker.handle(*endpoint.recv(5))
+        assert broker.dropped == 3 and not broker.workers
+        stranger.close()
+    finally:
+        endpoint.close()

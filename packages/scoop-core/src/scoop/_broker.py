@@ -174,7 +174,7 @@ class Broker:
     def _hello(self, peer: Hashable, message: Message) -> None:
         try:
             entry = message.entries[0]
-            Codec.verify(entry)
+            self.codec.verify(entry)
             theirs = json.loads(bytes(entry.frames[0]))
             index = int(theirs["index"])
         except (IndexError, ValueError, KeyError, TypeError, ProtocolError) as exc:

@@ -85,7 +85,10 @@ def broker_main() -> int:
     print(json.dumps({"address": endpoint.address}), flush=True)
     broker = Broker(
         endpoint,
-        Codec(bytes.fromhex(config["secret"])),
+        Codec(
+            bytes.fromhex(config["secret"]),
+            payload_digests=bool(config.get("payload_digests", True)),
+        ),
         transport.name,
         size=int(config.get("size", 0)),
         parent_pid=parent_pid,
@@ -150,7 +153,10 @@ def worker_main() -> int:
     endpoint = transport.connect(ConnectOptions(address=address))
     scheduler = WorkerScheduler(
         endpoint,
-        Codec(bytes.fromhex(config["secret"])),
+        Codec(
+            bytes.fromhex(config["secret"]),
+            payload_digests=bool(config.get("payload_digests", True)),
+        ),
         index,
         int(config["size"]),
         hostname=hostname,

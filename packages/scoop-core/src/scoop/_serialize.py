@@ -81,20 +81,34 @@ class _LargeBytes:
         return rebuild, (pickle.PickleBuffer(self.data),)
 
 
+_BUFFERS = (bytes, bytearray)
+_CONTAINERS = (tuple, list)
+
+
+def _has_large(obj: Any, depth: int) -> bool:
+    kind = type(obj)
+    if kind in _BUFFERS:
+        return len(obj) >= OUT_OF_BAND_MIN_BYTES
+    if depth == 0:
+        return False
+    if kind in _CONTAINERS:
+        return any(_has_large(item, depth - 1) for item in obj)
+    if kind is dict:
+        return any(_has_large(item, depth - 1) for item in obj.values())
+    return False
+
+
 def _wrap_large(obj: Any, depth: int = 2) -> Any:
     # Only the object and the containers right around it are looked at: arguments and results.
-    kind = type(obj)
-    if kind is bytes or kind is bytearray:
-        return _LargeBytes(obj) if len(obj) >= OUT_OF_BAND_MIN_BYTES else obj
-    if depth == 0:
+    # Most calls have no large buffer: find that out without building anything.
+    if not _has_large(obj, depth):
         return obj
-    if kind is tuple or kind is list:
-        wrapped = [_wrap_large(item, depth - 1) for item in obj]
-        if any(a is not b for a, b in zip(wrapped, obj, strict=True)):
-            return kind(wrapped)
-    elif kind is dict and any(type(v) in (bytes, bytearray, tuple, list) for v in obj.values()):
-        return {k: _wrap_large(v, depth - 1) for k, v in obj.items()}
-    return obj
+    kind = type(obj)
+    if kind in _BUFFERS:
+        return _LargeBytes(obj)
+    if kind in _CONTAINERS:
+        return kind(_wrap_large(item, depth - 1) for item in obj)
+    return {key: _wrap_large(value, depth - 1) for key, value in obj.items()}
 
 
 def dumps(obj: Any) -> list[Frame]:

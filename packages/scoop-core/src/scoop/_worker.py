@@ -119,7 +119,7 @@ class WorkerScheduler(Scheduler):
                 self.receive(0)
                 return
             if message.kind == Kind.REJECT:
-                Codec.verify(message.entries[0])
+                self.codec.verify(message.entries[0])
                 reason = bytes(message.entries[0].frames[0]).decode(errors="replace")
                 raise VersionMismatchError(reason)
             self.handle(message)
@@ -197,7 +197,7 @@ class WorkerScheduler(Scheduler):
         elif kind == Kind.CONST:
             for entry in message.entries:
                 try:
-                    Codec.verify(entry)
+                    self.codec.verify(entry)
                     name, value = _serialize.loads(entry.frames)
                 except Exception as exc:
                     logger.error("%s could not load a shared constant: %s", self.where, exc)
@@ -229,11 +229,9 @@ class WorkerScheduler(Scheduler):
             else:
                 entries.append(task)
         if entries:
-            from scoop._protocol import payload_digest
-
             for entry in entries:
                 if not entry.digest:
-                    entry.digest = payload_digest(entry.frames)
+                    entry.digest = self.codec.digest(entry.frames)
             self.endpoint.send(self.codec.encode_entries(Kind.TASKS, self.index, 0, entries))
             self.demand = 0
 
@@ -258,7 +256,7 @@ class WorkerScheduler(Scheduler):
     def run_foreign(self, task: Entry) -> None:
         task_id = task.id
         try:
-            Codec.verify(task)
+            self.codec.verify(task)
             fn = self._load_function(task.frames[0])
             args, kwargs = _serialize.loads(task.frames[1:])
         except Exception as exc:
@@ -312,7 +310,7 @@ class WorkerScheduler(Scheduler):
     def deliver(self, fut: Future[Any], entry: Entry) -> None:
         """Finish one of our futures with a result that came back from another worker."""
         try:
-            Codec.verify(entry)
+            self.codec.verify(entry)
             if entry.status == Status.OK:
                 value = _serialize.loads(entry.frames)
             else:

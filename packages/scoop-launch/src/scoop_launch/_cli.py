@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--list-transports", action="store_true", help="list the installed transports and exit"
     )
+    parser.add_argument(
+        "--verify-payloads",
+        action="store_true",
+        help="check a SHA-256 digest of every payload even on one machine (always done when "
+        "workers run on other hosts)",
+    )
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("script", nargs="?", help="the Python script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
@@ -265,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         connections=connections,
         broker_hostname=options.broker_hostname,
         tunnel=options.tunnel,
+        verify_payloads=options.verify_payloads,
     )
     if options.dry_run:
         print_placement(source, placement, config)

@@ -77,6 +77,8 @@ class RunConfig:
     broker_hostname: str | None = None
     #: Workers on other hosts reach the broker through ssh port forwarding.
     tunnel: bool = False
+    #: Digest payloads even when every worker is on this machine (always done otherwise).
+    verify_payloads: bool = False
 
     @property
     def size(self) -> int:
@@ -151,6 +153,11 @@ class Run:
         self.agents: list[Any] = []  # scoop_launch._ssh.RemoteAgent
         self.root: _Handle | None = None
         self._broker_port: int | None = None
+        # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
+        # loopback TCP cannot be altered in flight and the header tag alone authenticates.
+        self.payload_digests = config.verify_payloads or any(
+            not is_local(host) for host, _ in config.placement
+        )
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -162,6 +169,7 @@ class Run:
             "log_level": self.config.log_level,
             "log_file": self.config.log_file,
             "debug": self.config.debug,
+            "payload_digests": self.payload_digests,
         }
 
     def _spawn(

@@ -202,3 +202,13 @@ def test_main_code_without_guard_is_refused_with_the_fix() -> None:
     assert not result.leftover()
     alone = run_launcher(SCRIPTS / "no_main_guard.py", n=1)  # the root alone runs it as __main__
     assert alone.returncode == 0 and "285" in alone.stdout, alone.explain()
+
+
+@pytest.mark.timeout(60)
+def test_lines_printed_by_many_workers_at_once_stay_whole() -> None:
+    result = run_launcher(SCRIPTS / "many_lines.py", n=4, env={"PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.explain()
+    lines = [x for x in result.stdout.splitlines() if not x.startswith("workers")]
+    whole = re.compile(r"^line \d+ of task \d+ on worker \d x{60}$")
+    broken = [x for x in lines if not whole.match(x)]
+    assert not broken and len(lines) == 40 * 50, broken[:5]

@@ -14,6 +14,7 @@ start (its message on stderr says why).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -183,8 +184,18 @@ def worker_main() -> int:
     return code_
 
 
+def _line_buffered_output() -> None:
+    # Each line of the user's output leaves in one write: lines from several workers sharing the
+    # launcher's terminal or pipe never mix mid-line (unbuffered output, as PYTHONUNBUFFERED or
+    # -u give, writes the newline apart), and a line shows as soon as it is complete.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
+
+
 def main() -> None:
     """Dispatch on the role given as the first argument."""
+    _line_buffered_output()
     role = sys.argv[1] if len(sys.argv) > 1 else ""
     if role == "broker":
         code = broker_main()

@@ -296,6 +296,8 @@ class Scheduler:
                 if self.ready:
                     self.ready.popleft().switch()
                     continue
+                if len(self.local) > 1:
+                    self.offload()  # hand out surplus before this worker takes the next task
                 task = self._next_local()
                 if task is not None:
                     greenlet.greenlet(self._run, parent=self.hub).switch(task)
@@ -342,6 +344,9 @@ class Scheduler:
     def run_foreign(self, task: Any) -> None:
         """Execute a task received from another worker (only workers on a network have them)."""
         raise NotImplementedError
+
+    def offload(self) -> None:
+        """Hand surplus queued tasks to idle workers, if any are known; serial: none are."""
 
     def service_network(self, timeout: float) -> None:
         """Exchange messages with the broker; the serial scheduler has none."""

@@ -5,10 +5,11 @@ Load balancing (the policy, and its two parameters):
 * A worker with nothing to run sends REQUEST once; the broker gives it queued tasks if it has
   some, else records it as hungry and tells every other worker how many workers are hungry
   (DEMAND).
-* A worker that knows of demand hands the oldest of its surplus queued tasks to the broker at its
-  next network poll (every ``POLL_INTERVAL``): ``surplus * d / (d + 1)`` of them for ``d`` hungry
-  workers, at least one, so that a large queue is split about evenly in one message (steal-half).
-  Surplus is the queue less the one task it would run next itself.
+* A worker that knows of demand hands the oldest of its surplus queued tasks to the broker before
+  it starts its next task, or at its next network poll (every ``POLL_INTERVAL``):
+  ``surplus * d / (d + 1)`` of them for ``d`` hungry workers, at least one, so that a large queue
+  is split about evenly in one message (steal-half). Surplus is the queue less the one task it
+  would run next itself.
 * Results go back in batches of at most ``RESULT_BATCH``, at the latest at the next poll or when
   the worker runs out of work, to the worker that submitted the task.
 """
@@ -209,6 +210,10 @@ class WorkerScheduler(Scheduler):
             self.stopping = True
         else:
             logger.warning("%s ignored an unexpected %s message", self.where, kind.name)
+
+    def offload(self) -> None:
+        if self.demand > 0:
+            self.spill()
 
     def spill(self) -> None:
         """Hand the oldest surplus tasks to the broker for the hungry workers."""

@@ -113,7 +113,7 @@ def main() -> int:
 def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     workers: dict[int, subprocess.Popen[bytes]] = {}
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ)
     for index in config["indices"]:
         popen = subprocess.Popen(
             [sys.executable, "-m", "scoop._run", "worker"],

@@ -179,7 +179,7 @@ class Run:
             [self.config.python, "-m", "scoop._run", role],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE if pipe_stdout else None,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env=dict(os.environ),
             start_new_session=True,
         )
         process = _Local(name, popen)

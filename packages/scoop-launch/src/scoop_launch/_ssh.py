@@ -107,7 +107,7 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
 def agent_command(options: SshOptions) -> str:
     """The shell command that starts the agent on a remote host (nothing secret in it)."""
     parts = [f"cd {shlex.quote(options.path)} || exit 3;"]
-    env = {"PYTHONUNBUFFERED": "1", **options.extra_env}
+    env = dict(options.extra_env)
     if options.pythonpath:
         parts.append(f"PYTHONPATH={shlex.quote(options.pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}};")
         parts.append("export PYTHONPATH;")

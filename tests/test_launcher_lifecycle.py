@@ -212,3 +212,12 @@ def test_lines_printed_by_many_workers_at_once_stay_whole() -> None:
     whole = re.compile(r"^line \d+ of task \d+ on worker \d x{60}$")
     broken = [x for x in lines if not whole.match(x)]
     assert not broken and len(lines) == 40 * 50, broken[:5]
+
+
+@pytest.mark.timeout(60)
+def test_workers_busy_with_abandoned_tasks_are_stopped_and_the_run_succeeds() -> None:
+    result = run_launcher(SCRIPTS / "abandon_busy_workers.py", n=2)
+    assert result.returncode == 0, result.explain()
+    assert re.search(r"abandoned [1-9]", result.stdout), result.explain()
+    assert result.duration < 30, result.duration  # killed after the grace period, not 60 s
+    assert not result.leftover()

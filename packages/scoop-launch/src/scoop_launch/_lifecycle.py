@@ -347,8 +347,8 @@ class Run:
     def wait(self) -> int:
         """Wait for the root worker; return its exit code (128+N if killed by signal N).
 
-        A worker that fails before the root is done aborts the run; one that could not even
-        start fails it even when the root got to the end without it.
+        A worker that fails before the root is done aborts the run; one that failed while the
+        root was finishing is found by :meth:`failed_workers` once everything has ended.
         """
         while True:
             kind, value = self.events.get()
@@ -357,15 +357,27 @@ class Run:
             handle, code = value
             code = int(code)
             if handle is self.root:
-                self._check_late_startup_failures()
                 return 128 - code if code < 0 else code
             if code != 0:  # exit 0 follows the root's SHUTDOWN: the normal end
                 self._abort_on_exit(handle, code)
 
-    def _check_late_startup_failures(self) -> None:
-        for process in self.local:
-            if process is not self.root and process.popen.poll() == WORKER_STARTUP_FAILED:
-                self._abort_on_exit(process, WORKER_STARTUP_FAILED)
+    def failed_workers(self) -> list[str]:
+        """Workers (or remote hosts' agents) that failed; call once everything has ended."""
+        # Only a worker that could not start counts (exit 3; an agent says 1 for its workers): one
+        # killed after the grace period, still busy with a task the root no longer needed, does not.
+        failed = [
+            p.name
+            for p in self.local
+            if p is not self.root and p.popen.returncode == WORKER_STARTUP_FAILED
+        ]
+        failed += [
+            a.name
+            for a in self.agents
+            if a is not self.root
+            and a.channel.exit_status_ready()
+            and a.channel.recv_exit_status() == 1
+        ]
+        return failed
 
     def stop(self) -> None:
         """Give every process GRACE_SECONDS to exit, then kill what is left."""
@@ -428,6 +440,11 @@ def run(config: RunConfig) -> int:
             launched.terminate()
             return 1
         launched.stop()
+        failed = launched.failed_workers()
+        if failed:
+            # e.g. a worker that could not import the script: the run did not run as asked
+            print(f"scoop: {', '.join(failed)} failed (see above)", file=sys.stderr)
+            return code or 1
         return code
     finally:
         for sig, handler in previous.items():

@@ -181,6 +181,9 @@ def test_no_python_or_no_scoop_there_is_named(test_hosts):
     )
     assert bare.returncode == 1
     assert "host h0: scoop is not installed" in bare.stderr, bare.stderr
+    nowhere = launch(test_hosts, "--hosts", "localhost", "h0", "--path", "/no/such/dir")
+    assert nowhere.returncode == 1
+    assert "host h0: cannot use working directory '/no/such/dir'" in nowhere.stderr
     assert_nothing_left(test_hosts)
 
 

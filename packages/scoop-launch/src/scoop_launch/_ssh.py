@@ -171,6 +171,8 @@ class RemoteAgent:
         errors = (line + _drain(self.channel.recv_stderr).decode(errors="replace")).strip()
         if status == 127 or ("not found" in errors and self.options.python in errors):
             cause = f"no Python at {self.options.python!r} (--python-executable)"
+        elif status == 3 and "cd:" in errors:
+            cause = f"cannot use working directory {self.options.path!r} there (--path)"
         elif "No module named" in errors:
             cause = (
                 f"scoop is not installed for {self.options.python!r} there "

@@ -28,9 +28,8 @@ from typing import Any
 import greenlet
 
 from scoop import _serialize
-from scoop._future import CANCELLED, FINISHED, PENDING, RUNNING, Future
+from scoop._future import CANCELLED, PENDING, RUNNING, Future
 from scoop.errors import SerializationError, SharedConstantError
-from scoop.transport import Frame
 
 logger = logging.getLogger("scoop")
 
@@ -365,9 +364,4 @@ class Scheduler:
         return list(self.unfinished.values())
 
 
-def frames_size(frames: list[Frame]) -> int:
-    """Total payload bytes of some frames."""
-    return sum(memoryview(f).nbytes for f in frames)
-
-
-__all__ = ["FINISHED", "POLL_INTERVAL", "DeadlockError", "Scheduler", "Waiter"]
+__all__ = ["POLL_INTERVAL", "DeadlockError", "Scheduler", "Waiter"]

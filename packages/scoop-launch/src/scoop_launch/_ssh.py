@@ -137,12 +137,10 @@ class RemoteAgent:
         self._pumps: list[threading.Thread] = []
         self.tunnel_port: int | None = None
 
-    def send_line(self, message: dict[str, Any], *, last: bool = False) -> None:
-        """Send one JSON line to the agent."""
+    def send_line(self, message: dict[str, Any]) -> None:
+        """Send one JSON line to the agent (its stdin stays open: closing it stops the agent)."""
         with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             self.channel.sendall(json.dumps(message).encode() + b"\n")
-            if last:
-                pass  # stdin stays open: closing it is how the launcher stops the agent
 
     def wait_ready(self) -> None:
         """Read the agent's first line; raise RemoteHostError with the cause if it is not ok."""

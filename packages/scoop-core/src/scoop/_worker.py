@@ -33,6 +33,7 @@ from scoop._future import PENDING, RUNNING, Future
 from scoop._protocol import Codec, Entry, Kind, Message, Status, worker_of
 from scoop._scheduler import Scheduler
 from scoop.errors import (
+    PeerUnreachable,
     ProtocolError,
     RemoteTraceback,
     ScoopError,
@@ -127,7 +128,23 @@ class WorkerScheduler(Scheduler):
 
     def send(self, kind: Kind, arg: int = 0, entries: Any = ()) -> None:
         """Send one message to the broker."""
-        self.endpoint.send(self.codec.encode(kind, self.index, arg, entries))
+        self.send_frames(self.codec.encode(kind, self.index, arg, entries))
+
+    def send_frames(self, frames: list[Frame]) -> None:
+        """Send encoded frames to the broker; a broker that is gone ends a non-root worker."""
+        try:
+            self.endpoint.send(frames)
+        except PeerUnreachable as exc:
+            self._broker_gone(exc)
+
+    def _broker_gone(self, exc: PeerUnreachable) -> None:
+        # For a worker other than the root, no broker means the run is over (it may have just
+        # ended, with our SHUTDOWN still unread): stop quietly. Should the broker have crashed,
+        # the launcher sees its exit code and fails the run. The root needs the broker.
+        if self.index == 0:
+            raise exc
+        logger.info("%s: the broker is gone; ending", self.where)
+        self.stopping = True
 
     # -- the network side of the loop --------------------------------------------------------
 
@@ -156,7 +173,11 @@ class WorkerScheduler(Scheduler):
 
     def receive(self, timeout: float) -> int:
         """Handle waiting messages, blocking up to ``timeout`` for the first; return the count."""
-        frames = self.endpoint.recv(timeout)
+        try:
+            frames = self.endpoint.recv(timeout)
+        except PeerUnreachable as exc:
+            self._broker_gone(exc)
+            return 0
         handled = 0
         while frames is not None:
             try:
@@ -171,7 +192,11 @@ class WorkerScheduler(Scheduler):
             handled += 1
             if handled >= MESSAGES_PER_POLL or self.stopping:
                 break
-            frames = self.endpoint.recv(0)
+            try:
+                frames = self.endpoint.recv(0)
+            except PeerUnreachable as exc:
+                self._broker_gone(exc)
+                break
         return handled
 
     def handle(self, message: Message) -> None:
@@ -237,7 +262,7 @@ class WorkerScheduler(Scheduler):
             for entry in entries:
                 if not entry.digest:
                     entry.digest = self.codec.digest(entry.frames)
-            self.endpoint.send(self.codec.encode_entries(Kind.TASKS, self.index, 0, entries))
+            self.send_frames(self.codec.encode_entries(Kind.TASKS, self.index, 0, entries))
             self.demand = 0
 
     def flush(self) -> None:

@@ -180,24 +180,29 @@ class Started:
         self.marker = marker
         self.cmd = cmd
         self.lines: list[str] = []
-        self._rest = b""
+        self.stderr_lines: list[str] = []
+        self._rest = {"stdout": b"", "stderr": b""}
 
     def leftover(self) -> list[int]:
         """Pids of processes of this run still alive."""
         return processes_with_marker(self.marker)
 
-    def wait_for_line(self, text: str, timeout: float = 60.0) -> list[str]:
-        """Read stdout lines until one contains ``text``; return the lines read."""
-        assert self.proc.stdout is not None
-        lines = self.lines
+    def wait_for_line(
+        self, text: str, timeout: float = 60.0, *, stream: str = "stdout"
+    ) -> list[str]:
+        """Read lines of ``stream`` (stdout or stderr) until one contains ``text``; return the
+        lines read from it so far."""
+        pipe = getattr(self.proc, stream)
+        assert pipe is not None
+        lines = self.lines if stream == "stdout" else self.stderr_lines
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            buffer, self._rest = self._rest, b""
+            sel.register(pipe, selectors.EVENT_READ)
+            buffer, self._rest[stream] = self._rest[stream], b""
             while time.monotonic() < deadline:
                 if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
                     break
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                chunk = os.read(pipe.fileno(), 65536)
                 if not chunk:
                     break
                 buffer += chunk
@@ -205,14 +210,17 @@ class Started:
                     line, buffer = buffer.split(b"\n", 1)
                     lines.append(line.decode(errors="replace"))
                     if text in lines[-1]:
-                        self._rest = buffer
+                        self._rest[stream] = buffer
                         return lines
-        pytest.fail(f"no line with {text!r} from {' '.join(self.cmd)}; got {lines!r}")
+            self._rest[stream] = buffer
+        pytest.fail(f"no {stream} line with {text!r} from {' '.join(self.cmd)}; got {lines!r}")
 
     def finish(self, timeout: float = 60.0) -> tuple[int, str, str]:
-        """Wait for the launcher to exit; return (exit code, rest of stdout, stderr)."""
+        """Wait for the launcher to exit; return (exit code, rest of stdout, all of stderr)."""
         stdout, stderr = self.proc.communicate(timeout=timeout)
-        stdout = self._rest + stdout
+        stdout = self._rest["stdout"] + stdout
+        stderr_read = "".join(line + "\n" for line in self.stderr_lines).encode()
+        stderr = stderr_read + self._rest["stderr"] + stderr
         return (
             self.proc.returncode,
             stdout.decode(errors="replace"),

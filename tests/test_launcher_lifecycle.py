@@ -128,6 +128,21 @@ def test_signal_to_the_launcher_stops_the_whole_run(start_launcher, signum, code
 
 
 @pytest.mark.timeout(90)
+def test_ctrl_c_pressed_twice_still_cleans_up(start_launcher) -> None:
+    # Workers that ignore SIGTERM keep the launcher in its clean-up (grace period, then SIGKILL)
+    # long enough for the second Ctrl-C to land there.
+    run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", "ignore-sigterm", n=3)
+    run.wait_for_line("started")
+    run.proc.send_signal(signal.SIGINT)
+    run.wait_for_line("stopping the run", stream="stderr")
+    run.proc.send_signal(signal.SIGINT)  # while the launcher is stopping its processes
+    returncode, out, err = run.finish(timeout=30)
+    assert returncode == 130, (returncode, out, err)
+    assert "Traceback" not in err, err
+    assert_nothing_left(run)
+
+
+@pytest.mark.timeout(90)
 def test_killed_launcher_takes_its_workers_along(start_launcher) -> None:
     run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=2)
     run.wait_for_line("started")

@@ -1,13 +1,24 @@
-"""Keep every worker busy until the launcher is signalled; print "started" once work runs."""
+"""Keep every worker busy until the launcher is signalled; print "started" once work runs.
 
+With the argument ``ignore-sigterm`` every process of the run ignores SIGTERM and is stuck in a
+long task (deaf to the broker's SHUTDOWN), so only the launcher's SIGKILL after its grace period
+ends them.
+"""
+
+import signal
+import sys
 import time
 
 import scoop
 from scoop import futures
 
+STUBBORN = sys.argv[1:] == ["ignore-sigterm"]
+if STUBBORN:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
 
 def busy(i):
-    time.sleep(0.01)
+    time.sleep(60 if STUBBORN and i > 0 else 0.01)
     return scoop.worker[1]
 
 

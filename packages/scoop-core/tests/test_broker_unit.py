@@ -55,3 +55,26 @@ def test_messages_before_hello_and_garbage_are_dropped_and_counted():
         stranger.close()
     finally:
         endpoint.close()
+
+
+def test_termination_requested_from_a_signal_handler_is_acted_on_by_the_serve_loop():
+    transport = memory_transport()
+    endpoint = transport.bind(BindOptions())
+    codec = Codec(SECRET)
+    broker = Broker(endpoint, codec, "memory", size=2)
+    try:
+        worker = transport.connect(ConnectOptions(address=endpoint.address))
+        worker.send(hello(codec, 1))
+        broker.handle(*endpoint.recv(5))
+        assert codec.decode(worker.recv(5)).kind == Kind.WELCOME
+        # The handler only records the request: nothing is sent until the loop runs, so a
+        # signal landing while the endpoint is in use or being closed cannot break it.
+        broker.request_termination(143)
+        assert worker.recv(0.05) is None
+        broker.serve()
+        shutdown = codec.decode(worker.recv(5))
+        assert (shutdown.kind, shutdown.arg) == (Kind.SHUTDOWN, 143)
+        assert broker.stopped and broker.exit_code == 143
+        worker.close()
+    finally:
+        endpoint.close()

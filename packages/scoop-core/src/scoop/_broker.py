@@ -87,10 +87,22 @@ class Broker:
         self.exit_code: int | None = None
         self.told_to_stop: set[int] = set()
         self._stop_deadline: float | None = None
+        self._termination_code: int | None = None
+
+    def request_termination(self, code: int) -> None:
+        """Ask :meth:`serve` to end the run at once (safe to call from a signal handler).
+
+        Only a flag is set: the handler may run while the endpoint is being used or closed, so
+        the SHUTDOWN messages are sent by the serve loop itself, at its next turn.
+        """
+        self._termination_code = code
 
     def serve(self, until: Callable[[], bool] | None = None) -> None:
         """Route messages until the root ends the run (or ``until()`` becomes true)."""
         while not self.stopped and not (until is not None and until()):
+            if self._termination_code is not None:
+                self.shutdown(self._termination_code, wait_for_late_joiners=False)
+                break
             if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
                 missing = sorted(set(range(self.size)) - self.told_to_stop)
                 logger.warning(

@@ -94,7 +94,7 @@ def broker_main() -> int:
         size=int(config.get("size", 0)),
         parent_pid=parent_pid,
     )
-    signal.signal(signal.SIGTERM, lambda *_: broker.shutdown(143, wait_for_late_joiners=False))
+    signal.signal(signal.SIGTERM, lambda *_: broker.request_termination(143))
     try:
         broker.serve()
     finally:

@@ -423,23 +423,33 @@ def run(config: RunConfig) -> int:
     """Run a script to the end and return the launcher's exit code."""
     launched = Run(config)
 
+    interruptible = True
+
     def on_signal(signum: int, _frame: object) -> None:
-        raise Interrupted(signum)
+        nonlocal interruptible
+        # Only the first signal interrupts: a second one (Ctrl-C pressed again) must not cut the
+        # clean-up short, which is bounded anyway (GRACE_SECONDS, then SIGKILL).
+        if interruptible:
+            interruptible = False
+            raise Interrupted(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             launched.start()
             code = launched.wait()
+            launched.stop()
         except Interrupted as exc:
+            interruptible = False
             print(f"scoop: {exc}: stopping the run", file=sys.stderr)
             launched.terminate()
             return 128 + exc.signum
         except LaunchError as exc:
+            interruptible = False
             print(f"scoop: {exc}", file=sys.stderr)
             launched.terminate()
             return 1
-        launched.stop()
+        interruptible = False
         failed = launched.failed_workers()
         if failed:
             # e.g. a worker that could not import the script: the run did not run as asked

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -259,4 +260,23 @@ def test_remote_options_reach_the_remote_workers(test_hosts, tmp_path):
     line = next(x for x in result.stdout.splitlines() if x.startswith("ENV "))
     remote = json.loads(line[len("ENV ") :])["h0"]
     assert remote == ["sourced", str(workdir), 5, "/opt/scoop-test-path"]
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_another_scoop_version_on_a_host_is_named(test_hosts, tmp_path):
+    # The remote host sees an older scoop-core first on its path (--pythonpath), as a host with
+    # a stale installation would.
+    import scoop
+
+    shadow = tmp_path / "old-scoop"
+    package = shadow / "scoop"
+    shutil.copytree(Path(scoop.__file__).parent, package)
+    init = package / "__init__.py"
+    init.write_text(init.read_text().replace(f'"{scoop.__version__}"', '"0.0.1"', 1))
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "--pythonpath", str(shadow))
+    assert result.returncode == 1, result.stderr
+    expected = f"host h0: version mismatch: scoop_core 0.0.1 here but {scoop.__version__}"
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     assert_nothing_left(test_hosts)

@@ -7,7 +7,7 @@ from importlib import metadata
 import pytest
 from scoop_tcp_example._plugin import scoop_transports
 
-from scoop.testing import TransportConformance
+from scoop.testing import TransportConformance, check_registration
 
 
 class TestTcpExampleConformance(TransportConformance):
@@ -31,11 +31,7 @@ def _installed() -> bool:
 
 
 @pytest.mark.skipif(not _installed(), reason="scoop-tcp-example is not installed")
-def test_entry_point_resolves() -> None:
-    """Installed, the entry point makes core find the transport with its distribution."""
-    from scoop import _plugins
-
-    found = _plugins.installed_transports()["tcp-example"]
-    assert found.distribution == "scoop-tcp-example"
-    assert found.info.name == "tcp-example"
-    assert _plugins.choose_transport("tcp-example") is found
+def test_registered_through_the_entry_point() -> None:
+    """Installed, the entry point makes scoop find the transport, and it works once found."""
+    info = check_registration("tcp-example", "scoop-tcp-example")
+    assert info.schemes == ("tcp",)

@@ -111,7 +111,9 @@ def main() -> int:
 
 
 def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
-    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    # SimpleQueue: its put() is reentrant, so the SIGTERM handler may call it even while this
+    # thread is inside events.get() (a Queue's lock would deadlock there).
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     workers: dict[int, subprocess.Popen[bytes]] = {}
     env = dict(os.environ)
     for index in config["indices"]:

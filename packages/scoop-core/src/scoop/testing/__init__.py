@@ -5,6 +5,8 @@ Layout::
     _memory.py       memory_transport(): broker and workers in threads of one process
     _conformance.py  TransportConformance: the rules of scoop.transport as pytest tests,
                      and run_conformance() to run them without pytest's runner
+    _registration.py check_registration(): an installed transport is found through its
+                     entry point as the launcher and the workers find it, and works
 
 Run the kit on your transport from one of your test modules::
 
@@ -12,6 +14,13 @@ Run the kit on your transport from one of your test modules::
 
     class TestMyTransport(TransportConformance):
         transport_info = my_transport_info
+
+and, once your distribution is installed, check that scoop finds it through its entry point::
+
+    from scoop.testing import check_registration
+
+    def test_registered():
+        check_registration("mytransport", "scoop-mytransport")
 
 The conformance kit needs pytest; ``memory_transport`` does not, and importing this package does
 not import pytest until the kit is used.
@@ -22,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scoop.testing._memory import MemoryPeer, memory_transport
+from scoop.testing._registration import RegistrationError, check_registration
 
 if TYPE_CHECKING:
     from scoop.testing._conformance import (
@@ -37,7 +47,9 @@ __all__ = [
     "ConformanceReport",
     "Harness",
     "MemoryPeer",
+    "RegistrationError",
     "TransportConformance",
+    "check_registration",
     "memory_transport",
     "run_conformance",
 ]

@@ -20,6 +20,7 @@ from scoop.transport import BindOptions, ConnectOptions
 
 class TestMemoryConformance(TransportConformance):
     transport_info = memory_transport()
+    listens_on_tcp = False  # memory:// addresses name no real port
     invalid_addresses = (
         *TransportConformance.invalid_addresses,
         "tcp://127.0.0.1:5555",

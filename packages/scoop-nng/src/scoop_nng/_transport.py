@@ -194,8 +194,13 @@ def _free_msg(msg: Any) -> None:
     lib.nng_msg_free(msg)
 
 
-def _decode(msg: Any) -> tuple[int, list[Frame]]:
-    """Split a received nng_msg into (kind, frames); takes ownership of ``msg``."""
+def _decode(msg: Any) -> tuple[int, list[Frame]] | None:
+    """Split a received nng_msg into (kind, frames), or None if it is not in our framing.
+
+    Takes ownership of ``msg``. Anyone who can reach a listening port can send any bytes (our
+    sockets accept every SP peer of the right protocol), so a malformed message is dropped by
+    the caller, never raised.
+    """
     length = lib.nng_msg_len(msg)
     body = ffi.cast("char *", lib.nng_msg_body(msg))
     if length < ZERO_COPY_MIN_BYTES:
@@ -208,11 +213,11 @@ def _decode(msg: Any) -> tuple[int, list[Frame]]:
     try:
         kind, count = _HEAD.unpack_from(data, 0)
         lengths = struct.unpack_from(f"<{count}Q", data, _HEAD.size)
-    except struct.error as exc:
-        raise TransportError("a malformed nng message arrived (truncated header)") from exc
+    except struct.error:
+        return None
     offset = _HEAD.size + 8 * count
     if offset + sum(lengths) != length:
-        raise TransportError("a malformed nng message arrived (lengths do not add up)")
+        return None
     frames: list[Frame] = []
     for size in lengths:
         part = data[offset : offset + size]
@@ -348,11 +353,11 @@ class NngBrokerEndpoint(_Endpoint):
             if msg is None:
                 return None
             pipe_id = int(lib.nng_pipe_id(lib.nng_msg_get_pipe(msg)))
-            kind, frames = _decode(msg)
-            if kind == _HELLO:
-                self._welcome(pipe_id, frames)
-            elif kind == _DATA and pipe_id in self._peers:
-                return NngPeer(self._token, pipe_id), frames
+            decoded = _decode(msg)
+            if decoded is not None and decoded[0] == _HELLO:
+                self._welcome(pipe_id, decoded[1])
+            elif decoded is not None and decoded[0] == _DATA and pipe_id in self._peers:
+                return NngPeer(self._token, pipe_id), decoded[1]
             # Anything else is not from a SCOOP nng worker: dropped (core counts what it gets).
             if deadline is not None and time.monotonic() >= deadline:
                 return None
@@ -441,10 +446,18 @@ class NngWorkerEndpoint(_Endpoint):
 
     def recv(self, timeout: float | None) -> list[Frame] | None:
         """Return the frames of the next message, or ``None`` after ``timeout`` seconds."""
-        msg = self._recv_msg(timeout)
-        if msg is None:
-            return None
-        return _decode(msg)[1]
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = self._recv_msg(remaining)
+            if msg is None:
+                return None
+            decoded = _decode(msg)
+            if decoded is not None and decoded[0] == _DATA:
+                return decoded[1]
+            # Not in our framing: someone else dialed our listening port. Dropped.
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
 
     def _transmitted(self) -> int:
         """Messages nng has written on this endpoint's outgoing pipes (nng's pipe statistics)."""

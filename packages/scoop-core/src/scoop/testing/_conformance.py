@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
 import threading
 import time
 import traceback
@@ -218,6 +219,9 @@ class TransportConformance:
     #: True for a transport that binds ports: port 0 must report the real port, and binding
     #: that exact address again must raise AddressInUse.
     network: ClassVar[bool] = True
+    #: True when the broker's address is a TCP host and port that any TCP client can open (the
+    #: check that stranger bytes there are dropped connects to it with a plain socket).
+    listens_on_tcp: ClassVar[bool] = True
     #: How the suite binds its brokers.
     bind_options: ClassVar[BindOptions] = BindOptions()
     #: Addresses ``connect`` must refuse with InvalidAddress.
@@ -317,6 +321,43 @@ class TransportConformance:
         # The first endpoint still works.
         worker = harness.connect(broker.address)
         harness.introduce(broker, worker, b"still here")
+
+    def test_stranger_bytes_on_the_port_are_dropped(self, harness: Harness) -> None:
+        """Bytes from a plain TCP client on the broker's port never make ``recv`` raise.
+
+        Anyone who reaches the port can send anything: a stray scanner, a wrong client, an
+        attacker. The transport drops what is not its own protocol (or hands it to core as a
+        message from a peer of its own, which core then drops); the broker's workers are served
+        as before.
+        """
+        if not self.listens_on_tcp:
+            pytest.skip("the broker does not listen on a TCP port")
+        broker = harness.bind()
+        worker = harness.connect(broker.address)
+        kept = harness.introduce(broker, worker, b"before")
+        parts = urlsplit(broker.address)
+        assert parts.hostname and parts.port, f"cannot read host and port of {broker.address!r}"
+        garbage = [
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"\xff" * 64,  # a huge length in most length-prefixed framings
+            b"\x00" * 64,
+            bytes(range(256)) * 8,
+        ]
+        for payload in garbage:
+            with socket.create_connection((parts.hostname, parts.port), timeout=5) as stranger:
+                stranger.sendall(payload)
+            broker.recv(0.05)  # whatever it returns, it must not raise
+        worker.send([b"after"])
+        deadline = time.monotonic() + harness.deadline
+        while True:
+            result = broker.recv(max(0.0, deadline - time.monotonic()))
+            assert result is not None, "the broker's worker was not served after stranger bytes"
+            peer, frames = result
+            if peer == kept:
+                assert _as_bytes(frames) == [b"after"]
+                break
+        broker.send(kept, [b"still served"])
+        assert harness.worker_recv(worker) == [b"still served"]
 
     def test_two_brokers_get_different_addresses(self, harness: Harness) -> None:
         """Two binds with port 0 get two addresses, each reaching its own broker."""

@@ -98,6 +98,21 @@ def processes_with_marker(marker: str) -> list[int]:
     return found
 
 
+def describe_processes(pids: list[int]) -> str:
+    """pid, state, parent and command line of each process, for failure messages."""
+    lines = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            lines.append(f"{pid} state={fields[0].decode()} ppid={fields[1].decode()} {cmdline}")
+        except OSError:
+            lines.append(f"{pid} (gone)")
+    return "; ".join(lines)
+
+
 def kill_marked(marker: str) -> None:
     """SIGKILL every process of the run with this marker (each by its pid)."""
     for pid in processes_with_marker(marker):

@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from scoop_e2e_support import EXAMPLES, SCRIPTS, run_launcher, wait_until
+from scoop_e2e_support import EXAMPLES, SCRIPTS, describe_processes, run_launcher, wait_until
 
 SCRIPTS_DIR = SCRIPTS
 
@@ -114,6 +114,53 @@ def test_bad_worker_count_is_a_usage_error(bad: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (b"def f(:\n    pass\n", "SyntaxError: invalid syntax"),
+        (b'x = "\xff\xfe"\n', "can't decode byte 0xff"),
+        (b"x = 1\x00\n", "null bytes"),
+    ],
+    ids=["syntax", "not-utf8", "null-byte"],
+)
+def test_script_that_does_not_compile_fails_before_anything_starts(
+    tmp_path, source: bytes, expected: str
+) -> None:
+    script = tmp_path / "broken.py"
+    script.write_bytes(source)
+    result = run_launcher(script, n=2)
+    assert result.returncode == 1, result.explain()
+    assert f"scoop: script {str(script)!r} does not compile" in result.stderr, result.explain()
+    assert expected in result.stderr, result.explain()
+    assert "Traceback" not in result.stderr, result.explain()
+    assert_nothing_left(result)
+
+
+@pytest.mark.timeout(60)
+def test_script_declaring_another_encoding_runs(tmp_path) -> None:
+    script = tmp_path / "latin1.py"
+    script.write_bytes(
+        b"# -*- coding: latin-1 -*-\nfrom scoop import futures\n"
+        b"def cafe(n):\n    return 'caf\xe9' * n\n"
+        b"if __name__ == '__main__':\n    print(list(futures.map(cafe, range(3))))\n"
+    )
+    result = run_launcher(script, n=2)
+    assert result.returncode == 0, result.explain()
+    assert "['', 'café', 'cafécafé']" in result.stdout, result.explain()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("where", ["missing-dir", "a-directory"])
+def test_unwritable_log_file_is_a_usage_error(tmp_path, where: str) -> None:
+    log = tmp_path / "no" / "such" / "dir" / "run.log" if where == "missing-dir" else tmp_path
+    result = run_launcher(SCRIPTS_DIR / "exit_with.py", "0", n=2, options=["--log", str(log)])
+    assert result.returncode == 2, result.explain()
+    assert f"cannot write the log file {str(log)!r} (--log)" in result.stderr, result.explain()
+    assert "Traceback" not in result.stderr, result.explain()
+    assert_nothing_left(result)
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_to_the_launcher_stops_the_whole_run(start_launcher, signum, code) -> None:
@@ -149,7 +196,7 @@ def test_killed_launcher_takes_its_workers_along(start_launcher) -> None:
     run.proc.kill()
     run.proc.wait()
     # The broker and workers notice their parent's death (PR_SET_PDEATHSIG or the idle check).
-    assert wait_until(lambda: not run.leftover(), timeout=15), run.leftover()
+    assert wait_until(lambda: not run.leftover(), timeout=15), describe_processes(run.leftover())
 
 
 @pytest.mark.timeout(60)

@@ -23,7 +23,7 @@ LOCAL = socket.gethostname()
 SECRET_LIKE = re.compile(rb"[0-9a-f]{64}")
 
 
-def launch(hosts, *options, mode=("where",), timeout=120, env=None):
+def launch(hosts, *options, mode=("where",), timeout=120, env=None, script=SCRIPT):
     """Run the launcher with the test hosts' ssh config; return the CompletedProcess."""
     marker = new_marker()
     cmd = [
@@ -33,7 +33,7 @@ def launch(hosts, *options, mode=("where",), timeout=120, env=None):
         "--ssh-config",
         str(hosts.ssh_config),
         *options,
-        str(SCRIPT),
+        str(script),
         *mode,
     ]
     try:
@@ -280,3 +280,39 @@ def test_another_scoop_version_on_a_host_is_named(test_hosts, tmp_path):
     assert expected in result.stderr, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_script_in_another_encoding_is_shipped_as_it_is(test_hosts, tmp_path):
+    script = tmp_path / "latin1.py"
+    script.write_bytes(
+        b"# -*- coding: latin-1 -*-\nimport socket\nfrom scoop import futures\n"
+        b"print('caf\xe9 imported on', socket.gethostname(), flush=True)\n"
+        b"def cafe(n):\n    return 'caf\xe9' * n\n"
+        b"if __name__ == '__main__':\n    print(list(futures.map(cafe, range(3))))\n"
+    )
+    # Every worker imports the script: h0's workers import the shipped copy.
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "h0", mode=(), script=script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("café imported on h0") == 2, result.stdout
+    assert "['', 'café', 'cafécafé']" in result.stdout, result.stdout
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_unreadable_ssh_config_is_named(test_hosts, tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text("Host h0\n  HostName 10.0.0.1\n  Port\n")
+    # A host with no count: the launcher asks it for its CPU count, so it reads the ssh config.
+    hosts = hostfile(tmp_path, ["h0"])
+    options = ["--ssh-config", str(config), "--hostfile", hosts, "--dry-run"]
+    result = subprocess.run(
+        [sys.executable, "-m", "scoop_launch", *options, str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot read the ssh config file {str(config)!r}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

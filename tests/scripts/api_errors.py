@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import greenlet
 from _checks import check, run_checks
 
 import scoop
@@ -27,6 +28,13 @@ class TaskError(Exception):
     """An exception class of the script: workers rebuild it as this very type."""
 
 
+class BadStrError(Exception):
+    """An exception whose ``__str__`` itself fails."""
+
+    def __str__(self):
+        raise RuntimeError("this __str__ fails")
+
+
 class LockedError(Exception):
     """An exception that cannot be pickled (it holds a lock)."""
 
@@ -38,6 +46,16 @@ class LockedError(Exception):
 def fail_after_work(i):
     time.sleep(0.004)
     raise TaskError(f"task {i} failed")
+
+
+def raise_bad_str(i):
+    time.sleep(0.004)
+    raise BadStrError(i)
+
+
+def raise_greenlet_exit(i):
+    time.sleep(0.004)
+    raise greenlet.GreenletExit(f"gevent-style exit {i}")
 
 
 def ident(x):
@@ -189,6 +207,13 @@ def check_unpicklable_result():
             assert "lock" in str(exc).lower() and "return_lock" in str(exc), exc
             REMOTE_SEEN["unpicklable result"] = REMOTE_SEEN.get("unpicklable result", 0) + 1
     assert [x for x, _ in futures.map(work, range(40))] == list(range(40))  # the pool goes on
+    # In a map, many items travel as one task: the error names the function and the item.
+    try:
+        list(futures.map(return_lock, range(200)))
+    except SerializationError as exc:
+        assert "return_lock" in str(exc) and "run_chunk" not in str(exc), exc
+        assert "for the map item (" in str(exc), exc
+        print(f"INFO map result error: {exc}")
 
 
 @check
@@ -205,6 +230,35 @@ def check_unpicklable_exception():
             assert "raise_locked" in exc.__cause__.traceback_text
             REMOTE_SEEN["unpicklable exception"] = REMOTE_SEEN.get("unpicklable exception", 0) + 1
     assert [x for x, _ in futures.map(work, range(40))] == list(range(40))  # the pool goes on
+
+
+@check
+def check_exception_whose_str_fails():
+    for i, fut in enumerate([futures.submit(raise_bad_str, i) for i in range(40)]):
+        exc = fut.exception(timeout=60)
+        assert type(exc) is BadStrError and exc.args == (i,), repr(exc)
+    try:
+        list(futures.map(raise_bad_str, range(40)))
+    except BadStrError:
+        pass
+    else:
+        raise AssertionError("map did not raise the task's exception")
+    assert [x for x, _ in futures.map(work, range(40))] == list(range(40))  # the pool goes on
+
+
+@check
+def check_task_raising_greenlet_exit_fails_like_any_other():
+    # GreenletExit is what gevent code raises; it must not be mistaken for the scheduler's own.
+    for i, fut in enumerate([futures.submit(raise_greenlet_exit, i) for i in range(40)]):
+        exc = fut.exception(timeout=60)
+        assert isinstance(exc, greenlet.GreenletExit), repr(exc)
+        assert f"gevent-style exit {i}" in str(exc)
+    try:
+        list(futures.map(raise_greenlet_exit, range(40)))
+    except greenlet.GreenletExit:
+        pass
+    else:
+        raise AssertionError("map did not raise the task's GreenletExit")
 
 
 @check

@@ -64,3 +64,89 @@ def test_worker_drops_messages_not_in_its_framing(pair, stranger) -> None:
     broker.send(peer, [b"from the broker"])
     frames = worker.recv(5.0)
     assert frames is not None and [bytes(f) for f in frames] == [b"from the broker"]
+
+
+def _framed(frames: list[bytes]) -> bytes:
+    """The body of a transport DATA message, as a stranger who read our code would send it."""
+    from scoop_nng._transport import _DATA, _encode, ffi, lib
+
+    msg = _encode(_DATA, frames)
+    try:
+        return ffi.unpack(ffi.cast("char *", lib.nng_msg_body(msg)), lib.nng_msg_len(msg))
+    finally:
+        lib.nng_msg_free(msg)
+
+
+@pytest.mark.timeout(60)
+def test_worker_joins_despite_a_forged_message_waiting_for_it(stranger) -> None:
+    import os
+    import threading
+
+    from scoop._broker import Broker, local_versions
+    from scoop._protocol import Codec
+    from scoop._worker import WorkerScheduler
+
+    secret = os.urandom(32)
+    broker_endpoint = bind(BindOptions())
+    worker_endpoint = connect(ConnectOptions(address=broker_endpoint.address))
+    broker = Broker(broker_endpoint, Codec(secret), "nng", size=1)
+    serving = threading.Thread(target=broker.serve, daemon=True)
+    try:
+        # Well framed for the transport, but not a SCOOP message: it reaches the worker first.
+        (listener,) = worker_endpoint._recv_socket.listeners
+        _send_from(stranger, listener.url, [_framed([os.urandom(64)])])
+        assert worker_endpoint.recv(5.0) is not None  # it did arrive; send one more for join
+        stranger.send(_framed([os.urandom(64)]))
+        serving.start()
+        worker = WorkerScheduler(worker_endpoint, Codec(secret), 0, 1)
+        worker.join(local_versions("nng"), timeout=10)
+        assert worker.dropped == 1
+    finally:
+        broker.request_termination(0)
+        serving.join(10)
+        worker_endpoint.close()
+        broker_endpoint.close()
+
+
+@pytest.mark.timeout(60)
+def test_broker_dials_back_only_to_the_address_a_hello_came_from(stranger) -> None:
+    """A HELLO is not authenticated: the host it names is ignored, so that nobody can make the
+    broker open connections to a third machine. Only its port is used, on the sender's address."""
+    import threading
+
+    from scoop_nng._transport import _HELLO, _encode, ffi, lib
+
+    def hello_body(host: bytes, port: int) -> bytes:
+        msg = _encode(_HELLO, [host, b"%d" % port])
+        try:
+            return ffi.unpack(ffi.cast("char *", lib.nng_msg_body(msg)), lib.nng_msg_len(msg))
+        finally:
+            lib.nng_msg_free(msg)
+
+    def listener(host: str) -> tuple[pynng.Pull0, threading.Event, int]:
+        sock = pynng.Pull0()
+        dialed = threading.Event()
+        sock.add_post_pipe_connect_cb(lambda _pipe: dialed.set())
+        port = sock.listen(f"tcp://{host}:0").local_address.port
+        import socket as _socket
+
+        return sock, dialed, _socket.ntohs(port)
+
+    broker = bind(BindOptions())
+    third, third_dialed, third_port = listener("127.0.0.2")  # "another machine"
+    own, own_dialed, own_port = listener("127.0.0.1")  # the sender's own address
+    try:
+        stranger.dial(broker.address, block=True)
+        stranger.send(hello_body(b"127.0.0.2", third_port))
+        assert broker.recv(0.5) is None
+        assert not third_dialed.is_set()
+        with pynng.Push0(send_timeout=5000) as honest:
+            honest.dial(broker.address, block=True)
+            honest.send(hello_body(b"ignored", own_port))
+            broker.recv(0.2)
+            assert own_dialed.wait(5), "the broker did not dial back to the sender's address"
+        assert not third_dialed.is_set()
+    finally:
+        third.close()
+        own.close()
+        broker.close()

@@ -13,9 +13,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import greenlet
-
 from scoop import _serialize
+from scoop._future import TaskUnwound
 from scoop.errors import RemoteTraceback, ScoopError
 
 #: Chunk tasks a map aims for per worker.
@@ -47,7 +46,7 @@ class ItemFailure:
         try:
             _serialize.loads(_serialize.dumps(exception))
         except Exception:
-            summary = f"{type(exception).__module__}.{type(exception).__qualname__}: {exception}"
+            summary = _serialize.exception_summary(exception)
             exception = UnpicklableItemError(f"the task raised {summary}, which cannot travel")
         return _rebuild_failure, (exception, self.traceback_text, self.where)
 
@@ -74,7 +73,7 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[
     for args in items:
         try:
             append(fn(*args))
-        except greenlet.GreenletExit:
+        except TaskUnwound:
             raise
         except BaseException as exc:
             from scoop._runtime import current
@@ -82,6 +81,26 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[
             text = "".join(traceback.format_exception(exc))
             append(ItemFailure(exc, text, current().where))
     return results
+
+
+def describe_unpicklable(
+    fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], results: list[Any]
+) -> str | None:
+    """Name the first result of a chunk that cannot be pickled, for the error message.
+
+    The message names the user's function and that item's arguments; None if every result
+    pickles on its own.
+    """
+    for args, result in zip(items, results, strict=False):
+        try:
+            _serialize.dumps(result)
+        except Exception:
+            call = ", ".join(_serialize.describe(arg, limit=40) for arg in args)
+            return (
+                f"the result of {_serialize.describe(fn)} for the map item ({call}), "
+                f"{_serialize.describe(result)},"
+            )
+    return None
 
 
 def unwrap(results: list[Any]) -> Any:

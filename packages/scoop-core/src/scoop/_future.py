@@ -16,6 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import greenlet
+
 if TYPE_CHECKING:
     from scoop._scheduler import Scheduler, Waiter
     from scoop.transport import Frame
@@ -28,6 +30,16 @@ PENDING = "PENDING"
 RUNNING = "RUNNING"
 CANCELLED = "CANCELLED"
 FINISHED = "FINISHED"
+
+
+class TaskUnwound(greenlet.GreenletExit):
+    """A parked task's greenlet is being thrown away: it unwinds without recording a result.
+
+    That happens when the worker ends, or when nothing can resume the greenlet any more.
+    greenlet throws GreenletExit into such a greenlet where it parked; the scheduler turns it
+    into this class there, so that a GreenletExit a task raises itself (gevent code does) is
+    told apart and reaches the waiter like any other exception.
+    """
 
 
 class Future(Generic[T]):

@@ -39,14 +39,20 @@ STARTUP_FAILED = 3
 _LOG_FORMAT = "[%(asctime)s] %(levelname)-7s %(name)s %(processName)s: %(message)s"
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to end this process when its parent (the launcher) dies."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to end this process when its parent (the launcher) dies.
+
+    The request only covers a death after it is made: a launcher killed while this process was
+    still starting (Python, imports) is caught by checking that the parent is still ours.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # not Linux: the idle loop's parent check still ends us
+    if os.getppid() != parent_pid:
+        os._exit(STARTUP_FAILED)  # nothing of ours to clean up yet
 
 
 def _read_line() -> dict[str, Any]:
@@ -66,10 +72,18 @@ def _setup_logging(config: dict[str, Any], name: str) -> None:
 
     multiprocessing.current_process().name = name
     level = config.get("log_level", "WARNING")
-    if config.get("log_file"):
-        logging.basicConfig(level=level, format=_LOG_FORMAT, filename=config["log_file"])
-    else:
-        logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
+    log_file = config.get("log_file")
+    if log_file:
+        try:
+            logging.basicConfig(level=level, format=_LOG_FORMAT, filename=log_file)
+            return
+        except OSError as exc:  # e.g. its directory does not exist on this (remote) host
+            print(
+                f"scoop: {name} on host {socket.gethostname()} cannot write the log file "
+                f"{log_file!r} ({exc.strerror}); logging to stderr",
+                file=sys.stderr,
+            )
+    logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
 
 
 def broker_main() -> int:
@@ -78,7 +92,7 @@ def broker_main() -> int:
     _setup_logging(config, "broker")
     parent_pid = config.get("parent_pid")
     if parent_pid is not None:
-        _die_with_parent()
+        _die_with_parent(parent_pid)
     transport = _plugins.load_transport(config["transport"], config.get("transport_module"))
     endpoint = transport.bind(
         BindOptions(host=config.get("host", "127.0.0.1"), port=int(config.get("port", 0)))
@@ -114,7 +128,7 @@ def worker_main() -> int:
     _setup_logging(config, f"worker-{index}")
     parent_pid = config.get("parent_pid")
     if parent_pid is not None:
-        _die_with_parent()
+        _die_with_parent(parent_pid)
     is_root = bool(config.get("root"))
     scoop.IS_RUNNING = True
     scoop.IS_ORIGIN = is_root
@@ -128,7 +142,12 @@ def worker_main() -> int:
         return STARTUP_FAILED
     script = config["script"]
     _script.prepare(script, list(config.get("args", [])))
-    source, code = _script.read_script(script)
+    try:
+        source, code = _script.read_script(script)
+    except (OSError, SyntaxError, ValueError) as exc:  # e.g. changed since the launcher read it
+        print(f"scoop: worker {index} on host {hostname} cannot read {script}:", file=sys.stderr)
+        print("".join(traceback.format_exception_only(exc)), end="", file=sys.stderr)
+        return STARTUP_FAILED
     _serialize.main_only_names = _script.names_only_under_main_guard(source)
     if is_root:
         module = _script.new_module(script, "__main__")

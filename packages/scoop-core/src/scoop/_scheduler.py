@@ -28,7 +28,7 @@ from typing import Any
 import greenlet
 
 from scoop import _serialize
-from scoop._future import CANCELLED, PENDING, RUNNING, Future
+from scoop._future import CANCELLED, PENDING, RUNNING, Future, TaskUnwound
 from scoop.errors import SerializationError, SharedConstantError
 
 logger = logging.getLogger("scoop")
@@ -107,7 +107,7 @@ class Scheduler:
         except Exception as exc:
             raise SerializationError(
                 f"the function {_serialize.describe(fn)} cannot be pickled to travel to another "
-                f"worker: {exc}"
+                f"worker: {_serialize.safe_str(exc)}"
             ) from exc
         # Functions pickled by name can be cached; closures and lambdas may change, so not them.
         name = getattr(fn, "__name__", "<")
@@ -152,8 +152,11 @@ class Scheduler:
         current = greenlet.getcurrent()
         if self.hub is None or current is self.hub:
             self.run_loop(lambda: waiter.fired)
-        else:
+            return
+        try:
             self.hub.switch()
+        except greenlet.GreenletExit as exc:
+            raise TaskUnwound() from exc
 
     def _start_wait(self, waiter: Waiter, timeout: float | None) -> float | None:
         if timeout is None or timeout < 0:
@@ -333,7 +336,7 @@ class Scheduler:
         fut._release()
         try:
             value = fut._fn(*fut._args, **fut._kwargs)
-        except greenlet.GreenletExit:
+        except TaskUnwound:
             raise
         except BaseException as exc:
             fut._set_exception(exc)

@@ -138,13 +138,26 @@ def describe(obj: Any, limit: int = 80) -> str:
     return f"{text} (type {type(obj).__module__}.{type(obj).__qualname__})"
 
 
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder if the exception's ``__str__`` fails (it is user code)."""
+    try:
+        return str(exc)
+    except Exception as str_error:
+        return f"<str() of the {type(exc).__qualname__} failed: {type(str_error).__qualname__}>"
+
+
+def exception_summary(exc: BaseException) -> str:
+    """``module.Class: message`` of ``exc``, even if its ``__str__`` fails."""
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {safe_str(exc)}"
+
+
 def dumps_or_explain(obj: Any, what: str) -> list[Frame]:
     """Like :func:`dumps`, but failure raises SerializationError naming ``what`` and the cause."""
     try:
         return dumps(obj)
     except Exception as exc:
         raise SerializationError(
-            f"{what} cannot be pickled to travel to another worker: {exc}"
+            f"{what} cannot be pickled to travel to another worker: {safe_str(exc)}"
         ) from exc
 
 
@@ -164,7 +177,7 @@ def dumps_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Frame]:
                 culprit = f"{label} {describe(value)}"
                 break
         raise SerializationError(
-            f"{culprit} cannot be pickled to travel to another worker: {exc}"
+            f"{culprit} cannot be pickled to travel to another worker: {safe_str(exc)}"
         ) from exc
 
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import greenlet
 
-from scoop import _serialize
-from scoop._future import PENDING, RUNNING, Future
+from scoop import _batch, _serialize
+from scoop._future import PENDING, RUNNING, Future, TaskUnwound
 from scoop._protocol import Codec, Entry, Kind, Message, Status, worker_of
 from scoop._scheduler import Scheduler
 from scoop.errors import (
@@ -112,10 +112,23 @@ class WorkerScheduler(Scheduler):
         self.send(Kind.HELLO, 0, [(self.index, 0, [payload])])
         deadline = time.monotonic() + timeout
         while True:
-            frames = self.endpoint.recv(max(0.0, deadline - time.monotonic()))
+            remaining = deadline - time.monotonic()
+            frames = self.endpoint.recv(max(0.0, min(remaining, IDLE_CHECK_INTERVAL)))
             if frames is None:
-                raise ScoopError(f"{self.where}: the broker did not answer within {timeout} s")
-            message = self.codec.decode(frames)
+                if remaining <= IDLE_CHECK_INTERVAL:
+                    raise ScoopError(f"{self.where}: the broker did not answer within {timeout} s")
+                self.check_parent()
+                if self.stopping:
+                    raise ScoopError(f"{self.where}: its launcher is gone")
+                continue
+            try:
+                message = self.codec.decode(frames)
+            except VersionMismatchError:
+                raise
+            except ProtocolError as exc:  # not from our broker (nng workers listen on a port)
+                self.dropped += 1
+                logger.warning("%s dropped a message: %s", self.where, exc)
+                continue
             if message.kind == Kind.WELCOME:
                 # Anything queued behind WELCOME (constants, an early SHUTDOWN) is read now.
                 self.receive(0)
@@ -291,20 +304,21 @@ class WorkerScheduler(Scheduler):
             args, kwargs = _serialize.loads(task.frames[1:])
         except Exception as exc:
             hint = ""
-            if isinstance(exc, AttributeError) and "__main__" in str(exc):
+            if isinstance(exc, AttributeError) and "__main__" in _serialize.safe_str(exc):
                 hint = (
                     " (workers import the script without running its `if __name__ == "
                     "'__main__':` block: define task functions and classes at its top level)"
                 )
             error = TaskLoadError(
-                f"task {task_id:#x} could not be loaded on {self.where}: {exc}{hint}"
+                f"task {task_id:#x} could not be loaded on {self.where}: "
+                f"{_serialize.safe_str(exc)}{hint}"
             )
             self._queue_result(task_id, Status.RAISED, self.pack_exception(error))
             return
         del task  # the payload frames are not needed while the task runs
         try:
             value = fn(*args, **kwargs)
-        except greenlet.GreenletExit:
+        except TaskUnwound:
             raise
         except BaseException as exc:
             self._queue_result(task_id, Status.RAISED, self.pack_exception(exc))
@@ -312,9 +326,12 @@ class WorkerScheduler(Scheduler):
         try:
             frames = _serialize.dumps(value)
         except Exception as exc:
+            what = f"the result of {_serialize.describe(fn)}, {_serialize.describe(value)},"
+            if fn is _batch.run_chunk:  # a chunk of a map: name the user's function and item
+                what = _batch.describe_unpicklable(args[0], args[1], value) or what
             result_error = SerializationError(
-                f"the result of {_serialize.describe(fn)} on {self.where}, "
-                f"{_serialize.describe(value)}, cannot be pickled to travel back: {exc}"
+                f"{what} on {self.where} cannot be pickled to travel back: "
+                f"{_serialize.safe_str(exc)}"
             )
             self._queue_result(task_id, Status.RAISED, self.pack_exception(result_error))
         else:
@@ -328,7 +345,7 @@ class WorkerScheduler(Scheduler):
     def pack_exception(self, exc: BaseException) -> list[Frame]:
         """Frames of a failed task: its traceback text, and the exception if it can travel."""
         text = "".join(traceback.format_exception(exc))
-        summary = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
+        summary = _serialize.exception_summary(exc)
         meta = pickle.dumps((text, self.where, summary), protocol=5)
         try:
             exc_frames = _serialize.dumps(exc)
@@ -349,7 +366,8 @@ class WorkerScheduler(Scheduler):
         except Exception as exc:
             fut._set_exception(
                 SerializationError(
-                    f"the result of {fut!r} could not be unpickled on {self.where}: {exc}"
+                    f"the result of {fut!r} could not be unpickled on {self.where}: "
+                    f"{_serialize.safe_str(exc)}"
                 )
             )
             return

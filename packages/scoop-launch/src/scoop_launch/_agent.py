@@ -16,6 +16,7 @@ failed first (a message on stderr names it).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -68,12 +69,12 @@ def _check(config: dict[str, Any]) -> str | None:
     return None
 
 
-def _same_file(path: str, source: str) -> bool:
+def _same_file(path: str, source: bytes) -> bool:
     """True if ``path`` already holds ``source`` (a shared file system): run it in place."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, "rb") as handle:
             return handle.read() == source
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return False
 
 
@@ -90,15 +91,12 @@ def main() -> int:
             problem = f"cannot use working directory {workdir!r} (--path): {exc}"
     shipped_dir = None
     script = config["script"]
-    if (
-        problem is None
-        and config.get("script_source") is not None
-        and not _same_file(script, config["script_source"])
-    ):
+    source = base64.b64decode(config["script_base64"])
+    if problem is None and not _same_file(script, source):
         shipped_dir = tempfile.mkdtemp(prefix="scoop-script-")
         script = os.path.join(shipped_dir, os.path.basename(config["script"]))
-        with open(script, "w", encoding="utf-8") as handle:
-            handle.write(config["script_source"])
+        with open(script, "wb") as handle:
+            handle.write(source)
     if problem is not None:
         _reply({"error": problem, "host": hostname})
         return 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from typing import Any
 
 from scoop import _plugins
@@ -198,6 +199,21 @@ def print_placement(source: str, placement: list[tuple[str, int]], config: RunCo
     print(f"total: {sum(c for _, c in placement)} workers; broker: {broker}")
 
 
+def _check_script_compiles(parser: argparse.ArgumentParser, script: str) -> None:
+    """Exit as Python would, before anything starts, if the script cannot be read or compiled."""
+    try:
+        with open(script, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        parser.error(f"cannot read script {script!r}: {exc.strerror}")
+    try:
+        compile(source, script, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes in the source
+        details = "".join(traceback.format_exception_only(exc))
+        print(f"scoop: script {script!r} does not compile:\n{details}", end="", file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m scoop_launch`` and the ``scoop`` command."""
     parser = build_parser()
@@ -209,6 +225,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("the script to run is missing")
     if not os.path.isfile(options.script):
         parser.error(f"script {options.script!r} not found (or not a file)")
+    _check_script_compiles(parser, options.script)
+    if options.log:
+        try:
+            with open(options.log, "a", encoding="utf-8"):
+                pass  # every process of the run appends to it: fail now, not in each of them
+        except OSError as exc:
+            parser.error(f"cannot write the log file {options.log!r} (--log): {exc.strerror}")
     if options.hosts and options.hostfile:
         parser.error("--hosts and --hostfile cannot be used together")
     try:

@@ -17,6 +17,7 @@ A worker, agent or the broker that fails before the root is done aborts the run 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -223,8 +224,9 @@ class Run:
         from scoop import __version__ as core_version
         from scoop_launch import __version__ as launch_version
 
-        with open(self.config.script, encoding="utf-8") as handle:
-            source = handle.read()
+        with open(self.config.script, "rb") as handle:
+            # base64 of the bytes: a script may declare another encoding than UTF-8 (PEP 263).
+            source = base64.b64encode(handle.read()).decode("ascii")
         worker_common = {**self._common(), "size": self.config.size, "args": self.config.args}
         for (host, indices), client in zip(remote, clients, strict=True):
             agent = _ssh.RemoteAgent(host, client, options)
@@ -241,7 +243,7 @@ class Run:
                     "transport": self.config.transport,
                     "path": options.path,
                     "script": self.config.script,
-                    "script_source": source,
+                    "script_base64": source,
                     "indices": indices,
                     "worker": worker_common,
                 }

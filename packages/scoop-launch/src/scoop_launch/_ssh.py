@@ -32,18 +32,27 @@ def _load_ssh_config(path: str | None) -> paramiko.SSHConfig:
     candidate = path or os.path.expanduser("~/.ssh/config")
     if path is not None and not os.path.isfile(path):
         raise RemoteHostError(f"ssh config file {path!r} not found")
-    if os.path.isfile(candidate):
+    if not os.path.isfile(candidate):
+        return paramiko.SSHConfig()
+    try:
         return paramiko.SSHConfig.from_path(candidate)
-    return paramiko.SSHConfig()
+    except (OSError, UnicodeDecodeError, paramiko.ssh_exception.ConfigParseError) as exc:
+        raise RemoteHostError(f"cannot read the ssh config file {candidate!r}: {exc}") from None
 
 
 def resolve(host: str, options: SshOptions) -> dict[str, Any]:
     """The ssh settings for ``host``: hostname, port, user, identity files, known_hosts files."""
     entry = _load_ssh_config(options.ssh_config).lookup(host)
     known = entry.get("userknownhostsfile", "~/.ssh/known_hosts")
+    try:
+        port = int(entry.get("port", 22))
+    except ValueError:
+        raise RemoteHostError(
+            f"host {host}: the ssh config gives Port {entry.get('port')!r}, not a number"
+        ) from None
     return {
         "hostname": entry.get("hostname", host),
-        "port": int(entry.get("port", 22)),
+        "port": port,
         "user": entry.get("user"),
         "identityfile": [os.path.expanduser(p) for p in entry.get("identityfile", [])],
         "known_hosts": [os.path.expanduser(p) for p in known.split()],
@@ -58,7 +67,10 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     for path in settings["known_hosts"]:
         if os.path.isfile(path):
-            client.load_system_host_keys(path)
+            try:
+                client.load_system_host_keys(path)
+            except (OSError, UnicodeDecodeError, paramiko.SSHException) as exc:
+                raise RemoteHostError(f"cannot read known_hosts file {path!r}: {exc}") from None
     if options.accept_unknown_host_keys:
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     else:
@@ -294,8 +306,11 @@ class Connections:
             f"{shlex.quote(self.options.python)} -c "
             "'import os; print(len(os.sched_getaffinity(0)))' 2>/dev/null || nproc"
         )
-        _, stdout, _ = self.get(host).exec_command(command, timeout=CONNECT_TIMEOUT)
-        text = stdout.read().decode().strip()
+        try:
+            _, stdout, _ = self.get(host).exec_command(command, timeout=CONNECT_TIMEOUT)
+            text = stdout.read().decode(errors="replace").strip()
+        except (OSError, paramiko.SSHException) as exc:
+            raise RemoteHostError(f"host {host}: could not ask its CPU count: {exc}") from None
         try:
             return max(1, int(text.splitlines()[-1]))
         except (ValueError, IndexError):

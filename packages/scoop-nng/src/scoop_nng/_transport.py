@@ -15,10 +15,11 @@ one-way sockets::
 
 A worker dials the broker's Pull0, listens on an ephemeral port of the interface it uses to
 reach the broker, and sends a HELLO naming that port. The broker, on the HELLO, dials a Push0 to
-the worker. The peer value the broker sees is an :class:`NngPeer` (this broker's token and the
-pipe id of the worker's connection). When that connection goes, nng's pipe-removed callback
-marks the peer gone and ``send`` to it raises PeerUnreachable. The broker must be able to open
-TCP connections to the workers' hosts (on one machine: loopback).
+that port at the address the worker's connection comes from (never to a host a HELLO names: it
+is not authenticated). The peer value the broker sees is an :class:`NngPeer` (this broker's
+token and the pipe id of the worker's connection). When that connection goes, nng's
+pipe-removed callback marks the peer gone and ``send`` to it raises PeerUnreachable. The broker
+must be able to open TCP connections to the workers' hosts (on one machine: loopback).
 
 nng messages are single-part: a message is one nng_msg whose body is a small header (kind byte,
 frame count, frame lengths) then the frames. Sending copies each frame once, straight into the
@@ -226,6 +227,20 @@ def _decode(msg: Any) -> tuple[int, list[Frame]] | None:
     return kind, frames
 
 
+def _remote_host(pipe: Any) -> str | None:
+    """The IP address at the other end of an nng pipe, or None if nng cannot tell."""
+    address = ffi.new("nng_sockaddr []", 1)
+    if lib.nng_pipe_get_addr(pipe, b"remote-address", address) != 0:
+        return None
+    family = address[0].s_family
+    if family == lib.NNG_AF_INET:
+        raw = struct.pack("I", address[0].s_in.sa_addr)  # stored in network byte order
+        return _socket.inet_ntop(_socket.AF_INET, raw)
+    if family == lib.NNG_AF_INET6:
+        return _socket.inet_ntop(_socket.AF_INET6, bytes(address[0].s_in6.sa_addr))
+    return None
+
+
 # -- endpoints ---------------------------------------------------------------------------------
 
 
@@ -352,21 +367,29 @@ class NngBrokerEndpoint(_Endpoint):
             msg = self._recv_msg(remaining)
             if msg is None:
                 return None
-            pipe_id = int(lib.nng_pipe_id(lib.nng_msg_get_pipe(msg)))
+            pipe = lib.nng_msg_get_pipe(msg)
+            pipe_id = int(lib.nng_pipe_id(pipe))
             decoded = _decode(msg)
             if decoded is not None and decoded[0] == _HELLO:
-                self._welcome(pipe_id, decoded[1])
+                self._welcome(pipe, pipe_id, decoded[1])
             elif decoded is not None and decoded[0] == _DATA and pipe_id in self._peers:
                 return NngPeer(self._token, pipe_id), decoded[1]
             # Anything else is not from a SCOOP nng worker: dropped (core counts what it gets).
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
-    def _welcome(self, pipe_id: int, frames: list[Frame]) -> None:
+    def _welcome(self, pipe: Any, pipe_id: int, frames: list[Frame]) -> None:
+        # The HELLO is not authenticated (core authenticates what follows): dial back only to
+        # the address the connection came from, never to a host the sender names, so that a
+        # stranger cannot make the broker open connections elsewhere; and once per pipe.
+        if pipe_id in self._peers:
+            return
         try:
-            host = bytes(frames[0]).decode()
             port = _check_port(int(bytes(frames[1])), "hello")
         except (IndexError, ValueError, UnicodeError, InvalidAddress):
+            return
+        host = _remote_host(pipe)
+        if host is None:
             return
         out = pynng.Push0(send_buffer_size=SEND_BUFFER, send_timeout=SEND_TIMEOUT_MS)
         try:

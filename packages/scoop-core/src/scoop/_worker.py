@@ -403,8 +403,13 @@ class WorkerScheduler(Scheduler):
         self.ready.append(greenlet.greenlet(root))
         self.run_loop(lambda: self.stopping)
         if self.shutdown_code is None:
-            self.flush()
-            self.send(Kind.SHUTDOWN, code)
+            try:
+                self.flush()
+                self.send(Kind.SHUTDOWN, code)
+            except PeerUnreachable as exc:  # the launcher reports the broker's own failure
+                logger.error(
+                    "%s: the broker is gone, the end of the run not told: %s", self.where, exc
+                )
         return code
 
     def close(self) -> None:

@@ -124,7 +124,7 @@ def test_root_on_a_remote_host_returns_its_exit_code(test_hosts):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     ("host", "cause"),
-    [("down", "connection refused"), ("unreachable", "h")],
+    [("down", "connection refused"), ("unreachable", "timed out connecting")],
     ids=["refused", "unreachable"],
 )
 def test_a_host_that_cannot_be_reached_fails_the_launch_cleanly(test_hosts, host, cause):
@@ -132,6 +132,37 @@ def test_a_host_that_cannot_be_reached_fails_the_launch_cleanly(test_hosts, host
     assert result.returncode == 1
     assert f"host {host}:" in result.stderr and cause in result.stderr, result.stderr
     assert "WHERE" not in result.stdout, "work started although a host failed"
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("key_type", ["rsa-pem", "ed25519-openssh"])
+def test_a_key_the_host_does_not_accept_is_named(test_hosts, tmp_path, key_type):
+    stranger_key = tmp_path / "stranger_key"
+    if key_type == "rsa-pem":
+        import paramiko
+
+        paramiko.RSAKey.generate(2048).write_private_key_file(str(stranger_key))
+    else:
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger_key)],
+            check=True,
+            timeout=30,
+        )
+    config = tmp_path / "ssh_config"
+    lines = test_hosts.ssh_config.read_text().splitlines()
+    config.write_text(
+        "\n".join(
+            f"    IdentityFile {stranger_key}" if line.strip().startswith("IdentityFile") else line
+            for line in lines
+        )
+        + "\n"
+    )
+    env = {"SSH_AUTH_SOCK": ""}  # no agent: only the stranger's key is offered
+    result = launch(test_hosts, "--ssh-config", str(config), "--hosts", "localhost", "h1", env=env)
+    assert result.returncode == 1
+    assert "host h1: authentication failed for root@" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "WHERE" not in result.stdout
     assert_nothing_left(test_hosts)
 
 

@@ -103,6 +103,15 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
             f"host {host}: connection refused at {where} (no ssh server?)"
         ) from exc
     except paramiko.SSHException as exc:
+        if _refused_our_keys(client):
+            # paramiko tries each key type on each key file and reports the last failure,
+            # often "encountered RSA key, expected OPENSSH key": say what really happened.
+            client.close()
+            raise RemoteHostError(
+                f"host {host}: authentication failed for {user}@{where}: no key offered was "
+                f"accepted (keys: {', '.join(settings['identityfile']) or 'default'}, and the "
+                f"ssh agent's); paramiko said: {exc}"
+            ) from exc
         if "known_hosts" in str(exc):
             raise RemoteHostError(
                 f"host {host}: its host key is unknown (not in known_hosts) at {where}; add it "
@@ -114,6 +123,12 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
     except OSError as exc:
         raise RemoteHostError(f"host {host}: cannot reach {where}: {exc}") from exc
     return client
+
+
+def _refused_our_keys(client: paramiko.SSHClient) -> bool:
+    """True if the connection got as far as authentication and no key was accepted."""
+    transport = client.get_transport()
+    return transport is not None and transport.is_active() and not transport.is_authenticated()
 
 
 def agent_command(options: SshOptions) -> str:

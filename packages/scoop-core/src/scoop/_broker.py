@@ -25,7 +25,15 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from scoop._protocol import PROTOCOL_VERSION, Codec, Entry, Kind, Message, worker_of
+from scoop._protocol import (
+    PROTOCOL_VERSION,
+    Codec,
+    Entry,
+    Kind,
+    Message,
+    drop_is_logged,
+    worker_of,
+)
 from scoop.errors import PeerUnreachable, ProtocolError
 from scoop.transport import BrokerEndpoint
 
@@ -33,8 +41,6 @@ logger = logging.getLogger("scoop.broker")
 
 #: After the root ends the run, how long the broker waits for workers that have not joined yet.
 LATE_JOIN_SECONDS = 3.0
-#: Bad messages logged one by one before the broker only logs at 100, 1000, 10000...
-DROPS_LOGGED = 10
 
 
 def local_versions(transport: str) -> dict[str, Any]:
@@ -105,14 +111,12 @@ class Broker:
                 break
             if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
                 missing = sorted(set(range(self.size)) - self.told_to_stop)
-                logger.warning(
-                    "broker: workers %s never joined; ending the run without them", missing
-                )
+                logger.warning("workers %s never joined; ending the run without them", missing)
                 break
             received = self.endpoint.recv(0.1 if self._stop_deadline is not None else 1.0)
             if received is None:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                    logger.error("broker: its launcher is gone; exiting")
+                    logger.error("its launcher is gone; exiting")
                     self.shutdown(1)
                 continue
             peer, frames = received
@@ -161,7 +165,7 @@ class Broker:
         """Count a bad message; log the first few, then only at powers of ten (no log flood)."""
         self.dropped += 1
         count = self.dropped
-        if count <= DROPS_LOGGED or str(count).rstrip("0") == "1":
+        if drop_is_logged(count):
             label = peer.hex()[:16] if isinstance(peer, bytes) else repr(peer)[:40]
             logger.warning(
                 "broker dropped a message from peer %s (%d dropped so far): %s",
@@ -215,7 +219,7 @@ class Broker:
             self._send(index, self.codec.encode_entries(Kind.CONST, 0, 0, [constant]))
         if self.hungry:  # workers that asked for work before this one joined
             self._send(index, self.codec.encode(Kind.DEMAND, 0, len(self.hungry)))
-        logger.info("broker: worker %d joined from host %s", index, theirs.get("host"))
+        logger.info("worker %d joined from host %s", index, theirs.get("host"))
 
     def _dispatch(self) -> None:
         """Give queued tasks to hungry workers, splitting the queue evenly among them."""

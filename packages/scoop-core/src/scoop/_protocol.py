@@ -198,3 +198,12 @@ class Codec:
 def worker_of(task_id: int) -> int:
     """The index of the worker that submitted ``task_id`` (results go back there)."""
     return task_id >> TASK_SEQ_BITS
+
+
+#: Dropped messages are logged one by one up to this many, then only at 100, 1000, ...
+DROPS_LOGGED = 10
+
+
+def drop_is_logged(count: int) -> bool:
+    """Whether the ``count``-th dropped message is logged (a flood must not flood the log)."""
+    return count <= DROPS_LOGGED or str(count).rstrip("0") == "1"

@@ -30,7 +30,7 @@ import greenlet
 
 from scoop import _batch, _serialize
 from scoop._future import PENDING, RUNNING, Future, TaskUnwound
-from scoop._protocol import Codec, Entry, Kind, Message, Status, worker_of
+from scoop._protocol import Codec, Entry, Kind, Message, Status, drop_is_logged, worker_of
 from scoop._scheduler import Scheduler
 from scoop.errors import (
     PeerUnreachable,
@@ -126,8 +126,7 @@ class WorkerScheduler(Scheduler):
             except VersionMismatchError:
                 raise
             except ProtocolError as exc:  # not from our broker (nng workers listen on a port)
-                self.dropped += 1
-                logger.warning("%s dropped a message: %s", self.where, exc)
+                self._drop(exc)
                 continue
             if message.kind == Kind.WELCOME:
                 # Anything queued behind WELCOME (constants, an early SHUTDOWN) is read now.
@@ -138,6 +137,11 @@ class WorkerScheduler(Scheduler):
                 reason = bytes(message.entries[0].frames[0]).decode(errors="replace")
                 raise VersionMismatchError(reason)
             self.handle(message)
+
+    def _drop(self, reason: Exception) -> None:
+        self.dropped += 1
+        if drop_is_logged(self.dropped):
+            logger.warning("%s dropped a message (%d so far): %s", self.where, self.dropped, reason)
 
     def send(self, kind: Kind, arg: int = 0, entries: Any = ()) -> None:
         """Send one message to the broker."""
@@ -198,8 +202,7 @@ class WorkerScheduler(Scheduler):
             except VersionMismatchError:
                 raise
             except ProtocolError as exc:
-                self.dropped += 1
-                logger.warning("%s dropped a message: %s", self.where, exc)
+                self._drop(exc)
             else:
                 self.handle(message)
             handled += 1

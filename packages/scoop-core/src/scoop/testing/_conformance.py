@@ -397,6 +397,19 @@ class TransportConformance:
         broker.send(peer, [b"pong"])
         assert harness.worker_recv(worker) == [b"pong"]
 
+    def test_a_message_of_no_frame_is_refused(self, harness: Harness) -> None:
+        """``send([])`` raises ValueError on both sides (a caller's bug), and nothing is sent."""
+        broker, (worker,) = harness.network(1)
+        peer = harness.introduce(broker, worker, b"hello")
+        with pytest.raises(ValueError):
+            worker.raw.send([])
+        with pytest.raises(ValueError):
+            broker.raw.send(peer, [])
+        worker.send([b"after"])
+        assert harness.broker_recv(broker) == (peer, [b"after"])
+        broker.send(peer, [b"and back"])
+        assert harness.worker_recv(worker) == [b"and back"]
+
     def test_peer_is_stable(self, harness: Harness) -> None:
         """Every message of one worker comes with an equal peer value."""
         broker, (worker,) = harness.network(1)

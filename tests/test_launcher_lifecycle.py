@@ -256,6 +256,31 @@ def test_a_worker_that_dies_mid_run_aborts_it_naming_the_worker() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_a_worker_that_exits_with_0_mid_run_aborts_it_too() -> None:
+    # Exit status 0 is also how workers end after the run: only the broker's announcement of
+    # the end tells the two apart. Without it the run would wait forever for the lost tasks.
+    result = run_launcher(SCRIPTS / "worker_dies.py", "0", n=2)
+    assert result.returncode == 1, result.explain()
+    assert "worker 1 exited with code 0 before the run ended" in result.stderr, result.explain()
+    assert "Traceback" not in result.stderr, result.explain()
+    assert not result.leftover(), result.leftover()
+
+
+@pytest.mark.timeout(60)
+def test_sys_exit_while_a_worker_imports_the_script_is_named(tmp_path) -> None:
+    script = tmp_path / "exits_on_import.py"
+    script.write_text(
+        "import sys\nimport scoop\nif not scoop.IS_ORIGIN:\n    sys.exit(0)\n"
+        "from scoop import futures\n"
+        "if __name__ == '__main__':\n    print(list(futures.map(abs, [-1, -2])))\n"
+    )
+    result = run_launcher(script, n=2)
+    assert result.returncode == 1, result.explain()
+    assert "called sys.exit(0) while the worker imported it" in result.stderr, result.explain()
+    assert not result.leftover(), result.leftover()
+
+
+@pytest.mark.timeout(60)
 def test_main_code_without_guard_is_refused_with_the_fix() -> None:
     result = run_launcher(SCRIPTS / "no_main_guard.py", n=2)
     assert result.returncode == 1, result.explain()

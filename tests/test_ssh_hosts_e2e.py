@@ -347,3 +347,12 @@ def test_unreadable_ssh_config_is_named(test_hosts, tmp_path):
     assert result.returncode == 1, result.stderr
     assert f"cannot read the ssh config file {str(config)!r}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_remote_worker_that_exits_with_0_mid_run_aborts_it(test_hosts):
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "h0", mode=("vanish",))
+    assert result.returncode == 1, result.stderr
+    assert "exited with code 0 before the run ended" in result.stderr, result.stderr
+    assert "on host h0" in result.stderr, result.stderr
+    assert_nothing_left(test_hosts)

@@ -4,7 +4,8 @@ Modes (argv[1]): ``env`` reports, per host, what the remote options set (prolog 
 working directory, niceness, first PYTHONPATH entry); ``where`` (default) maps until every
 worker has run a task, then prints
 ``WHERE {"root": host, "hosts": {host: [worker indices]}}``; ``exit K``; ``raise``; ``hang``
-(every worker busy in a blocking task; prints ``started``).
+(every worker busy in a blocking task; prints ``started``); ``vanish`` (a task on a worker
+other than the root ends its process with ``os._exit(0)``).
 """
 
 import json
@@ -31,6 +32,13 @@ def environment(_):
         os.nice(0),
         os.environ.get("PYTHONPATH", "").split(os.pathsep)[0],
     )
+
+
+def vanish(i):
+    time.sleep(0.02)
+    if scoop.worker[1] != 0:
+        os._exit(0)  # a clean exit status, yet the worker's tasks are lost
+    return i
 
 
 def forever(_):
@@ -62,6 +70,8 @@ if __name__ == "__main__":
     elif mode == "raise":
         futures.submit(where, 0).result()
         raise RuntimeError("failing on purpose")
+    elif mode == "vanish":
+        print(sum(futures.map(vanish, range(scoop.SIZE * 20))))
     elif mode == "hang":
         pending = [futures.submit(forever, i) for i in range(scoop.SIZE * 2)]
         print("started", flush=True)

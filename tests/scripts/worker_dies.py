@@ -1,16 +1,22 @@
-"""Root script: a task kills the worker it runs on (not the root) in the middle of the run."""
+"""Root script: a task kills the worker it runs on (not the root) in the middle of the run.
+
+The argument is the exit status the worker ends with (default 9, as a crash would give).
+"""
 
 import os
+import sys
 import time
 
 import scoop
 from scoop import futures
 
+STATUS = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+
 
 def maybe_die(i):
     time.sleep(0.01)
     if scoop.worker[1] != 0:
-        os._exit(9)  # as a segfault or the OOM killer would
+        os._exit(STATUS)
     return i
 
 

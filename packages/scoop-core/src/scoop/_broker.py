@@ -76,8 +76,11 @@ class Broker:
         *,
         size: int = 0,
         parent_pid: int | None = None,
+        on_ending: Callable[[int], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        #: Called once, with the exit code, before the workers are told the run is over.
+        self.on_ending = on_ending
         self.codec = codec
         self.versions = local_versions(transport)
         self.parent_pid = parent_pid
@@ -272,6 +275,8 @@ class Broker:
         self, code: int, sender: int | None = None, *, wait_for_late_joiners: bool = True
     ) -> None:
         """Tell every worker the run is over; wait (a little) for those yet to join."""
+        if self.exit_code is None and self.on_ending is not None:
+            self.on_ending(code)
         self.exit_code = code
         if sender is not None:
             self.told_to_stop.add(sender)

@@ -3,7 +3,8 @@
 Nothing secret is on the command line. Each process reads JSON lines on its standard input:
 
 * broker: one line ``{"secret", "transport", "host", "port", "log_level"}``; it prints one line
-  ``{"address": ...}`` on its standard output once it is bound.
+  ``{"address": ...}`` on its standard output once it is bound, and one line ``{"ending": code}``
+  when the run ends, before it tells the workers (a worker that exits before that was lost).
 * worker: line 1 ``{"secret", "transport", "index", "size", "root", "script", "args",
   "log_level", "parent_pid"}`` (given at start, so the script is imported while the broker
   starts), then line 2 ``{"address": ...}`` once the broker is bound.
@@ -86,6 +87,13 @@ def _setup_logging(config: dict[str, Any], name: str) -> None:
     logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
 
 
+def _announce_ending(code: int) -> None:
+    # Tells the launcher, before any worker is told, that workers may now exit with 0: one that
+    # exits before this line is a worker lost mid-run (a task called os._exit, say).
+    with contextlib.suppress(OSError):  # the launcher may be gone
+        print(json.dumps({"ending": code}), flush=True)
+
+
 def broker_main() -> int:
     """Run the broker of one run."""
     config = _read_line()
@@ -107,6 +115,7 @@ def broker_main() -> int:
         transport.name,
         size=int(config.get("size", 0)),
         parent_pid=parent_pid,
+        on_ending=_announce_ending,
     )
     signal.signal(signal.SIGTERM, lambda *_: broker.request_termination(143))
     try:
@@ -163,6 +172,14 @@ def worker_main() -> int:
                 file=sys.stderr,
             )
             traceback.print_exception(exc)
+            return STARTUP_FAILED
+        except SystemExit as exc:
+            print(
+                f"scoop: worker {index} on host {hostname}: {script} called sys.exit({exc.code!r})"
+                " while the worker imported it; code that ends the program belongs under "
+                "`if __name__ == '__main__':`",
+                file=sys.stderr,
+            )
             return STARTUP_FAILED
         finally:
             _runtime.install(None)

@@ -7,6 +7,8 @@ it runs. Conversation with the launcher, on the ssh channel:
     agent    -> stdout  one line ``SCOOP-AGENT {"ok": true}`` or ``SCOOP-AGENT {"error": ...}``,
                         printed before any worker exists, so it never mixes with user output
     launcher -> stdin   line 2: ``{"address": ...}``, forwarded to the workers
+    launcher -> stdin   ``{"ending": code}`` once the broker announces the end of the run (it can
+                        come before the address line): from then workers may exit with 0
     workers  -> stdout/stderr   inherited: the user's output flows back over the channel
     stdin EOF           the launcher is gone or ends the run: the workers are stopped
 
@@ -28,11 +30,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import Any
 
 READY_PREFIX = "SCOOP-AGENT "
 #: How long workers get between SIGTERM and SIGKILL when the run is stopped.
 STOP_GRACE_SECONDS = 2.0
+#: How long a worker's exit with code 0 may precede the announcement that the run ends.
+ENDING_ANNOUNCEMENT_WAIT = 5.0
 
 
 def _reply(message: dict[str, Any]) -> None:
@@ -137,20 +142,44 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
         ).start()
 
     def read_launcher() -> None:
-        line = sys.stdin.readline()
-        if line:
-            events.put(("address", line))
-            sys.stdin.read()  # blocks until the launcher closes the channel
+        for line in sys.stdin:  # until the launcher closes the channel
+            message = json.loads(line)
+            if "address" in message:
+                events.put(("address", line))
+            elif "ending" in message:  # may come first: the root can end before we start
+                events.put(("ending", None))
         events.put(("eof", None))
 
     threading.Thread(target=read_launcher, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: events.put(("eof", None)))
     root_code: int | None = None
     failed = False
+    ending = False  # the launcher relayed the broker's announcement that the run ends
+    early_exits: dict[int, float] = {}  # workers that exited with 0 before that announcement
     running = set(workers)
     while running:
-        kind, value = events.get()
-        if kind == "address":
+        wait = None
+        if early_exits:
+            wait = max(0.0, min(early_exits.values()) - time.monotonic())
+        try:
+            kind, value = events.get(timeout=wait)
+        except queue.Empty:
+            index = min(early_exits, key=early_exits.__getitem__)
+            early_exits.clear()
+            if not failed:
+                print(
+                    f"scoop: worker {index} on host {hostname} exited with code 0 before the run "
+                    "ended (did a task call os._exit?); its tasks are lost",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                failed = True
+                _stop(workers)
+            continue
+        if kind == "ending":
+            ending = True
+            early_exits.clear()
+        elif kind == "address":
             for popen in workers.values():
                 assert popen.stdin is not None
                 with contextlib.suppress(OSError):
@@ -164,6 +193,8 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
             running.discard(index)
             if index == 0:
                 root_code = 128 - code if code < 0 else code
+            elif code == 0 and not ending and root_code is None and not failed:
+                early_exits[index] = time.monotonic() + ENDING_ANNOUNCEMENT_WAIT
             elif code != 0 and root_code is None and not failed:
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 print(

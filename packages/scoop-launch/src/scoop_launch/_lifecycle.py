@@ -37,6 +37,9 @@ from typing import IO, Any, Protocol
 GRACE_SECONDS = 5.0
 #: How long the broker gets to report its address.
 BROKER_START_TIMEOUT = 60.0
+#: How long a worker's exit with code 0 may precede the broker's announcement that the run ends
+#: (the broker announces it before it tells any worker, so only reading the line may lag).
+ENDING_ANNOUNCEMENT_WAIT = 5.0
 #: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
 WORKER_STARTUP_FAILED = 3
 #: Host names that mean this machine: their workers start as local processes, not over ssh.
@@ -154,6 +157,8 @@ class Run:
         self.agents: list[Any] = []  # scoop_launch._ssh.RemoteAgent
         self.root: _Handle | None = None
         self._broker_port: int | None = None
+        #: Set once the broker announced the end of the run: workers may exit with 0 from then.
+        self.ending = False
         # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
         # loopback TCP cannot be altered in flight and the header tag alone authenticates.
         self.payload_digests = config.verify_payloads or any(
@@ -194,11 +199,20 @@ class Run:
 
         threading.Thread(target=watch, daemon=True).start()
 
-    def _read_address(self, broker: _Local) -> None:
+    def _read_broker(self, broker: _Local) -> None:
+        # The broker's standard output carries only its address, then the end of the run.
         assert broker.popen.stdout is not None
-        line = broker.popen.stdout.readline()
-        if line:
-            self.events.put(("address", json.loads(line)["address"]))
+        for line in broker.popen.stdout:
+            message = json.loads(line)
+            if "address" in message:
+                self.events.put(("address", message["address"]))
+            elif "ending" in message:
+                # Relayed from this thread: the main one may have returned from wait() already
+                # (the root exits right after its SHUTDOWN) while remote workers still end.
+                self.ending = True
+                for agent in self.agents:
+                    agent.send_line({"ending": message["ending"]})
+                self.events.put(("ending", message["ending"]))
 
     def _index_plan(self) -> list[tuple[str, list[int]]]:
         plan, next_index = [], 0
@@ -289,7 +303,7 @@ class Run:
             },
             pipe_stdout=True,
         )
-        threading.Thread(target=self._read_address, args=(self.broker,), daemon=True).start()
+        threading.Thread(target=self._read_broker, args=(self.broker,), daemon=True).start()
         for index in local:
             line = {
                 **self._common(),
@@ -352,16 +366,32 @@ class Run:
         A worker that fails before the root is done aborts the run; one that failed while the
         root was finishing is found by :meth:`failed_workers` once everything has ended.
         """
+        early_exits: dict[_Handle, float] = {}  # exited with 0, but the end is not announced
         while True:
-            kind, value = self.events.get()
+            wait = None
+            if early_exits:
+                wait = max(0.0, min(early_exits.values()) - time.monotonic())
+            try:
+                kind, value = self.events.get(timeout=wait)
+            except queue.Empty:
+                handle = min(early_exits, key=early_exits.__getitem__)
+                raise LaunchError(
+                    f"{handle.name} exited with code 0 before the run ended (did a task call "
+                    "os._exit?); its tasks are lost; stopping the run"
+                ) from None
+            if kind == "ending":
+                early_exits.clear()
+                continue
             if kind != "exit":
                 continue
             handle, code = value
             code = int(code)
             if handle is self.root:
                 return 128 - code if code < 0 else code
-            if code != 0:  # exit 0 follows the root's SHUTDOWN: the normal end
+            if code != 0:
                 self._abort_on_exit(handle, code)
+            elif not self.ending:  # normal only after the broker announced the end
+                early_exits[handle] = time.monotonic() + ENDING_ANNOUNCEMENT_WAIT
 
     def failed_workers(self) -> list[str]:
         """Workers (or remote hosts' agents) that failed; call once everything has ended."""

@@ -103,6 +103,11 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
             f"host {host}: connection refused at {where} (no ssh server?)"
         ) from exc
     except paramiko.SSHException as exc:
+        if "known_hosts" in str(exc):
+            raise RemoteHostError(
+                f"host {host}: its host key is unknown (not in known_hosts) at {where}; add it "
+                "(ssh-keyscan) or pass --ssh-accept-unknown-host-keys"
+            ) from exc
         if _refused_our_keys(client):
             # paramiko tries each key type on each key file and reports the last failure,
             # often "encountered RSA key, expected OPENSSH key": say what really happened.
@@ -111,11 +116,6 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
                 f"host {host}: authentication failed for {user}@{where}: no key offered was "
                 f"accepted (keys: {', '.join(settings['identityfile']) or 'default'}, and the "
                 f"ssh agent's); paramiko said: {exc}"
-            ) from exc
-        if "known_hosts" in str(exc):
-            raise RemoteHostError(
-                f"host {host}: its host key is unknown (not in known_hosts) at {where}; add it "
-                "(ssh-keyscan) or pass --ssh-accept-unknown-host-keys"
             ) from exc
         raise RemoteHostError(f"host {host}: ssh failed at {where}: {exc}") from exc
     except TimeoutError as exc:
@@ -163,10 +163,11 @@ class RemoteAgent:
         self._early_stdout = b""  # bytes that came right behind the agent's ready line
         self._pumps: list[threading.Thread] = []
         self.tunnel_port: int | None = None
+        self._send_lock = threading.Lock()  # lines come from the main and the broker threads
 
     def send_line(self, message: dict[str, Any]) -> None:
         """Send one JSON line to the agent (its stdin stays open: closing it stops the agent)."""
-        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+        with self._send_lock, contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             self.channel.sendall(json.dumps(message).encode() + b"\n")
 
     def wait_ready(self) -> None:

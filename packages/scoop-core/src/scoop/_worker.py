@@ -261,7 +261,10 @@ class WorkerScheduler(Scheduler):
         surplus = len(self.local) - (0 if self.ready else 1)
         if surplus <= 0:
             return
-        count = max(1, surplus * self.demand // (self.demand + 1))
+        # Share the whole queue (the task kept included) evenly among this worker and the d
+        # hungry ones: 4 queued tasks and one hungry worker give away 2, not 1 of the surplus 3.
+        share = len(self.local) * self.demand // (self.demand + 1)
+        count = min(surplus, max(1, share))
         entries: list[Entry] = []
         for _ in range(count):
             task = self.local.popleft()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scoop_e2e_support import ROOT, kill_marked, marked_env, new_marker
+from scoop_e2e_support import ROOT, kill_marked, marked_env, new_marker, wait_until
 
 SCRIPT = Path(__file__).parent / "scripts" / "where_tasks_ran.py"
 LOCAL = socket.gethostname()
@@ -355,4 +355,137 @@ def test_a_remote_worker_that_exits_with_0_mid_run_aborts_it(test_hosts):
     assert result.returncode == 1, result.stderr
     assert "exited with code 0 before the run ended" in result.stderr, result.stderr
     assert "on host h0" in result.stderr, result.stderr
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_a_prolog_that_prints_is_fine_and_one_that_fails_is_named(test_hosts, tmp_path):
+    # Module systems and shell start-up files often print: that is output, not a broken agent.
+    chatty = tmp_path / "chatty.sh"
+    chatty.write_text("echo loading modules\nprintf 'no newline here'\n")
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "--prolog", str(chatty))
+    assert result.returncode == 0, result.stderr
+    assert "loading modules" in result.stdout and "h0" in where(result)["hosts"], result.stdout
+    failing = tmp_path / "failing.sh"
+    failing.write_text("echo about to fail\nfalse\n")
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "--prolog", str(failing))
+    assert result.returncode == 1
+    assert f"host h0: the prolog {str(failing)!r} failed there (--prolog)" in result.stderr
+    assert_nothing_left(test_hosts)
+
+
+def _start_hanging_run(test_hosts, *hosts_and_options):
+    marker = new_marker()
+    cmd = [sys.executable, "-m", "scoop_launch", "--ssh-config", str(test_hosts.ssh_config)]
+    cmd += [*hosts_and_options, str(SCRIPT), "hang"]
+    process = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=marked_env(marker),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert b"started" in line, line + process.stderr.read()
+    return process, marker
+
+
+def _agent_pid(test_hosts, host):
+    for pid in test_hosts.processes_in(host):
+        if b"scoop_launch._agent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise AssertionError(f"no agent on {host}: {test_hosts.describe_processes(host)}")
+
+
+@pytest.mark.timeout(120)
+def test_losing_the_roots_host_stops_the_run_naming_it(test_hosts):
+    process, marker = _start_hanging_run(test_hosts, "--hosts", "h0", "localhost", "h1")
+    try:
+        os.kill(_agent_pid(test_hosts, "h0"), signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1, stderr
+        assert b"the workers on host h0, the root's among them, lost their ssh" in stderr, stderr
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        kill_marked(marker)
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_a_host_that_vanishes_mid_run_stops_it_and_its_workers(test_hosts):
+    # Its link goes down: no reset, no error, just silence, on both sides.
+    process, marker = _start_hanging_run(
+        test_hosts, "--ssh-keepalive", "3", "--hosts", "localhost", "h0", "h1"
+    )
+    try:
+        with test_hosts.cut_off("h1"):
+            _, stderr = process.communicate(timeout=60)
+            assert process.returncode == 1, stderr
+            assert b"the workers on host h1 lost their ssh connection" in stderr, stderr
+
+            # Cut off, h1's agent hears no ping either and stops its workers by itself (what
+            # is left there is sshd's own session process, until the link is back).
+            def ours_on_h1():
+                ours = []
+                for pid in test_hosts.processes_in("h1"):
+                    try:
+                        if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sshd"):
+                            ours.append(pid)
+                    except OSError:
+                        pass  # ended meanwhile
+                return ours
+
+            assert wait_until(lambda: not ours_on_h1(), timeout=30), test_hosts.describe_processes(
+                "h1"
+            )
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        kill_marked(marker)
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_script_options_after_hosts_reach_the_script(test_hosts, tmp_path):
+    script = tmp_path / "show_args.py"
+    script.write_text(
+        "import sys\nfrom scoop import futures\n"
+        "if __name__ == '__main__':\n    print('ARGS', sys.argv[1:])\n"
+    )
+    result = launch(
+        test_hosts,
+        "--hosts",
+        "localhost",
+        "h0",
+        mode=("--generations", "50", "-n", "3"),
+        script=script,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ARGS ['--generations', '50', '-n', '3']" in result.stdout, result.stdout
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_lines_of_different_hosts_never_mix(test_hosts, tmp_path):
+    script = tmp_path / "chatter.py"
+    script.write_text(
+        "import socket\nfrom scoop import futures\n"
+        "def chatter(i):\n"
+        "    for k in range(200):\n"
+        "        print(f'L {socket.gethostname()} {i} {k} ' + 'x' * 300)\n"
+        "    return i\n"
+        "if __name__ == '__main__':\n    print(sum(futures.map(chatter, range(24))))\n"
+    )
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "h1", mode=(), script=script)
+    assert result.returncode == 0, result.stderr
+    lines = [x for x in result.stdout.splitlines() if x.startswith("L ")]
+    assert len(lines) == 24 * 200, len(lines)
+    bad = [x for x in lines if not re.fullmatch(r"L \S+ \d+ \d+ x{300}", x)]
+    assert not bad, bad[:3]
+    assert {x.split()[1] for x in lines} >= {"h0", "h1"}, "the work did not spread"
     assert_nothing_left(test_hosts)

@@ -537,6 +537,16 @@ class TestHosts:
 
     # ----- ssh configuration variants
 
+    @contextlib.contextmanager
+    def cut_off(self, host: Host | str) -> Iterator[None]:
+        """Take ``host``'s link down (its packets vanish: no reset, no error), then back up."""
+        veth = _veth_name(self.runid, self.host(host).name)
+        _ip("link", "set", veth, "down")
+        try:
+            yield
+        finally:
+            _ip("link", "set", veth, "up")
+
     def known_hosts_variant(
         self, *, wrong_key: Iterable[str] = (), missing: Iterable[str] = (), name: str = ""
     ) -> Path:
@@ -677,6 +687,9 @@ def _sshd_config(host: Host, hostdir: Path, authorized_keys: Path) -> str:
         "MaxStartups 100:30:200\n"
         "MaxSessions 100\n"
         "LoginGraceTime 30\n"
+        # A session whose client vanished ends once its link is back (as on a real cluster).
+        "ClientAliveInterval 2\n"
+        "ClientAliveCountMax 3\n"
         "LogLevel VERBOSE\n"
         "Subsystem sftp internal-sftp\n"
     )

@@ -60,6 +60,7 @@ def test_dry_run_shows_the_placement(tmp_path, script, hostfile, n, expected):
     [
         (["-n", "0"], "needs at least 1 worker"),
         (["-n", "many"], "expected a whole number"),
+        (["-n", "1000000"], "more than 65536 workers"),
         (["--hosts", "a", "--hostfile", "HOSTS"], "cannot be used together"),
         (["--hostfile", "HOSTS"], "line 2: the worker count 'four'"),
         (["--hostfile", "/nonexistent/hosts"], "does not exist"),
@@ -87,3 +88,47 @@ def test_list_transports_names_distribution_and_schemes():
     assert result.returncode == 0
     line = next(x for x in result.stdout.splitlines() if x.startswith("zmq "))
     assert "scoop-zmq" in line and "tcp" in line
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (["--hosts", "a", "b", "SCRIPT", "--gen", "5"], ["--hosts", "a", "b", "--", "SCRIPT"]),
+        (["--hosts", "a", "-n", "2", "SCRIPT", "-q"], ["--hosts", "a", "-n", "2", "SCRIPT"]),
+        (["-n", "2", "SCRIPT", "--hosts", "x"], ["-n", "2", "SCRIPT", "--hosts", "x"]),
+        (["--hosts", "a", "--", "SCRIPT", "-v"], ["--hosts", "a", "--", "SCRIPT", "-v"]),
+    ],
+)
+def test_hosts_end_where_the_script_starts(script, before, after):
+    from scoop_launch._cli import _end_hosts_at_the_script
+
+    argv = [script if a == "SCRIPT" else a for a in before]
+    expected = [script if a == "SCRIPT" else a for a in after]
+    assert _end_hosts_at_the_script(argv)[: len(expected)] == expected
+
+
+def test_script_options_after_hosts_are_the_scripts(tmp_path):
+    job = tmp_path / "job.py"
+    job.write_text("import sys\nif __name__ == '__main__':\n    print('ARGS', sys.argv[1:])\n")
+    result = launcher("--hosts", "localhost", str(job), "--generations", "50", "-n", "3")
+    assert result.returncode == 0, result.stderr
+    assert "ARGS ['--generations', '50', '-n', '3']" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("0:0::1", True),
+        ("[::1]", True),
+        ("10.1.2.3", False),
+        ("node01", False),
+    ],
+)
+def test_loopback_addresses_are_this_machine(host, local):
+    from scoop_launch._lifecycle import is_local
+
+    assert is_local(host) is local

@@ -196,6 +196,9 @@ def test_parse_hosts_arg_errors(names: list[str], message: str) -> None:
         ("node[01-02] 2\nnode01 1\n", [("node01", 3), ("node02", 2)]),
         ("a 007\n", [("a", 7)]),
         ("a.example.org\r\nb_c 1\r\n", [("a.example.org", None), ("b_c", 1)]),
+        ("\ufeffa 2\n", [("a", 2)]),  # a byte order mark, as some editors write
+        ("a slots=4 max_slots=8\nb max_slots=2\n", [("a", 4), ("b", None)]),  # OpenMPI
+        ("FE80::1 1\nfe80:0::1 2\n[FE80::1] 1\n", [("fe80::1", 4)]),  # one address
     ],
 )
 def test_parse_hostfile(tmp_path: Path, text: str, expected: list[tuple[str, int | None]]) -> None:
@@ -215,6 +218,7 @@ def test_parse_hostfile(tmp_path: Path, text: str, expected: list[tuple[str, int
         ("a slots=x\n", 1, r"worker count 'slots=x'"),
         ("a ²\n", 1, r"worker count '²'"),
         ("\n\na 2 extra\n", 3, r"too many fields in 'a 2 extra'"),
+        ("a 99999999999999999999\n", 1, r"more than 4096 workers on one host"),
         ("host:6\n", 1, r"'host:6' is neither a host name nor an IPv6 address"),
         ("[::zz] 1\n", 1, r"'\[::zz\]' is in brackets but is not an IPv6 address"),
         ("1.2.3.4/2\n", 1, r"not a valid host name"),

@@ -9,6 +9,8 @@ it runs. Conversation with the launcher, on the ssh channel:
     launcher -> stdin   line 2: ``{"address": ...}``, forwarded to the workers
     launcher -> stdin   ``{"ending": code}`` once the broker announces the end of the run (it can
                         come before the address line): from then workers may exit with 0
+    launcher -> stdin   ``{"ping": n}`` every few seconds: after ``silence_timeout`` seconds
+                        without a line, the launcher is taken for gone and the workers stopped
     workers  -> stdout/stderr   inherited: the user's output flows back over the channel
     stdin EOF           the launcher is gone or ends the run: the workers are stopped
 
@@ -141,8 +143,12 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
             target=lambda i=index, p=popen: events.put(("exit", (i, p.wait()))), daemon=True
         ).start()
 
+    silence = float(config.get("silence_timeout") or 0)  # 0: never give up on the launcher
+    last_heard = [time.monotonic()]
+
     def read_launcher() -> None:
         for line in sys.stdin:  # until the launcher closes the channel
+            last_heard[0] = time.monotonic()
             message = json.loads(line)
             if "address" in message:
                 events.put(("address", line))
@@ -156,15 +162,35 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
     failed = False
     ending = False  # the launcher relayed the broker's announcement that the run ends
     early_exits: dict[int, float] = {}  # workers that exited with 0 before that announcement
+    orphans_deadline: float | None = None  # the root here ended, the end is not announced yet
     running = set(workers)
     while running:
-        wait = None
-        if early_exits:
-            wait = max(0.0, min(early_exits.values()) - time.monotonic())
+        deadlines = [*early_exits.values(), *([orphans_deadline] if orphans_deadline else [])]
+        if silence:
+            deadlines.append(last_heard[0] + silence)
+        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         try:
             kind, value = events.get(timeout=wait)
         except queue.Empty:
-            index = min(early_exits, key=early_exits.__getitem__)
+            if silence and time.monotonic() - last_heard[0] >= silence:
+                # The launcher pings every few seconds: its host or the network between is gone.
+                print(
+                    f"scoop: host {hostname}: no word from the launcher for {silence:g} s; "
+                    "stopping its workers",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _stop(workers)
+                failed = True
+                break
+            if orphans_deadline is not None and orphans_deadline <= time.monotonic():
+                # The root died without ending the run: nobody will tell the others to stop.
+                orphans_deadline = None
+                _stop(workers)
+            due = [i for i, deadline in early_exits.items() if deadline <= time.monotonic()]
+            if not due:
+                continue
+            index = due[0]
             early_exits.clear()
             if not failed:
                 print(
@@ -179,6 +205,7 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
         if kind == "ending":
             ending = True
             early_exits.clear()
+            orphans_deadline = None
         elif kind == "address":
             for popen in workers.values():
                 assert popen.stdin is not None
@@ -193,6 +220,15 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
             running.discard(index)
             if index == 0:
                 root_code = 128 - code if code < 0 else code
+                if not ending and running:
+                    orphans_deadline = time.monotonic() + ENDING_ANNOUNCEMENT_WAIT
+                if code < 0:
+                    print(
+                        f"scoop: the root worker (0) on host {hostname} was killed by signal "
+                        f"{-code}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             elif code == 0 and not ending and root_code is None and not failed:
                 early_exits[index] = time.monotonic() + ENDING_ANNOUNCEMENT_WAIT
             elif code != 0 and root_code is None and not failed:

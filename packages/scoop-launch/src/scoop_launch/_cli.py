@@ -12,7 +12,7 @@ from scoop import _plugins
 from scoop.errors import NoTransportError, UnknownTransportError
 from scoop_launch import _hosts
 from scoop_launch._lifecycle import RunConfig, is_local, run
-from scoop_launch._options import RemoteHostError, SshOptions
+from scoop_launch._options import SILENCE_TIMEOUT, RemoteHostError, SshOptions
 
 USAGE_ERROR = 2
 
@@ -25,6 +25,10 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+#: More workers than this in one run is surely a typo (one launcher, one broker for them all).
+MAX_WORKERS = 65536
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -34,6 +38,8 @@ def _positive_int(text: str) -> int:
         ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"needs at least 1 worker, got {value}")
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"more than {MAX_WORKERS} workers: {value}")
     return value
 
 
@@ -88,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=15.0,
         metavar="SECONDS",
         help="how long to wait for a host to answer (default %(default)s)",
+    )
+    remote.add_argument(
+        "--ssh-keepalive",
+        type=float,
+        default=SILENCE_TIMEOUT,
+        metavar="SECONDS",
+        help="a host whose connection stays silent this long (it vanished, or its network "
+        "did) ends the run, and its workers stop (default %(default)s; 0: wait forever)",
     )
     remote.add_argument(
         "--path",
@@ -166,6 +180,25 @@ def list_transports() -> int:
     return 0
 
 
+def _end_hosts_at_the_script(argv: list[str]) -> list[str]:
+    """Mark where ``--hosts`` ends when the script follows it: ``--hosts a b -- script.py``.
+
+    ``--hosts`` takes names up to the next option, so it would take the script too, and the
+    script's own options (``--generations 50``) would then be read as the launcher's.
+    """
+    for at, token in enumerate(argv):
+        if token == "--":
+            return argv
+        if token in ("--hosts", "--host"):
+            for position in range(at + 1, len(argv)):
+                if argv[position].startswith("-"):
+                    return argv
+                if os.path.isfile(argv[position]):
+                    return [*argv[:position], "--", *argv[position:]]
+            return argv
+    return argv
+
+
 def _split_script_from_hosts(options: argparse.Namespace) -> None:
     # `--hosts a b script.py args` makes argparse take the script as a host: take it back.
     if options.script is None and options.hosts:
@@ -217,7 +250,7 @@ def _check_script_compiles(parser: argparse.ArgumentParser, script: str) -> None
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m scoop_launch`` and the ``scoop`` command."""
     parser = build_parser()
-    options = parser.parse_args(argv)
+    options = parser.parse_args(_end_hosts_at_the_script(sys.argv[1:] if argv is None else argv))
     if options.list_transports:
         sys.exit(list_transports())
     _split_script_from_hosts(options)
@@ -257,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         ssh_config=options.ssh_config,
         accept_unknown_host_keys=options.ssh_accept_unknown_host_keys,
         connect_timeout=options.ssh_timeout,
+        silence_timeout=options.ssh_keepalive,
     )
     connections: Any = None  # opened on first need: local runs never import paramiko
 

@@ -77,6 +77,8 @@ MAX_EXPANDED_HOSTS = 1_000_000
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
 _COUNT_KEYWORD = "slots="
+#: More workers than this on one host is surely a typo (each is a process).
+MAX_WORKERS_PER_HOST = 4096
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,19 +142,18 @@ def _check_name(name: str) -> str:
     if name.startswith("[") and name.endswith("]") and ":" in name:
         inner = name[1:-1]
         try:
-            ipaddress.IPv6Address(inner)
+            # One spelling per address (FE80::1 and fe80:0::1 are one host).
+            return str(ipaddress.IPv6Address(inner))
         except ValueError:
             raise ValueError(f"{name!r} is in brackets but is not an IPv6 address") from None
-        return inner
     if ":" in name:
         try:
-            ipaddress.IPv6Address(name)
+            return str(ipaddress.IPv6Address(name))
         except ValueError:
             raise ValueError(
                 f"{name!r} is neither a host name nor an IPv6 address "
                 "(to give a count, write it after a space: 'host 4')"
             ) from None
-        return name
     if not _HOSTNAME.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a valid host name (letters, digits, '-', '_' and '.' only)"
@@ -285,6 +286,10 @@ def _parse_count(field: str) -> int:
             f"the worker count {field!r} is not a positive integer "
             "(leave it out to use all of the host's CPUs)"
         )
+    if int(text) > MAX_WORKERS_PER_HOST:
+        raise ValueError(
+            f"the worker count {field!r} is more than {MAX_WORKERS_PER_HOST} workers on one host"
+        )
     return int(text)
 
 
@@ -301,7 +306,7 @@ def parse_hostfile(path: str | os.PathLike[str]) -> list[Host]:
             names the file and the line.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # -sig: a BOM some editors write
     except FileNotFoundError:
         raise HostfileError(f"hostfile {os.fspath(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -311,7 +316,8 @@ def parse_hostfile(path: str | os.PathLike[str]) -> list[Host]:
     first_line: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         where = f"{os.fspath(path)}, line {number}"
-        fields = raw.partition("#")[0].split()
+        # OpenMPI's max_slots=N caps oversubscription there; SCOOP places by -n: ignored.
+        fields = [f for f in raw.partition("#")[0].split() if not f.startswith("max_slots=")]
         if not fields:
             continue
         if len(fields) > 2:
@@ -417,7 +423,7 @@ def _slurm(env: Mapping[str, str], variable: str, nodelist: str) -> list[Host]:
 
 def _read_scheduler_file(variable: str, path: str) -> list[str]:
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        return Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise SchedulerEnvironmentError(
             f"{variable}={path!r}: cannot read the file: {error}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import queue
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -48,6 +49,17 @@ LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 class LaunchError(Exception):
     """The run could not start or had to be aborted; the message says why."""
+
+    #: The launcher's exit code when this ends the run.
+    exit_code = 1
+
+
+class RootLost(LaunchError):
+    """The root worker was killed, or the connection to its host broke."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Interrupted(Exception):
@@ -91,8 +103,13 @@ class RunConfig:
 
 
 def is_local(host: str) -> bool:
-    """True if ``host`` names this machine."""
-    return host in LOCAL_NAMES or host in (socket.gethostname(), socket.getfqdn())
+    """True if ``host`` names this machine (its name, or any loopback address)."""
+    if host in LOCAL_NAMES or host in (socket.gethostname(), socket.getfqdn()):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _Handle(Protocol):
@@ -159,6 +176,7 @@ class Run:
         self._broker_port: int | None = None
         #: Set once the broker announced the end of the run: workers may exit with 0 from then.
         self.ending = False
+        self._stopping = threading.Event()
         # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
         # loopback TCP cannot be altered in flight and the header tag alone authenticates.
         self.payload_digests = config.verify_payloads or any(
@@ -228,8 +246,7 @@ class Run:
         if self.config.connections is None:
             self.config.connections = _ssh.Connections(options)
         connections = self.config.connections
-        with ThreadPoolExecutor(max_workers=min(16, len(remote))) as pool:
-            outcomes = list(pool.map(lambda item: _try(connections.get, item[0]), remote))
+        outcomes = _in_parallel(connections.get, [host for host, _ in remote])
         failures = [str(error) for _, error in outcomes if error is not None]
         clients = [client for client, _ in outcomes]
         if failures:
@@ -246,7 +263,10 @@ class Run:
             agent = _ssh.RemoteAgent(host, client, options)
             self.agents.append(agent)
             if self.config.tunnel:
-                agent.open_tunnel(self._broker_target)
+                try:
+                    agent.open_tunnel(self._broker_target)
+                except _ssh.RemoteHostError as exc:
+                    raise LaunchError(f"cannot start the run: {exc}") from None
             agent.send_line(
                 {
                     "versions": {
@@ -258,15 +278,28 @@ class Run:
                     "path": options.path,
                     "script": self.config.script,
                     "script_base64": source,
+                    "silence_timeout": options.silence_timeout,
                     "indices": indices,
                     "worker": worker_common,
                 }
             )
-        with ThreadPoolExecutor(max_workers=min(16, len(self.agents))) as pool:
-            outcomes = list(pool.map(lambda agent: _try(agent.wait_ready), self.agents))
+        outcomes = _in_parallel(lambda agent: agent.wait_ready(), self.agents)
         failures = [str(error) for _, error in outcomes if error is not None]
         if failures:
             raise LaunchError("cannot start the run: " + "; ".join(failures))
+        if options.silence_timeout > 0:
+            threading.Thread(
+                target=self._ping_agents, args=(options.silence_timeout / 3,), daemon=True
+            ).start()
+
+    def _ping_agents(self, interval: float) -> None:
+        # Each agent stops its workers when it hears nothing for the silence timeout: a host
+        # cut off from this machine does not keep running a run that is over.
+        count = 0
+        while not self._stopping.wait(interval):
+            count += 1
+            for agent in self.agents:
+                agent.send_line({"ping": count})
 
     def _broker_target(self) -> tuple[str, int]:
         assert self._broker_port is not None
@@ -351,7 +384,7 @@ class Run:
 
     def _abort_on_exit(self, handle: _Handle, code: int, *, before_start: bool = False) -> None:
         if code == -1 and handle in self.agents:
-            how = "lost their ssh connection"
+            how = "lost their ssh connection (or their agent died)"
         elif code < 0:
             how = f"was killed by signal {-code}"
         else:
@@ -387,7 +420,17 @@ class Run:
             handle, code = value
             code = int(code)
             if handle is self.root:
-                return 128 - code if code < 0 else code
+                if code == -1 and handle in self.agents:
+                    raise RootLost(
+                        f"{handle.name}, the root's among them, lost their ssh connection (or "
+                        "their agent died); stopping the run",
+                        1,
+                    )
+                if code < 0:
+                    raise RootLost(
+                        f"{handle.name} was killed by signal {-code}; stopping the run", 128 - code
+                    )
+                return code
             if code != 0:
                 self._abort_on_exit(handle, code)
             elif not self.ending:  # normal only after the broker announced the end
@@ -413,6 +456,7 @@ class Run:
 
     def stop(self) -> None:
         """Give every process GRACE_SECONDS to exit, then kill what is left."""
+        self._stopping.set()
         end = time.monotonic() + GRACE_SECONDS
         for process in self.local:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -444,11 +488,37 @@ class Run:
         self.stop()
 
 
-def _try(fn: Any, *args: Any) -> tuple[Any, Exception | None]:
-    try:
-        return fn(*args), None
-    except Exception as exc:
-        return None, exc
+def _in_parallel(
+    fn: Callable[[Any], Any], items: list[Any], limit: int = 16
+) -> list[tuple[Any, Exception | None]]:
+    """``fn`` on every item, ``limit`` at a time; (result, None) or (None, error) for each.
+
+    Daemon threads, joined with a timeout: a Ctrl-C interrupts the wait at once, and a thread
+    still blocked in ssh (connecting, or waiting for an agent) does not keep the launcher alive.
+    """
+    outcomes: list[tuple[Any, Exception | None]] = [(None, None)] * len(items)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(items)):
+        todo.put(index)
+
+    def work() -> None:
+        while True:
+            try:
+                index = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                outcomes[index] = (fn(items[index]), None)
+            except Exception as exc:
+                outcomes[index] = (None, exc)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(limit, len(items)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+    return outcomes
 
 
 def run(config: RunConfig) -> int:
@@ -480,7 +550,7 @@ def run(config: RunConfig) -> int:
             interruptible = False
             print(f"scoop: {exc}", file=sys.stderr)
             launched.terminate()
-            return 1
+            return exc.exit_code
         interruptible = False
         failed = launched.failed_workers()
         if failed:

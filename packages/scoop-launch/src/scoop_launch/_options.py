@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 #: Default time to wait for a host to answer, in seconds (``--ssh-timeout``).
 CONNECT_TIMEOUT = 15.0
+#: Default time a host may stay silent before the run is given up, in seconds
+#: (``--ssh-keepalive``).
+SILENCE_TIMEOUT = 30.0
 
 
 class RemoteHostError(Exception):
@@ -27,4 +30,6 @@ class SshOptions:
     ssh_config: str | None = None
     accept_unknown_host_keys: bool = False
     connect_timeout: float = CONNECT_TIMEOUT
+    #: A connection that carries nothing, keep-alive probes included, for this long is dead.
+    silence_timeout: float = SILENCE_TIMEOUT
     extra_env: dict[str, str] = field(default_factory=dict)

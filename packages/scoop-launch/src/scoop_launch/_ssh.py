@@ -14,6 +14,7 @@ import os
 import shlex
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -26,6 +27,11 @@ __all__ = ["Connections", "RemoteAgent", "RemoteHostError", "SshOptions", "conne
 
 #: How long an agent gets to check its host and answer.
 AGENT_READY_TIMEOUT = 60.0
+#: How long a remote command that ended its output gets to report its exit status.
+AGENT_EXIT_TIMEOUT = 10.0
+#: Exit statuses of the remote shell command before the agent runs (the agent's own are 0-3).
+EXIT_BAD_PATH = 64
+EXIT_PROLOG_FAILED = 65
 
 
 def _load_ssh_config(path: str | None) -> paramiko.SSHConfig:
@@ -122,7 +128,29 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
         raise RemoteHostError(f"host {host}: timed out connecting to {where} (host down?)") from exc
     except OSError as exc:
         raise RemoteHostError(f"host {host}: cannot reach {where}: {exc}") from exc
+    _detect_silence(client, options.silence_timeout)
     return client
+
+
+def _detect_silence(client: paramiko.SSHClient, seconds: float) -> None:
+    """Make a connection to a host that vanished (no FIN, no RST) fail within ``seconds``.
+
+    ssh keep-alive messages keep data in flight, which TCP_USER_TIMEOUT bounds; TCP keep-alive
+    probes cover an idle connection. The broken connection ends the agent's channel, and the
+    launcher stops the run naming the host, instead of waiting forever for its workers.
+    """
+    transport = client.get_transport()
+    if transport is None or seconds <= 0:
+        return
+    interval = max(1, int(seconds / 3))
+    transport.set_keepalive(interval)
+    sock = transport.sock
+    with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (a ProxyCommand)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(seconds * 1000))
 
 
 def _refused_our_keys(client: paramiko.SSHClient) -> bool:
@@ -133,13 +161,13 @@ def _refused_our_keys(client: paramiko.SSHClient) -> bool:
 
 def agent_command(options: SshOptions) -> str:
     """The shell command that starts the agent on a remote host (nothing secret in it)."""
-    parts = [f"cd {shlex.quote(options.path)} || exit 3;"]
+    parts = [f"cd {shlex.quote(options.path)} || exit {EXIT_BAD_PATH};"]
     env = dict(options.extra_env)
     if options.pythonpath:
         parts.append(f"PYTHONPATH={shlex.quote(options.pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}};")
         parts.append("export PYTHONPATH;")
     if options.prolog:
-        parts.append(f". {shlex.quote(options.prolog)} || exit 3;")
+        parts.append(f". {shlex.quote(options.prolog)} || exit {EXIT_PROLOG_FAILED};")
     parts.append("exec env")
     parts.extend(f"{k}={shlex.quote(v)}" for k, v in env.items())
     if options.nice is not None:
@@ -160,6 +188,7 @@ class RemoteAgent:
         assert transport is not None
         self.channel = transport.open_session()
         self.channel.exec_command(agent_command(options))
+        self._preamble = b""  # what the remote shell printed before the agent's ready line
         self._early_stdout = b""  # bytes that came right behind the agent's ready line
         self._pumps: list[threading.Thread] = []
         self.tunnel_port: int | None = None
@@ -171,14 +200,31 @@ class RemoteAgent:
             self.channel.sendall(json.dumps(message).encode() + b"\n")
 
     def wait_ready(self) -> None:
-        """Read the agent's first line; raise RemoteHostError with the cause if it is not ok."""
-        self.channel.settimeout(AGENT_READY_TIMEOUT)
+        """Read up to the agent's ready line; raise RemoteHostError with the cause if not ok.
+
+        What comes before it (a --prolog or a shell start-up file that prints) is not an error:
+        it reaches the user's output with the workers' output.
+        """
+        prefix = READY_PREFIX.encode()
+        deadline = time.monotonic() + AGENT_READY_TIMEOUT
         received = b""
         try:
-            while b"\n" not in received:
+            while True:
+                at = received.find(prefix)
+                if at >= 0 and b"\n" in received[at:]:
+                    self._preamble = received[:at]
+                    line, _, self._early_stdout = received[at:].partition(b"\n")
+                    reply = json.loads(line[len(prefix) :])
+                    if reply.get("ok"):
+                        return
+                    raise RemoteHostError(f"host {self.host}: {reply.get('error')}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self.channel.settimeout(remaining)
                 chunk = self.channel.recv(4096)
                 if not chunk:
-                    break
+                    break  # the agent, or the shell before it, ended without a ready line
                 received += chunk
         except TimeoutError:
             raise RemoteHostError(
@@ -186,19 +232,16 @@ class RemoteAgent:
             ) from None
         finally:
             self.channel.settimeout(None)
-        first, _, self._early_stdout = received.partition(b"\n")
-        line = first.decode(errors="replace")
-        if line.startswith(READY_PREFIX):
-            reply = json.loads(line[len(READY_PREFIX) :])
-            if reply.get("ok"):
-                return
-            raise RemoteHostError(f"host {self.host}: {reply.get('error')}")
-        status = self.channel.recv_exit_status()
-        errors = (line + _drain(self.channel.recv_stderr).decode(errors="replace")).strip()
+        ended = self.channel.status_event.wait(AGENT_EXIT_TIMEOUT)
+        status = self.channel.recv_exit_status() if ended else -1
+        output = received.decode(errors="replace").strip()
+        errors = (output + "\n" + _drain(self.channel.recv_stderr).decode(errors="replace")).strip()
         if status == 127 or ("not found" in errors and self.options.python in errors):
             cause = f"no Python at {self.options.python!r} (--python-executable)"
-        elif status == 3 and "cd:" in errors:
+        elif status == EXIT_BAD_PATH:
             cause = f"cannot use working directory {self.options.path!r} there (--path)"
+        elif status == EXIT_PROLOG_FAILED:
+            cause = f"the prolog {self.options.prolog!r} failed there (--prolog)"
         elif "No module named" in errors:
             cause = (
                 f"scoop is not installed for {self.options.python!r} there "
@@ -210,12 +253,13 @@ class RemoteAgent:
         raise RemoteHostError(f"host {self.host}: {cause}" + (f": {detail}" if detail else ""))
 
     def pump_output(self, stdout: BinaryIO, stderr: BinaryIO) -> None:
-        """Copy the workers' output to the launcher's own streams, as it comes."""
-        if self._early_stdout:
-            stdout.write(self._early_stdout)
-            stdout.flush()
-        for read, target in ((self.channel.recv, stdout), (self.channel.recv_stderr, stderr)):
-            thread = threading.Thread(target=_copy, args=(read, target), daemon=True)
+        """Copy the workers' output to the launcher's own streams, whole lines at a time."""
+        early = self._preamble + self._early_stdout
+        for read, target, first in (
+            (self.channel.recv, stdout, early),
+            (self.channel.recv_stderr, stderr, b""),
+        ):
+            thread = threading.Thread(target=_copy, args=(read, target, first), daemon=True)
             thread.start()
             self._pumps.append(thread)
 
@@ -252,18 +296,49 @@ class RemoteAgent:
             local.settimeout(None)
             threading.Thread(target=_splice, args=(channel, local), daemon=True).start()
 
-        port = transport.request_port_forward("127.0.0.1", 0, handler)
+        try:
+            port = transport.request_port_forward("127.0.0.1", 0, handler)
+        except paramiko.SSHException as exc:
+            raise RemoteHostError(
+                f"host {self.host}: its ssh server refused the port forwarding --tunnel needs "
+                f"({exc}; see AllowTcpForwarding in its sshd_config)"
+            ) from exc
         self.tunnel_port = int(port)
         return self.tunnel_port
 
 
-def _copy(read: Callable[[int], bytes], target: BinaryIO) -> None:
+#: Output streams are shared by the threads that copy each host's output: one write at a time.
+_OUTPUT_LOCK = threading.Lock()
+#: A partial line longer than this is written without waiting for its end.
+_MAX_HELD_LINE = 65536
+
+
+def _copy(read: Callable[[int], bytes], target: BinaryIO, first: bytes = b"") -> None:
+    """Copy ``read`` to ``target`` until end of stream, writing whole lines only.
+
+    Each worker writes whole lines (``scoop._run``); the channel splits them anywhere, and one
+    thread per host writes to the same terminal: holding a partial line until its end keeps
+    lines of different hosts from mixing.
+    """
+    held = b""
     with contextlib.suppress(Exception):
+        chunk = first
         while True:
+            data = held + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) > _MAX_HELD_LINE:
+                cut = len(data)
+            held = data[cut:]
+            if cut:
+                with _OUTPUT_LOCK:
+                    target.write(data[:cut])
+                    target.flush()
             chunk = read(65536)
             if not chunk:
                 break
-            target.write(chunk)
+    if held:
+        with _OUTPUT_LOCK, contextlib.suppress(Exception):
+            target.write(held)
             target.flush()
 
 

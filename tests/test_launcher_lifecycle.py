@@ -190,6 +190,22 @@ def test_ctrl_c_pressed_twice_still_cleans_up(start_launcher) -> None:
 
 
 @pytest.mark.timeout(90)
+def test_a_killed_root_ends_the_run_at_once_naming_it(start_launcher) -> None:
+    run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=3)
+    root_pid = int(run.wait_for_line("started")[-1].split()[-1])
+    started = time.monotonic()
+    os.kill(root_pid, signal.SIGKILL)
+    returncode, _, err = run.finish(timeout=30)
+    assert returncode == 128 + signal.SIGKILL, (returncode, err)
+    assert "the root worker (0) was killed by signal 9" in err, err
+    # The others are told to stop at once, not after the grace period of a normal end.
+    from scoop_launch._lifecycle import GRACE_SECONDS
+
+    assert time.monotonic() - started < GRACE_SECONDS, time.monotonic() - started
+    assert_nothing_left(run)
+
+
+@pytest.mark.timeout(90)
 def test_killed_launcher_takes_its_workers_along(start_launcher) -> None:
     run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=2)
     run.wait_for_line("started")

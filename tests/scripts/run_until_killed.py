@@ -5,6 +5,7 @@ long task (deaf to the broker's SHUTDOWN), so only the launcher's SIGKILL after 
 ends them.
 """
 
+import os
 import signal
 import sys
 import time
@@ -24,7 +25,7 @@ def busy(i):
 
 if __name__ == "__main__":
     futures.submit(busy, 0).result()
-    print("started", flush=True)
+    print("started by root pid", os.getpid(), flush=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         list(futures.map(busy, range(20)))

@@ -188,3 +188,31 @@ def test_batched_map_spreads_and_reports_an_item_failure_remotely():
     assert isinstance(error.__cause__, RemoteTraceback)
     assert "fail_on_worker_one" in error.__cause__.traceback_text
     assert any("worker 1 on host thread-host" in note for note in error.__notes__)
+
+
+RELEASE = threading.Event()
+
+
+def wait_for_release(_):
+    RELEASE.wait(10)  # a task the waiter could not have run itself within its timeout
+    return _runtime.current().index
+
+
+def test_a_timeout_holds_when_another_worker_is_idle():
+    """A waiter with a timeout hands even its last task to an idle worker: had it run the task
+    itself, its timeout could not fire until the task returned (tasks are not preempted)."""
+    RELEASE.clear()
+
+    def root():
+        scheduler = _runtime.current()
+        deadline = time.monotonic() + 10
+        while not scheduler.demand and time.monotonic() < deadline:
+            scheduler.service_network(0.01)  # until the other worker's request is known
+        assert scheduler.demand, "the idle worker never asked for work"
+        fut = futures.submit(wait_for_release, 0)
+        with pytest.raises(TimeoutError):
+            fut.result(timeout=0.2)
+        RELEASE.set()
+        return fut.result(timeout=30)
+
+    assert run_in_threads(2, root) == 1

@@ -75,6 +75,10 @@ class Scheduler:
         self.ready: deque[greenlet.greenlet] = deque()
         self.local: deque[Any] = deque()
         self.timers: list[tuple[float, int, Waiter]] = []
+        #: Waits on futures with a timeout under way: while there are any, a worker hands even
+        #: its last queued task to an idle worker (tasks are not preempted, so one it ran itself
+        #: would hold the waiter past its timeout).
+        self.deadline_waits = 0
         self._timer_seq = itertools.count()
         self._task_seq = itertools.count(1)
         self._fn_frames: dict[Any, bytes] = {}
@@ -200,9 +204,13 @@ class Scheduler:
         for fut in pending:
             fut._waiters.append(waiter)
         deadline = self._start_wait(waiter, timeout)
+        if deadline is not None:
+            self.deadline_waits += 1
         try:
             yield deadline
         finally:
+            if deadline is not None:
+                self.deadline_waits -= 1
             waiter.active = False
             for fut in pending:
                 if not fut.done():
@@ -298,7 +306,7 @@ class Scheduler:
                 if self.ready:
                     self.ready.popleft().switch()
                     continue
-                if len(self.local) > 1:
+                if len(self.local) > 1 or (self.local and self.deadline_waits):
                     self.offload()  # hand out surplus before this worker takes the next task
                 task = self._next_local()
                 if task is not None:

@@ -258,7 +258,8 @@ class WorkerScheduler(Scheduler):
 
     def spill(self) -> None:
         """Hand the oldest surplus tasks to the broker for the hungry workers."""
-        surplus = len(self.local) - (0 if self.ready else 1)
+        keep = 0 if self.ready or self.deadline_waits else 1  # a task for itself, if needed
+        surplus = len(self.local) - keep
         if surplus <= 0:
             return
         # Share the whole queue (the task kept included) evenly among this worker and the d

@@ -260,6 +260,7 @@ class _Endpoint(Generic[_T]):
         self._dirty: list[_Connection] = []  # connections with new output (guarded)
         self._wake_pending = False  # a wake byte is on its way (guarded)
         self._closed = False
+        self._garbage_connections = 0  # connections closed for sending what is not ours
         self._inbox: queue.SimpleQueue[_T | _Closed | _Failure] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name=f"scoop-tcp-example-{role}", daemon=True
@@ -381,7 +382,12 @@ class _Endpoint(Generic[_T]):
         try:
             conn.reader.feed(data, messages)
         except _Garbage as exc:
-            logger.warning("scoop-tcp-example: closing a connection that sent %s", exc)
+            self._garbage_connections += 1
+            count = self._garbage_connections
+            if count <= 10 or str(count).rstrip("0") == "1":  # a flood must not flood the log
+                logger.warning(
+                    "scoop-tcp-example: closing a connection that sent %s (%d so far)", exc, count
+                )
             self._lose(conn, f"sent {exc}")
         for frames in messages:
             self._deliver(conn, frames)

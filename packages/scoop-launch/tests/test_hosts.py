@@ -371,6 +371,15 @@ def test_environment_variables(env: dict[str, str], expected: list[tuple[str, in
             {"SLURM_JOB_NODELIST": "a", "SLURM_TASKS_PER_NODE": "1,1"},
             r"counts for 2 nodes but SLURM_JOB_NODELIST='a' lists 1",
         ),
+        (  # what an `srun -N1 -n1` step inside a 3-node job sets
+            {
+                "SLURM_JOB_NODELIST": "node[01-03]",
+                "SLURM_TASKS_PER_NODE": "1",
+                "SLURM_STEP_ID": "0",
+            },
+            r"lists 3; inside an srun step it describes the step: run the launcher from the "
+            r"batch script itself, not under srun",
+        ),
         (
             {"SLURM_JOB_NODELIST": "node[1-2", "SLURM_TASKS_PER_NODE": "1"},
             r"SLURM_JOB_NODELIST='node\[1-2': .*unbalanced",

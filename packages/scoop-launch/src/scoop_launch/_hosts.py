@@ -414,9 +414,16 @@ def _slurm(env: Mapping[str, str], variable: str, nodelist: str) -> list[Host]:
     except ValueError as error:
         raise SchedulerEnvironmentError(f"{tasks_variable}={tasks!r}: {error}") from None
     if len(counts) != len(names):
+        # Inside an srun step, SLURM rewrites SLURM_TASKS_PER_NODE for the step only.
+        hint = (
+            "; inside an srun step it describes the step: run the launcher from the batch "
+            "script itself, not under srun"
+            if env.get("SLURM_STEP_ID", "").strip()
+            else ""
+        )
         raise SchedulerEnvironmentError(
             f"{tasks_variable}={tasks!r} gives counts for {len(counts)} nodes but "
-            f"{variable}={nodelist!r} lists {len(names)}"
+            f"{variable}={nodelist!r} lists {len(names)}{hint}"
         )
     return _group(zip(names, counts, strict=True))
 

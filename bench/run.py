@@ -175,7 +175,7 @@ def has_module(python: str, module: str) -> bool:
     return done.returncode == 0
 
 
-def run_job(run: Run, label: str, command: list[str], timeout: float) -> None:
+def run_job(run: Run, label: str, command: list[str], timeout: float, workload: str = "") -> None:
     """Run one runner subprocess and collect its BENCH lines; record a failure as an error."""
     started = time.perf_counter()
     try:
@@ -194,7 +194,9 @@ def run_job(run: Run, label: str, command: list[str], timeout: float) -> None:
     took = time.perf_counter() - started
     if code != 0 or not got:
         tail = "\n".join(stderr.strip().splitlines()[-15:])
-        run.errors.append({"job": label, "error": f"exit {code}: {tail}"})
+        run.errors.append(
+            {"job": label, "workload": workload, "system": label, "error": f"exit {code}: {tail}"}
+        )
         print(f"  {label}: FAILED (exit {code}, {took:.1f} s)\n{_indent(tail)}", flush=True)
     else:
         print(f"  {label}: {got} figure(s), {took:.1f} s", flush=True)
@@ -306,7 +308,7 @@ def run_all(options: argparse.Namespace, run: Run) -> None:
             if workload == "startup":
                 _startup(run, name, command, size["repeats"], timeout)
             else:
-                run_job(run, name, command, timeout)
+                run_job(run, name, command, timeout, workload)
 
 
 def _startup(run: Run, name: str, command: list[str], repeats: int, timeout: float) -> None:
@@ -393,6 +395,9 @@ def table(run: Run, goals: list[dict[str, Any]]) -> str:
             )
         for skip in (s for s in run.skips if s["workload"] == workload):
             lines.append(f"| {workload} | {skip['system']} | - | - | - | - | - | {skip['skip']} |")
+        for error in (e for e in run.errors if e.get("workload") == workload):
+            last = error["error"].strip().splitlines()[-1][:120].replace("|", "/")
+            lines.append(f"| {workload} | {error['system']} | - | - | - | - | - | failed: {last} |")
     lines += [
         "",
         "| workload | goal | ratio | target | result |",

@@ -78,3 +78,57 @@ def test_termination_requested_from_a_signal_handler_is_acted_on_by_the_serve_lo
         worker.close()
     finally:
         endpoint.close()
+
+
+def test_a_replayed_message_is_dropped_not_acted_on():
+    """Someone who captured a worker's messages sends them again: nothing runs twice."""
+    transport = memory_transport()
+    endpoint = transport.bind(BindOptions())
+    codec = Codec(SECRET)
+    broker = Broker(endpoint, codec, "memory", size=2)
+    try:
+        worker = transport.connect(ConnectOptions(address=endpoint.address))
+        hello_frames = hello(codec, 1)
+        worker.send(hello_frames)
+        worker_peer, frames = endpoint.recv(5)
+        broker.handle(worker_peer, frames)
+        tasks = codec.encode(Kind.TASKS, 1, 0, [((1 << 40) | 7, 0, [b"fn", b"args"])])
+        worker.send(tasks)
+        broker.handle(*endpoint.recv(5))
+        assert len(broker.queue) == 1 and broker.dropped == 0
+        attacker = transport.connect(ConnectOptions(address=endpoint.address))
+        for frames in (tasks, hello_frames):  # over its own connection, and over the worker's
+            attacker.send(frames)
+            broker.handle(*endpoint.recv(5))
+            worker.send(frames)
+            broker.handle(*endpoint.recv(5))
+        assert len(broker.queue) == 1, "a replayed task was queued again"
+        assert broker.dropped == 4
+        assert broker.workers[1] == worker_peer  # the replayed HELLO did not take its place
+        attacker.close()
+        worker.close()
+    finally:
+        endpoint.close()
+
+
+def test_a_worker_drops_a_replayed_broker_message_and_one_not_from_the_broker():
+    from scoop._protocol import BROKER_SENDER
+    from scoop._worker import WorkerScheduler
+
+    transport = memory_transport()
+    endpoint = transport.bind(BindOptions())
+    codec = Codec(SECRET)
+    link = transport.connect(ConnectOptions(address=endpoint.address))
+    worker = WorkerScheduler(link, Codec(SECRET), 1, 2, hostname="t")
+    try:
+        link.send([b"hello"])
+        peer, _ = endpoint.recv(5)
+        demand = codec.encode(Kind.DEMAND, BROKER_SENDER, 3)
+        for frames in (demand, demand, codec.encode(Kind.DEMAND, 0, 5)):
+            endpoint.send(peer, frames)
+        while worker.receive(0.5):
+            pass
+        assert worker.demand == 3 and worker.dropped == 2
+    finally:
+        link.close()
+        endpoint.close()

@@ -63,14 +63,37 @@ def test_frame_count_must_match_header():
         codec.decode(frames[:-1])
 
 
-def test_other_protocol_version_is_named():
+@pytest.mark.parametrize(
+    ("layout", "version"),
+    [
+        ("<2sBBIIq", 1),  # version 1's shorter header: still named as another version
+        ("<2sBBIIqQ", PROTOCOL_VERSION + 1),
+    ],
+)
+def test_other_protocol_version_is_named(layout, version):
     import hashlib
     import struct
 
-    header = struct.pack("<2sBBIIq", MAGIC, PROTOCOL_VERSION + 1, Kind.HELLO, 0, 0, 0)
+    header = struct.pack(layout, MAGIC, version, Kind.HELLO, 0, 0, 0, *([1] * layout.count("Q")))
     tag = hashlib.blake2b(header, key=SECRET, digest_size=16).digest()
-    with pytest.raises(VersionMismatchError, match=f"version {PROTOCOL_VERSION + 1}"):
+    with pytest.raises(VersionMismatchError, match=f"version {version}, this process"):
         Codec(SECRET).decode([tag + header])
+
+
+def test_messages_are_numbered_and_a_repeat_is_refused():
+    from scoop._protocol import SequenceCheck
+
+    codec = Codec(SECRET)
+    first = codec.encode(Kind.REQUEST, 3, 1)
+    second = codec.encode(Kind.REQUEST, 3, 1)
+    check = SequenceCheck()
+    assert [codec.decode(f).seq for f in (first, second)] == [1, 2]
+    assert check.accept(codec.decode(first))
+    assert check.accept(codec.decode(second))
+    assert not check.accept(codec.decode(second))  # sent again
+    assert not check.accept(codec.decode(first))  # an older one
+    other = Codec(SECRET).encode(Kind.REQUEST, 4, 1)  # another sender counts on its own
+    assert check.accept(Codec(SECRET).decode(other))
 
 
 def test_short_secret_refused():

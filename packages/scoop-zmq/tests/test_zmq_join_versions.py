@@ -10,7 +10,7 @@ import pytest
 
 import scoop
 from scoop._broker import local_versions
-from scoop._protocol import Codec
+from scoop._protocol import PROTOCOL_VERSION, Codec
 from scoop._worker import WorkerScheduler
 from scoop.errors import VersionMismatchError
 from scoop.transport import ConnectOptions
@@ -61,7 +61,7 @@ def test_matching_versions_join(broker):
     ("field", "theirs", "ours"),
     [
         ("scoop_core", "0.0.1", scoop.__version__),
-        ("protocol", 99, 1),
+        ("protocol", 99, PROTOCOL_VERSION),
         ("python", "3.99", f"{sys.version_info.major}.{sys.version_info.minor}"),
         ("transport", "nng", "zmq"),
     ],

@@ -26,11 +26,13 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from scoop._protocol import (
+    BROKER_SENDER,
     PROTOCOL_VERSION,
     Codec,
     Entry,
     Kind,
     Message,
+    SequenceCheck,
     drop_is_logged,
     worker_of,
 )
@@ -91,6 +93,7 @@ class Broker:
         self.holder: dict[int, int] = {}
         self.constants: dict[int, Entry] = {}
         self.dropped = 0
+        self.sequence = SequenceCheck()
         self.size = size
         self.stopped = False
         self.exit_code: int | None = None
@@ -136,11 +139,20 @@ class Broker:
         except ProtocolError as exc:
             self._drop(peer, str(exc))
             return
+        if not self.sequence.accept(message):
+            self._drop(
+                peer,
+                f"{message.kind.name} number {message.seq} from worker {message.sender} came "
+                "again (a replayed message)",
+            )
+            return
         sender = self.index_of.get(peer)
         if message.kind == Kind.HELLO:
             self._hello(peer, message)
         elif sender is None:
             self._drop(peer, f"{message.kind.name} from a worker that never said HELLO")
+        elif message.sender != sender:
+            self._drop(peer, f"{message.kind.name} of worker {message.sender} from worker {sender}")
         elif message.kind == Kind.TASKS:
             self.hungry.pop(sender, None)  # a worker that hands out tasks is not idle
             for entry in message.entries:
@@ -199,29 +211,35 @@ class Broker:
         except (IndexError, ValueError, KeyError, TypeError, ProtocolError) as exc:
             self._drop(peer, f"malformed HELLO: {exc}")
             return
+        if index != message.sender or (self.size and not 0 <= index < self.size):
+            self._drop(peer, f"HELLO of worker {message.sender} names index {index}")
+            return
         problem = version_mismatch(self.versions, theirs)
         if problem:
             reason = f"worker {index} on host {theirs.get('host', '?')} cannot join: {problem}"
             logger.error("broker rejected %s", reason)
             with contextlib.suppress(PeerUnreachable):  # it may not wait for the answer
                 self.endpoint.send(
-                    peer, self.codec.encode(Kind.REJECT, 0, 0, [(index, 0, [reason.encode()])])
+                    peer,
+                    self.codec.encode(
+                        Kind.REJECT, BROKER_SENDER, 0, [(index, 0, [reason.encode()])]
+                    ),
                 )
             return
         self.workers[index] = peer
         self.index_of[peer] = index
         # Sent through _send: a worker can be welcomed, run, and leave before the next send.
-        self._send(index, self.codec.encode(Kind.WELCOME, 0))
+        self._send(index, self.codec.encode(Kind.WELCOME, BROKER_SENDER))
         if self.exit_code is not None:  # joined after the root ended the run
-            self._send(index, self.codec.encode(Kind.SHUTDOWN, 0, self.exit_code))
+            self._send(index, self.codec.encode(Kind.SHUTDOWN, BROKER_SENDER, self.exit_code))
             self.told_to_stop.add(index)
             self._forget(index)
             self._stop_if_everyone_told()
             return
         for constant in self.constants.values():
-            self._send(index, self.codec.encode_entries(Kind.CONST, 0, 0, [constant]))
+            self._send(index, self.codec.encode_entries(Kind.CONST, BROKER_SENDER, 0, [constant]))
         if self.hungry:  # workers that asked for work before this one joined
-            self._send(index, self.codec.encode(Kind.DEMAND, 0, len(self.hungry)))
+            self._send(index, self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry)))
         logger.info("worker %d joined from host %s", index, theirs.get("host"))
 
     def _dispatch(self) -> None:
@@ -233,12 +251,12 @@ class Broker:
             batch = [self.queue.popleft() for _ in range(min(share, len(self.queue)))]
             for entry in batch:
                 self.holder[entry.id] = index
-            self._send(index, self.codec.encode_entries(Kind.TASKS, 0, 0, batch))
+            self._send(index, self.codec.encode_entries(Kind.TASKS, BROKER_SENDER, 0, batch))
 
     def _announce_demand(self, requester: int) -> None:
         # Every other worker is told, hungry ones included: a worker idle now may have tasks
         # to hand out later, and it keeps the demand in mind until it does.
-        frames = self.codec.encode(Kind.DEMAND, 0, len(self.hungry))
+        frames = self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry))
         for index in list(self.workers):
             if index != requester:
                 self._send(index, frames)
@@ -249,14 +267,14 @@ class Broker:
             self.holder.pop(entry.id, None)
             by_origin.setdefault(worker_of(entry.id), []).append(entry)
         for origin, entries in by_origin.items():
-            self._send(origin, self.codec.encode_entries(Kind.RESULTS, 0, 0, entries))
+            self._send(origin, self.codec.encode_entries(Kind.RESULTS, BROKER_SENDER, 0, entries))
 
     def _constant(self, sender: int, message: Message) -> None:
         for entry in message.entries:
             if entry.id in self.constants:
                 continue  # first definition wins; the worker that set it twice was told
             self.constants[entry.id] = entry
-            frames = self.codec.encode_entries(Kind.CONST, 0, 0, [entry])
+            frames = self.codec.encode_entries(Kind.CONST, BROKER_SENDER, 0, [entry])
             for index in list(self.workers):
                 if index != sender:
                     self._send(index, frames)
@@ -280,7 +298,7 @@ class Broker:
         self.exit_code = code
         if sender is not None:
             self.told_to_stop.add(sender)
-        frames = self.codec.encode(Kind.SHUTDOWN, 0, code)
+        frames = self.codec.encode(Kind.SHUTDOWN, BROKER_SENDER, code)
         for index in list(self.workers):
             self._send(index, frames)
             self.told_to_stop.add(index)

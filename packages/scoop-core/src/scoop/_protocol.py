@@ -2,11 +2,15 @@
 
 A message is a list of frames::
 
-    frame 0      tag (16 bytes) | fixed header (20 bytes) | count x entry (28 bytes)
+    frame 0      tag (16 bytes) | fixed header (28 bytes) | count x entry (28 bytes)
     frames 1..   the entries' payload frames, in entry order (entry i owns ``nframes`` of them)
 
-    fixed header  <2sBBIIq   magic b"SC", protocol version, kind, sender index, entry count, arg
+    fixed header  <2sBBIIqQ  magic b"SC", protocol version, kind, sender, entry count, arg, seq
     entry         <QBxH16s   id, status, nframes, payload digest
+
+The sender is a worker's index, or :data:`BROKER_SENDER` for the broker. ``seq`` numbers the
+messages a process sends (from 1); a receiver accepts from each sender only increasing numbers
+(:class:`SequenceCheck`), so a message captured on the network and sent again is dropped.
 
 The tag is a keyed BLAKE2b of the whole header under the per-run secret; a message whose tag does
 not verify is dropped before anything else is read. Each entry's digest is a SHA-256 (truncated) of
@@ -21,6 +25,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import itertools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,14 +33,17 @@ from dataclasses import dataclass
 from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
 from scoop.transport import Frame
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAGIC = b"SC"
 TAG_SIZE = 16
 DIGEST_SIZE = 16
 NO_DIGEST = bytes(DIGEST_SIZE)
 SECRET_SIZE = 32
 
-_FIXED = struct.Struct("<2sBBIIq")
+_FIXED = struct.Struct("<2sBBIIqQ")
+_MAGIC_VERSION = struct.Struct("<2sB")
+#: The ``sender`` of the broker's messages (workers are numbered from 0).
+BROKER_SENDER = 0xFFFFFFFF
 _ENTRY = struct.Struct("<QBxH16s")
 _HEADER_START = TAG_SIZE
 _ENTRIES_START = TAG_SIZE + _FIXED.size
@@ -85,6 +93,8 @@ class Message:
     sender: int
     arg: int
     entries: list[Entry]
+    #: The sender's number for this message: increasing, from 1.
+    seq: int = 0
 
 
 def payload_digest(frames: Iterable[Frame]) -> bytes:
@@ -103,6 +113,7 @@ class Codec:
         if len(secret) < 16:
             raise ValueError("the run secret must be at least 16 bytes")
         self._secret = secret
+        self._seq = itertools.count(1)
         #: Whether payloads carry (and are checked against) a SHA-256 digest. The launcher turns
         #: this off for runs confined to one machine, where loopback TCP cannot be altered in
         #: flight: there the header tag alone authenticates each message.
@@ -137,7 +148,8 @@ class Codec:
         self, kind: Kind, sender: int, arg: int, entries: Sequence[Entry]
     ) -> list[Frame]:
         """Build a message from entries whose digests are already known (forwarding)."""
-        parts = [_FIXED.pack(MAGIC, PROTOCOL_VERSION, kind, sender, len(entries), arg)]
+        seq = next(self._seq)
+        parts = [_FIXED.pack(MAGIC, PROTOCOL_VERSION, kind, sender, len(entries), arg, seq)]
         parts.extend(
             _ENTRY.pack(entry.id, entry.status, len(entry.frames), entry.digest)
             for entry in entries
@@ -157,9 +169,11 @@ class Codec:
         if not frames:
             raise ProtocolError("empty message")
         head = memoryview(frames[0])
-        if head.nbytes < _ENTRIES_START:
+        if head.nbytes < _HEADER_START + _MAGIC_VERSION.size:
             raise ProtocolError(f"header of {head.nbytes} bytes is shorter than {_ENTRIES_START}")
-        magic, version, kind, sender, count, arg = _FIXED.unpack_from(head, _HEADER_START)
+        # Magic and version first, at offsets every version keeps: a peer of another version
+        # is named as such, whatever the rest of its header looks like.
+        magic, version = _MAGIC_VERSION.unpack_from(head, _HEADER_START)
         if magic != MAGIC:
             raise ProtocolError("not a SCOOP message (bad magic)")
         header = head[_HEADER_START:]
@@ -170,6 +184,9 @@ class Codec:
                 f"peer speaks SCOOP protocol version {version}, this process speaks "
                 f"version {PROTOCOL_VERSION}"
             )
+        if head.nbytes < _ENTRIES_START:
+            raise ProtocolError(f"header of {head.nbytes} bytes is shorter than {_ENTRIES_START}")
+        _, _, kind, sender, count, arg, seq = _FIXED.unpack_from(head, _HEADER_START)
         if head.nbytes != _ENTRIES_START + count * _ENTRY.size:
             raise ProtocolError(f"header length does not match its {count} entries")
         try:
@@ -185,7 +202,7 @@ class Codec:
             raise ProtocolError(
                 f"message has {len(frames) - 1} payload frames, its header says {position - 1}"
             )
-        return Message(kind, sender, arg, entries)
+        return Message(kind, sender, arg, entries, seq)
 
     def verify(self, entry: Entry) -> None:
         """Check an entry's payload against its authenticated digest, before unpickling it."""
@@ -193,6 +210,24 @@ class Codec:
             payload_digest(entry.frames), entry.digest
         ):
             raise AuthenticationError(f"payload of entry {entry.id:#x} does not match its digest")
+
+
+class SequenceCheck:
+    """Accepts from each sender only messages numbered above the last one accepted.
+
+    Transports deliver each sender's messages in order, so a number that does not increase is a
+    message sent again: captured on the network and replayed, which must not run a task twice.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, int] = {}
+
+    def accept(self, message: Message) -> bool:
+        """Record and accept ``message``, or return False if its number is not new."""
+        if message.seq <= self._last.get(message.sender, 0):
+            return False
+        self._last[message.sender] = message.seq
+        return True
 
 
 def worker_of(task_id: int) -> int:

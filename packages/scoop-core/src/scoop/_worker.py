@@ -30,7 +30,17 @@ import greenlet
 
 from scoop import _batch, _serialize
 from scoop._future import PENDING, RUNNING, Future, TaskUnwound
-from scoop._protocol import Codec, Entry, Kind, Message, Status, drop_is_logged, worker_of
+from scoop._protocol import (
+    BROKER_SENDER,
+    Codec,
+    Entry,
+    Kind,
+    Message,
+    SequenceCheck,
+    Status,
+    drop_is_logged,
+    worker_of,
+)
 from scoop._scheduler import Scheduler
 from scoop.errors import (
     PeerUnreachable,
@@ -95,6 +105,7 @@ class WorkerScheduler(Scheduler):
         self.stopping = False
         self.shutdown_code: int | None = None
         self.dropped = 0
+        self.sequence = SequenceCheck()
         self._functions: dict[bytes, Any] = {}
 
     @property
@@ -122,7 +133,7 @@ class WorkerScheduler(Scheduler):
                     raise ScoopError(f"{self.where}: its launcher is gone")
                 continue
             try:
-                message = self.codec.decode(frames)
+                message = self._from_broker(frames)
             except VersionMismatchError:
                 raise
             except ProtocolError as exc:  # not from our broker (nng workers listen on a port)
@@ -137,6 +148,17 @@ class WorkerScheduler(Scheduler):
                 reason = bytes(message.entries[0].frames[0]).decode(errors="replace")
                 raise VersionMismatchError(reason)
             self.handle(message)
+
+    def _from_broker(self, frames: list[Frame]) -> Message:
+        """Decode a message; raise ProtocolError unless it is the broker's, and new."""
+        message = self.codec.decode(frames)
+        if message.sender != BROKER_SENDER:
+            raise ProtocolError(f"a message of worker {message.sender}, not of the broker")
+        if not self.sequence.accept(message):
+            raise ProtocolError(
+                f"{message.kind.name} number {message.seq} came again (a replayed message)"
+            )
+        return message
 
     def _drop(self, reason: Exception) -> None:
         self.dropped += 1
@@ -198,7 +220,7 @@ class WorkerScheduler(Scheduler):
         handled = 0
         while frames is not None:
             try:
-                message = self.codec.decode(frames)
+                message = self._from_broker(frames)
             except VersionMismatchError:
                 raise
             except ProtocolError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shlex
 import socket
 import threading
@@ -330,9 +331,7 @@ def _copy(read: Callable[[int], bytes], target: BinaryIO, first: bytes = b"") ->
                 cut = len(data)
             held = data[cut:]
             if cut:
-                with _OUTPUT_LOCK:
-                    target.write(data[:cut])
-                    target.flush()
+                _write_lines(target, data[:cut])
             chunk = read(65536)
             if not chunk:
                 break
@@ -340,6 +339,23 @@ def _copy(read: Callable[[int], bytes], target: BinaryIO, first: bytes = b"") ->
         with _OUTPUT_LOCK, contextlib.suppress(Exception):
             target.write(held)
             target.flush()
+
+
+def _write_lines(target: BinaryIO, lines: bytes) -> None:
+    """Write whole lines, in writes of at most PIPE_BUF bytes (4096 on Linux) cut at line ends.
+
+    Local workers write to the same pipe or terminal, and only a write that small is never split
+    by another process's write.
+    """
+    with _OUTPUT_LOCK:
+        start = 0
+        while start < len(lines):
+            end = lines.rfind(b"\n", start, start + select.PIPE_BUF) + 1
+            if end <= start:  # one line longer than PIPE_BUF: it cannot be kept whole
+                end = lines.find(b"\n", start) + 1 or len(lines)
+            target.write(lines[start:end])
+            target.flush()
+            start = end
 
 
 def _drain(read: Callable[[int], bytes]) -> bytes:

@@ -5,6 +5,7 @@ Every test checks that nothing of the run is left on any host afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -222,33 +223,7 @@ def test_no_python_or_no_scoop_there_is_named(test_hosts):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_ends_every_worker_on_every_host(test_hosts, signum):
-    marker = new_marker()
-    cmd = [
-        sys.executable,
-        "-m",
-        "scoop_launch",
-        "--ssh-config",
-        str(test_hosts.ssh_config),
-        "--hosts",
-        "localhost",
-        "h0",
-        "h0",
-        "h1",
-        str(SCRIPT),
-        "hang",
-    ]
-    process = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=marked_env(marker),
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert b"started" in line, line + process.stderr.read()
+    with hanging_run(test_hosts, "--hosts", "localhost", "h0", "h0", "h1") as process:
         remote = {h: test_hosts.processes_in(h) for h in ("h0", "h1")}
         assert all(remote.values()), f"no workers seen on the hosts: {remote}"
         for pids in remote.values():  # the run's secret is on no command line
@@ -258,11 +233,6 @@ def test_signal_ends_every_worker_on_every_host(test_hosts, signum):
         process.send_signal(signum)
         process.wait(timeout=60)
         assert process.returncode == 128 + signum
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        kill_marked(marker)
     assert_nothing_left(test_hosts)
 
 
@@ -374,7 +344,9 @@ def test_a_prolog_that_prints_is_fine_and_one_that_fails_is_named(test_hosts, tm
     assert_nothing_left(test_hosts)
 
 
-def _start_hanging_run(test_hosts, *hosts_and_options):
+@contextlib.contextmanager
+def hanging_run(test_hosts, *hosts_and_options):
+    """A run whose workers all block in a task, started and seen running; killed at the end."""
     marker = new_marker()
     cmd = [sys.executable, "-m", "scoop_launch", "--ssh-config", str(test_hosts.ssh_config)]
     cmd += [*hosts_and_options, str(SCRIPT), "hang"]
@@ -386,10 +358,16 @@ def _start_hanging_run(test_hosts, *hosts_and_options):
         cwd=ROOT,
         start_new_session=True,
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert b"started" in line, line + process.stderr.read()
-    return process, marker
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert b"started" in line, line + process.stderr.read()
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        kill_marked(marker)
 
 
 def _agent_pid(test_hosts, host):
@@ -401,53 +379,40 @@ def _agent_pid(test_hosts, host):
 
 @pytest.mark.timeout(120)
 def test_losing_the_roots_host_stops_the_run_naming_it(test_hosts):
-    process, marker = _start_hanging_run(test_hosts, "--hosts", "h0", "localhost", "h1")
-    try:
+    with hanging_run(test_hosts, "--hosts", "h0", "localhost", "h1") as process:
         os.kill(_agent_pid(test_hosts, "h0"), signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 1, stderr
         assert b"the workers on host h0, the root's among them, lost their ssh" in stderr, stderr
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        kill_marked(marker)
     assert_nothing_left(test_hosts)
 
 
 @pytest.mark.timeout(120)
 def test_a_host_that_vanishes_mid_run_stops_it_and_its_workers(test_hosts):
     # Its link goes down: no reset, no error, just silence, on both sides.
-    process, marker = _start_hanging_run(
-        test_hosts, "--ssh-keepalive", "3", "--hosts", "localhost", "h0", "h1"
-    )
-    try:
-        with test_hosts.cut_off("h1"):
-            _, stderr = process.communicate(timeout=60)
-            assert process.returncode == 1, stderr
-            assert b"the workers on host h1 lost their ssh connection" in stderr, stderr
-
-            # Cut off, h1's agent hears no ping either and stops its workers by itself (what
-            # is left there is sshd's own session process, until the link is back).
-            def ours_on_h1():
-                ours = []
-                for pid in test_hosts.processes_in("h1"):
-                    try:
-                        if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sshd"):
-                            ours.append(pid)
-                    except OSError:
-                        pass  # ended meanwhile
-                return ours
-
-            assert wait_until(lambda: not ours_on_h1(), timeout=30), test_hosts.describe_processes(
-                "h1"
-            )
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        kill_marked(marker)
+    options = ("--ssh-keepalive", "3", "--hosts", "localhost", "h0", "h1")
+    with hanging_run(test_hosts, *options) as process, test_hosts.cut_off("h1"):
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1, stderr
+        assert b"the workers on host h1 lost their ssh connection" in stderr, stderr
+        # Cut off, h1's agent hears no ping either and stops its workers by itself (what is
+        # left there is sshd's own session process, until the link is back).
+        assert wait_until(lambda: not _ours_on(test_hosts, "h1"), timeout=30), (
+            test_hosts.describe_processes("h1")
+        )
     assert_nothing_left(test_hosts)
+
+
+def _ours_on(test_hosts, host):
+    """Processes on ``host`` other than sshd's own."""
+    ours = []
+    for pid in test_hosts.processes_in(host):
+        try:
+            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sshd"):
+                ours.append(pid)
+        except OSError:
+            pass  # ended meanwhile
+    return ours
 
 
 @pytest.mark.timeout(120)

@@ -56,8 +56,8 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Hashable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import pynng
 from pynng import ffi, lib
@@ -72,6 +72,8 @@ from scoop.errors import (
 from scoop.transport import BindOptions, ConnectOptions, Frame
 
 __all__ = ["NngBrokerEndpoint", "NngPeer", "NngWorkerEndpoint", "bind", "connect"]
+
+_T = TypeVar("_T")
 
 #: Frames at least this large are received without a copy (as memoryviews of the nng message).
 ZERO_COPY_MIN_BYTES = 64 * 1024
@@ -278,6 +280,23 @@ class _Endpoint:
             with _mapped_errors(what, closed=self._closed):
                 pynng.check_err(rv)
 
+    def _recv_until(self, timeout: float | None, take: Callable[[Any], _T | None]) -> _T | None:
+        """Receive until ``take(nng_msg)`` returns a result, or None after ``timeout`` seconds.
+
+        ``take`` owns the message; what it returns None for is dropped.
+        """
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = self._recv_msg(remaining)
+            if msg is None:
+                return None
+            result = take(msg)
+            if result is not None:
+                return result
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
     def _recv_msg(self, timeout: float | None) -> Any | None:
         """Return the next nng_msg, or None after ``timeout`` seconds."""
         self._check_usable()
@@ -305,6 +324,12 @@ class _Endpoint:
         with _mapped_errors("recv", closed=self._closed):
             pynng.check_err(rv)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _data_frames(msg: Any) -> list[Frame] | None:
+    """The frames of a DATA message; None for anything else (someone else dialed our port)."""
+    decoded = _decode(msg)
+    return decoded[1] if decoded is not None and decoded[0] == _DATA else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,22 +386,17 @@ class NngBrokerEndpoint(_Endpoint):
 
     def recv(self, timeout: float | None) -> tuple[Hashable, list[Frame]] | None:
         """Return ``(peer, frames)`` of the next message, or ``None`` after ``timeout`` s."""
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            msg = self._recv_msg(remaining)
-            if msg is None:
-                return None
-            pipe = lib.nng_msg_get_pipe(msg)
-            pipe_id = int(lib.nng_pipe_id(pipe))
-            decoded = _decode(msg)
-            if decoded is not None and decoded[0] == _HELLO:
-                self._welcome(pipe, pipe_id, decoded[1])
-            elif decoded is not None and decoded[0] == _DATA and pipe_id in self._peers:
-                return NngPeer(self._token, pipe_id), decoded[1]
-            # Anything else is not from a SCOOP nng worker: dropped (core counts what it gets).
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+        return self._recv_until(timeout, self._take)
+
+    def _take(self, msg: Any) -> tuple[Hashable, list[Frame]] | None:
+        pipe = lib.nng_msg_get_pipe(msg)
+        pipe_id = int(lib.nng_pipe_id(pipe))
+        decoded = _decode(msg)
+        if decoded is not None and decoded[0] == _HELLO:
+            self._welcome(pipe, pipe_id, decoded[1])
+        elif decoded is not None and decoded[0] == _DATA and pipe_id in self._peers:
+            return NngPeer(self._token, pipe_id), decoded[1]
+        return None  # anything else is not from a SCOOP nng worker (core counts what it gets)
 
     def _welcome(self, pipe: Any, pipe_id: int, frames: list[Frame]) -> None:
         # The HELLO is not authenticated (core authenticates what follows): dial back only to
@@ -469,18 +489,7 @@ class NngWorkerEndpoint(_Endpoint):
 
     def recv(self, timeout: float | None) -> list[Frame] | None:
         """Return the frames of the next message, or ``None`` after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            msg = self._recv_msg(remaining)
-            if msg is None:
-                return None
-            decoded = _decode(msg)
-            if decoded is not None and decoded[0] == _DATA:
-                return decoded[1]
-            # Not in our framing: someone else dialed our listening port. Dropped.
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+        return self._recv_until(timeout, _data_frames)
 
     def _transmitted(self) -> int:
         """Messages nng has written on this endpoint's outgoing pipes (nng's pipe statistics)."""

@@ -149,7 +149,12 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
     def read_launcher() -> None:
         for line in sys.stdin:  # until the launcher closes the channel
             last_heard[0] = time.monotonic()
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
             if "address" in message:
                 events.put(("address", line))
             elif "ending" in message:  # may come first: the root can end before we start

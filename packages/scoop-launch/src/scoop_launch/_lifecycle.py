@@ -221,7 +221,12 @@ class Run:
         # The broker's standard output carries only its address, then the end of the run.
         assert broker.popen.stdout is not None
         for line in broker.popen.stdout:
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # not ours (a library printing): this reader must not die of it
+            if not isinstance(message, dict):
+                continue
             if "address" in message:
                 self.events.put(("address", message["address"]))
             elif "ending" in message:

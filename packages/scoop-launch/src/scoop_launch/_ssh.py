@@ -9,6 +9,7 @@ a host is a RemoteHostError that names the host and the cause.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -106,9 +107,17 @@ def connect(host: str, options: SshOptions) -> paramiko.SSHClient:
             f"host {host}: authentication failed for {user}@{where}: {exc}"
         ) from exc
     except paramiko.ssh_exception.NoValidConnectionsError as exc:
-        raise RemoteHostError(
-            f"host {host}: connection refused at {where} (no ssh server?)"
-        ) from exc
+        # paramiko wraps every socket error of every address here: tell them apart.
+        codes = {getattr(error, "errno", None) for error in exc.errors.values()}
+        if codes & {errno.EHOSTUNREACH, errno.ENETUNREACH}:
+            raise RemoteHostError(
+                f"host {host}: no route to {where} (host down or unreachable)"
+            ) from exc
+        if codes <= {errno.ECONNREFUSED}:
+            raise RemoteHostError(
+                f"host {host}: connection refused at {where} (no ssh server?)"
+            ) from exc
+        raise RemoteHostError(f"host {host}: cannot reach {where}: {exc}") from exc
     except paramiko.SSHException as exc:
         if "known_hosts" in str(exc):
             raise RemoteHostError(

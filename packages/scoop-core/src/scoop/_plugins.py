@@ -68,9 +68,7 @@ def collect(manager: pluggy.PluginManager) -> dict[str, InstalledTransport]:
     found: dict[str, InstalledTransport] = {}
     for impl in manager.hook.scoop_transports.get_hookimpls():
         dist_name, dist_version = distributions.get(id(impl.plugin), ("?", "?"))
-        returned: Any = impl.function()
-        infos: list[object] = [returned] if isinstance(returned, TransportInfo) else list(returned)
-        for info in infos:
+        for info in _as_list(impl.function()):
             if not isinstance(info, TransportInfo):
                 raise TypeError(
                     f"plugin {impl.plugin_name!r} ({dist_name}) returned {info!r} from "
@@ -121,13 +119,30 @@ def load_transport(name: str, module: str | None = None) -> TransportInfo:
     """
     if module:
         try:
-            plugin = importlib.import_module(module)
-            returned: Any = plugin.scoop_transports()
-            infos = [returned] if isinstance(returned, TransportInfo) else list(returned)
-            for info in infos:
-                usable = isinstance(info, TransportInfo) and info.api_version == API_VERSION
-                if usable and info.name == name:
-                    return info
+            info = transport_from_module(name, module)
         except Exception:
-            pass
+            info = None
+        if info is not None:
+            return info
     return choose_transport(name).info
+
+
+def transport_from_module(name: str, module: str) -> TransportInfo | None:
+    """Transport ``name`` as plugin ``module``'s hook returns it (the workers' fast path).
+
+    None if the hook returns no usable transport of that name; importing the module or calling
+    the hook may raise.
+    """
+    for info in _as_list(importlib.import_module(module).scoop_transports()):
+        if (
+            isinstance(info, TransportInfo)
+            and info.api_version == API_VERSION
+            and info.name == name
+        ):
+            return info
+    return None
+
+
+def _as_list(returned: Any) -> list[object]:
+    """What a ``scoop_transports()`` hook returned (one TransportInfo, or several) as a list."""
+    return [returned] if isinstance(returned, TransportInfo) else list(returned)

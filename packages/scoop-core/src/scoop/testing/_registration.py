@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import entry_points
-from typing import Any
 
 from scoop import _plugins
 from scoop.transport import BindOptions, ConnectOptions, TransportInfo
@@ -73,16 +71,16 @@ def _check_plugin_module(name: str, module: str) -> None:
     # Workers import the plugin module the launcher names instead of scanning entry points;
     # discovery still works if that fails, but every worker then pays for the scan.
     try:
-        returned: Any = importlib.import_module(module).scoop_transports()
-        infos = [returned] if isinstance(returned, TransportInfo) else list(returned)
+        info = _plugins.transport_from_module(name, module)
     except Exception as exc:
         raise RegistrationError(
             f"transport {name!r}: importing its plugin module {module!r} and calling "
             f"scoop_transports() failed: {exc!r}"
         ) from exc
-    if not any(isinstance(info, TransportInfo) and info.name == name for info in infos):
+    if info is None:
         raise RegistrationError(
-            f"transport {name!r}: scoop_transports() of module {module!r} returned {returned!r}"
+            f"transport {name!r}: scoop_transports() of module {module!r} returns no usable "
+            "transport of that name (as workers load it)"
         )
 
 

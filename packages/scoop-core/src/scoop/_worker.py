@@ -7,9 +7,10 @@ Load balancing (the policy, and its two parameters):
   (DEMAND).
 * A worker that knows of demand hands the oldest of its surplus queued tasks to the broker before
   it starts its next task, or at its next network poll (every ``POLL_INTERVAL``):
-  ``surplus * d / (d + 1)`` of them for ``d`` hungry workers, at least one, so that a large queue
-  is split about evenly in one message (steal-half). Surplus is the queue less the one task it
-  would run next itself.
+  ``queue * d / (d + 1)`` of them for ``d`` hungry workers, at least one and at most its surplus,
+  so that the queue is split evenly in one message (steal-half). Surplus is the queue less the
+  one task it would run next itself; none is kept while one of its greenlets waits with a
+  timeout (tasks are not preempted).
 * Results go back in batches of at most ``RESULT_BATCH``, at the latest at the next poll or when
   the worker runs out of work, to the worker that submitted the task.
 """
@@ -132,12 +133,8 @@ class WorkerScheduler(Scheduler):
                 if self.stopping:
                     raise ScoopError(f"{self.where}: its launcher is gone")
                 continue
-            try:
-                message = self._from_broker(frames)
-            except VersionMismatchError:
-                raise
-            except ProtocolError as exc:  # not from our broker (nng workers listen on a port)
-                self._drop(exc)
+            message = self._from_broker(frames)
+            if message is None:
                 continue
             if message.kind == Kind.WELCOME:
                 # Anything queued behind WELCOME (constants, an early SHUTDOWN) is read now.
@@ -149,21 +146,30 @@ class WorkerScheduler(Scheduler):
                 raise VersionMismatchError(reason)
             self.handle(message)
 
-    def _from_broker(self, frames: list[Frame]) -> Message:
-        """Decode a message; raise ProtocolError unless it is the broker's, and new."""
-        message = self.codec.decode(frames)
-        if message.sender != BROKER_SENDER:
-            raise ProtocolError(f"a message of worker {message.sender}, not of the broker")
-        if not self.sequence.accept(message):
-            raise ProtocolError(
-                f"{message.kind.name} number {message.seq} came again (a replayed message)"
-            )
-        return message
+    def _from_broker(self, frames: list[Frame]) -> Message | None:
+        """Decode a message of the broker; None (dropped and counted) for anything else.
 
-    def _drop(self, reason: Exception) -> None:
+        Anything else: garbage, another run's or a replayed message, or one not sent by the
+        broker (nng workers listen on a port anyone can reach). Another protocol version
+        raises VersionMismatchError: that is the broker's, and the worker cannot go on.
+        """
+        try:
+            message = self.codec.decode(frames)
+        except VersionMismatchError:
+            raise
+        except ProtocolError as exc:
+            reason = str(exc)
+        else:
+            if message.sender != BROKER_SENDER:
+                reason = f"a message of worker {message.sender}, not of the broker"
+            elif not self.sequence.accept(message):
+                reason = f"{message.kind.name} number {message.seq} came again (a replayed message)"
+            else:
+                return message
         self.dropped += 1
         if drop_is_logged(self.dropped):
             logger.warning("%s dropped a message (%d so far): %s", self.where, self.dropped, reason)
+        return None
 
     def send(self, kind: Kind, arg: int = 0, entries: Any = ()) -> None:
         """Send one message to the broker."""
@@ -219,13 +225,8 @@ class WorkerScheduler(Scheduler):
             return 0
         handled = 0
         while frames is not None:
-            try:
-                message = self._from_broker(frames)
-            except VersionMismatchError:
-                raise
-            except ProtocolError as exc:
-                self._drop(exc)
-            else:
+            message = self._from_broker(frames)
+            if message is not None:
                 self.handle(message)
             handled += 1
             if handled >= MESSAGES_PER_POLL or self.stopping:

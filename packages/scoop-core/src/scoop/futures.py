@@ -94,9 +94,7 @@ def _submit_all(
                 try:
                     _serialize.dumps_call(args, {})
                 except SerializationError as exc:
-                    raise SerializationError(
-                        f"item {start + offset} of the map: {_serialize.safe_str(exc)}"
-                    ) from exc
+                    raise SerializationError(f"item {start + offset} of the map: {exc}") from exc
             raise
     return chunks, True
 

@@ -38,7 +38,9 @@ from typing import Any
 READY_PREFIX = "SCOOP-AGENT "
 #: How long workers get between SIGTERM and SIGKILL when the run is stopped.
 STOP_GRACE_SECONDS = 2.0
-#: How long a worker's exit with code 0 may precede the announcement that the run ends.
+#: How long a worker's exit with code 0 may precede the announcement that the run ends (the
+#: broker announces it before it tells any worker: only reading or relaying the line may lag).
+#: The launcher applies it to local workers, the agent to its own.
 ENDING_ANNOUNCEMENT_WAIT = 5.0
 
 

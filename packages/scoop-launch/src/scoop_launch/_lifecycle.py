@@ -34,13 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+# The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
+from scoop_launch._agent import ENDING_ANNOUNCEMENT_WAIT
+
 #: How long workers get to exit after the root is done, before they are killed.
 GRACE_SECONDS = 5.0
 #: How long the broker gets to report its address.
 BROKER_START_TIMEOUT = 60.0
-#: How long a worker's exit with code 0 may precede the broker's announcement that the run ends
-#: (the broker announces it before it tells any worker, so only reading the line may lag).
-ENDING_ANNOUNCEMENT_WAIT = 5.0
 #: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
 WORKER_STARTUP_FAILED = 3
 #: Host names that mean this machine: their workers start as local processes, not over ssh.
@@ -546,8 +546,7 @@ def run(config: RunConfig) -> int:
             launched.start()
             code = launched.wait()
             launched.stop()
-        except Interrupted as exc:
-            interruptible = False
+        except Interrupted as exc:  # on_signal already made further signals harmless
             print(f"scoop: {exc}: stopping the run", file=sys.stderr)
             launched.terminate()
             return 128 + exc.signum

@@ -198,8 +198,9 @@ class RemoteAgent:
         assert transport is not None
         self.channel = transport.open_session()
         self.channel.exec_command(agent_command(options))
-        self._preamble = b""  # what the remote shell printed before the agent's ready line
-        self._early_stdout = b""  # bytes that came right behind the agent's ready line
+        # What the remote shell printed before the agent's ready line, and what came right
+        # behind it: output the user sees first.
+        self._early_stdout = b""
         self._pumps: list[threading.Thread] = []
         self.tunnel_port: int | None = None
         self._send_lock = threading.Lock()  # lines come from the main and the broker threads
@@ -222,8 +223,8 @@ class RemoteAgent:
             while True:
                 at = received.find(prefix)
                 if at >= 0 and b"\n" in received[at:]:
-                    self._preamble = received[:at]
-                    line, _, self._early_stdout = received[at:].partition(b"\n")
+                    line, _, after = received[at:].partition(b"\n")
+                    self._early_stdout = received[:at] + after
                     reply = json.loads(line[len(prefix) :])
                     if reply.get("ok"):
                         return
@@ -264,9 +265,8 @@ class RemoteAgent:
 
     def pump_output(self, stdout: BinaryIO, stderr: BinaryIO) -> None:
         """Copy the workers' output to the launcher's own streams, whole lines at a time."""
-        early = self._preamble + self._early_stdout
         for read, target, first in (
-            (self.channel.recv, stdout, early),
+            (self.channel.recv, stdout, self._early_stdout),
             (self.channel.recv_stderr, stderr, b""),
         ):
             thread = threading.Thread(target=_copy, args=(read, target, first), daemon=True)
@@ -344,10 +344,9 @@ def _copy(read: Callable[[int], bytes], target: BinaryIO, first: bytes = b"") ->
             chunk = read(65536)
             if not chunk:
                 break
-    if held:
-        with _OUTPUT_LOCK, contextlib.suppress(Exception):
-            target.write(held)
-            target.flush()
+    if held:  # the last line had no end
+        with contextlib.suppress(Exception):
+            _write_lines(target, held)
 
 
 def _write_lines(target: BinaryIO, lines: bytes) -> None:

@@ -308,13 +308,8 @@ def test_unreadable_ssh_config_is_named(test_hosts, tmp_path):
     config.write_text("Host h0\n  HostName 10.0.0.1\n  Port\n")
     # A host with no count: the launcher asks it for its CPU count, so it reads the ssh config.
     hosts = hostfile(tmp_path, ["h0"])
-    options = ["--ssh-config", str(config), "--hostfile", hosts, "--dry-run"]
-    result = subprocess.run(
-        [sys.executable, "-m", "scoop_launch", *options, str(SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
+    result = launch(
+        test_hosts, "--ssh-config", str(config), "--hostfile", hosts, "--dry-run", mode=()
     )
     assert result.returncode == 1, result.stderr
     assert f"cannot read the ssh config file {str(config)!r}" in result.stderr, result.stderr

@@ -94,6 +94,20 @@ GOALS = [
         at_most=2,
     ),
     Goal(
+        "latency",
+        "forced remote <= ProcessPoolExecutor",
+        (SCOOP + " (forced remote)", "latency"),
+        (PPE, "latency"),
+        at_most=1,
+    ),
+    Goal(
+        "latency",
+        "forced remote <= 2x raw pyzmq ping-pong",
+        (SCOOP + " (forced remote)", "latency"),
+        ("pyzmq ping-pong (floor)", "latency"),
+        at_most=2,
+    ),
+    Goal(
         "tree",
         "<= original SCOOP (original / scoop >= 1)",
         (ORIGINAL, "wall time"),

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from scoop_e2e_support import SCRIPTS, LaunchResult, run_launcher, transport_cases
 
-SCRIPT_NAMES = ("api_core.py", "api_errors.py")
+SCRIPT_NAMES = ("api_core.py", "api_errors.py", "api_responsive.py")
 _RUNS: dict[tuple[str, int, str], LaunchResult] = {}
 
 # (script, check) -> (worker counts, reason): checks expected to fail because of a known bug,

@@ -125,6 +125,33 @@ def test_a_worker_drops_a_replayed_broker_message_and_one_not_from_the_broker(ne
     demand = net.codec.encode(Kind.DEMAND, BROKER_SENDER, 3)
     for frames in (demand, demand, net.codec.encode(Kind.DEMAND, 0, 5)):
         net.endpoint.send(peer, frames)
-    while worker.receive(0.5):
-        pass
+    while (frames := link.recv(0.5)) is not None:  # as the communication thread reads them
+        message = worker.comm._decode(frames)
+        if message is not None:
+            worker.on_message(message)
     assert worker.demand == 3 and worker.dropped == 2
+
+
+def test_tasks_given_out_say_how_many_workers_are_still_idle(net):
+    """A worker that gets tasks learns the demand anew: with one task and two idle workers, the
+    one that gets it is told that one worker is still idle (else nobody would feed it)."""
+    broker = net.broker(3)
+    links = []
+    for index in range(3):
+        link = net.connect()
+        link.send(hello(net.codec, index))
+        broker.handle(*net.endpoint.recv(5))
+        assert net.codec.decode(link.recv(5)).kind == Kind.WELCOME
+        links.append(link)
+    for index in (1, 2):
+        links[index].send(net.codec.encode(Kind.REQUEST, index, 1))
+        broker.handle(*net.endpoint.recv(5))
+    links[0].send(net.codec.encode(Kind.TASKS, 0, 0, [((0 << 40) | 1, 0, [b"f", b"a"])]))
+    broker.handle(*net.endpoint.recv(5))
+    kinds = {}
+    for index in (1, 2):
+        while (frames := links[index].recv(0.2)) is not None:
+            message = net.codec.decode(frames)
+            kinds.setdefault(index, []).append((message.kind, message.arg))
+    given = [index for index in (1, 2) if (Kind.TASKS, 1) in kinds.get(index, [])]
+    assert len(given) == 1, kinds

@@ -207,7 +207,7 @@ def test_a_timeout_holds_when_another_worker_is_idle():
         scheduler = _runtime.current()
         deadline = time.monotonic() + 10
         while not scheduler.demand and time.monotonic() < deadline:
-            scheduler.service_network(0.01)  # until the other worker's request is known
+            time.sleep(0.01)  # polls a condition: the communication thread records the demand
         assert scheduler.demand, "the idle worker never asked for work"
         fut = futures.submit(wait_for_release, 0)
         with pytest.raises(TimeoutError):
@@ -216,3 +216,26 @@ def test_a_timeout_holds_when_another_worker_is_idle():
         return fut.result(timeout=30)
 
     assert run_in_threads(2, root) == 1
+
+
+def _wait_for_demand(scheduler):
+    deadline = time.monotonic() + 10
+    while not scheduler.demand and time.monotonic() < deadline:
+        time.sleep(0.01)  # polls a condition: the communication thread records the demand
+    assert scheduler.demand, "the idle worker never asked for work"
+
+
+@pytest.mark.timeout(60)
+def test_a_cancelled_task_handed_out_does_not_hide_an_idle_worker():
+    """Handing out a queue whose oldest task was cancelled sends nothing: the demand stays
+    known, so the idle worker still gets the next tasks (it once starved for good)."""
+
+    def root():
+        _wait_for_demand(_runtime.current())
+        cancelled = futures.submit(worker_index)
+        assert cancelled.cancel()
+        other = futures.submit(worker_index)
+        futures.wait([cancelled, other])
+        return Counter(futures.map(worker_index, range(300)))
+
+    assert set(run_in_threads(2, root)) == {0, 1}

@@ -17,6 +17,11 @@ from scoop_nng._transport import bind, connect
 NOT_OUR_FRAMING = [b"", b"x", b"\xff" * 64, b"\x01\x02\x00\x00\x00" + b"\xff" * 16]
 
 
+def _tcp_listeners(worker):
+    """The worker's listeners others can reach (its inproc wake listener is not one)."""
+    return [lis for lis in worker._recv_socket.listeners if lis.url.startswith("tcp://")]
+
+
 @pytest.fixture
 def pair():
     broker = bind(BindOptions())
@@ -58,7 +63,7 @@ def test_broker_drops_messages_not_in_its_framing(pair, stranger) -> None:
 @pytest.mark.timeout(60)
 def test_worker_drops_messages_not_in_its_framing(pair, stranger) -> None:
     broker, worker, peer = pair
-    (listener,) = worker._recv_socket.listeners  # the port the broker dials back to
+    (listener,) = _tcp_listeners(worker)  # the port the broker dials back to
     _send_from(stranger, listener.url, NOT_OUR_FRAMING)
     assert worker.recv(0.2) is None
     broker.send(peer, [b"from the broker"])
@@ -93,7 +98,7 @@ def test_worker_joins_despite_a_forged_message_waiting_for_it(stranger) -> None:
     serving = threading.Thread(target=broker.serve, daemon=True)
     try:
         # Well framed for the transport, but not a SCOOP message: it reaches the worker first.
-        (listener,) = worker_endpoint._recv_socket.listeners
+        (listener,) = _tcp_listeners(worker_endpoint)
         _send_from(stranger, listener.url, [_framed([os.urandom(64)])])
         assert worker_endpoint.recv(5.0) is not None  # it did arrive; send one more for join
         stranger.send(_framed([os.urandom(64)]))

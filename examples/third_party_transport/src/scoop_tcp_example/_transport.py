@@ -8,7 +8,9 @@ Wire format of one message (all integers big-endian)::
 Threads: every endpoint owns one I/O thread that does all the socket work. It accepts workers
 (broker), reads and parses messages into an inbox queue, and writes the output that ``send``
 queued. ``send`` only queues and wakes the thread through a socketpair, so it never blocks;
-``recv(timeout)`` waits on the inbox with the caller's timeout.
+``recv(timeout)`` waits on the inbox with the caller's timeout. A worker's ``wakeup()`` (any
+thread) puts a wake marker in that inbox, at most one until a ``recv`` takes it and returns
+``None``; messages queued before the marker are returned first.
 
 Choices the interface leaves to a transport:
 
@@ -90,6 +92,10 @@ class _Closed:
     """Inbox sentinel: the endpoint was closed."""
 
 
+class _Woken:
+    """Inbox sentinel: ``wakeup()`` was called."""
+
+
 class _Failure:
     """Inbox sentinel: the I/O thread failed with ``error``."""
 
@@ -98,6 +104,7 @@ class _Failure:
 
 
 _CLOSED = _Closed()
+_WOKEN = _Woken()
 
 
 class TcpPeer:
@@ -260,8 +267,9 @@ class _Endpoint(Generic[_T]):
         self._dirty: list[_Connection] = []  # connections with new output (guarded)
         self._wake_pending = False  # a wake byte is on its way (guarded)
         self._closed = False
+        self._woken = False  # a _WOKEN marker is in the inbox (guarded)
         self._garbage_connections = 0  # connections closed for sending what is not ours
-        self._inbox: queue.SimpleQueue[_T | _Closed | _Failure] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_T | _Closed | _Woken | _Failure] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name=f"scoop-tcp-example-{role}", daemon=True
         )
@@ -282,6 +290,10 @@ class _Endpoint(Generic[_T]):
             else:
                 item = self._inbox.get(timeout=timeout)
         except queue.Empty:
+            return None
+        if isinstance(item, _Woken):
+            with self._lock:
+                self._woken = False  # the next wakeup() puts a new marker
             return None
         if isinstance(item, _Closed):
             self._inbox.put(item)  # for any other thread waiting
@@ -627,6 +639,14 @@ class TcpWorkerEndpoint(_Endpoint[list[Frame]]):
     def recv(self, timeout: float | None) -> list[Frame] | None:
         """Return the frames of the next message, or None after ``timeout`` seconds."""
         return self._take(timeout)
+
+    def wakeup(self) -> None:
+        """Make a ``recv`` in progress (or else the next one) return promptly; any thread."""
+        with self._lock:
+            if self._closed or self._woken:
+                return  # closed, or a marker is already waiting for a recv
+            self._woken = True
+            self._inbox.put(_WOKEN)
 
     def send(self, frames: Sequence[Frame]) -> None:
         """Queue a message to the broker; PeerUnreachable if the broker went away."""

@@ -15,7 +15,10 @@ Layout of the package (private modules start with an underscore and are re-expor
     testing/        the conformance kit for transports, and an in-memory transport
     _future.py      the Future type
     _scheduler.py   the greenlet scheduler of one worker (serial mode uses it alone)
-    _worker.py      the scheduler on a network: spilling, results, the root task
+    _worker.py      the scheduler on a network (main thread): hand-outs, results, the root task
+    _comm.py        a worker's communication thread: owns the endpoint, answers while tasks run
+    _balance.py     the load-balancing policy: how many queued tasks go to idle workers
+    _outcome.py     a task's outcome as it travels: exceptions, tracebacks, exit codes
     _broker.py      the broker: routes frames, never unpickles payloads
     _protocol.py    message framing and authentication
     _serialize.py   pickling with out-of-band buffers

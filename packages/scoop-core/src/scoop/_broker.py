@@ -27,6 +27,7 @@ from typing import Any
 
 from scoop._protocol import (
     BROKER_SENDER,
+    IDLE_AFTER,
     PROTOCOL_VERSION,
     Codec,
     Entry,
@@ -158,14 +159,20 @@ class Broker:
             for entry in message.entries:
                 self.holder.pop(entry.id, None)
             self.queue.extend(message.entries)
-            self._dispatch()
+            given = self._dispatch()  # first to the others: they were idle before the sender
+            if message.arg & IDLE_AFTER:
+                self._idle(sender, given)
         elif message.kind == Kind.REQUEST:
-            self.hungry[sender] = None
-            self._dispatch()
-            if sender in self.hungry:
-                self._announce_demand(sender)
+            self._idle(sender, set())
         elif message.kind == Kind.RESULTS:
-            self._route_results(message)
+            if message.arg & IDLE_AFTER:  # idle first: the results then carry the new demand
+                self.hungry[sender] = None
+                told = self._dispatch()
+                told |= self._route_results(message)
+                if sender in self.hungry:
+                    self._announce_demand(sender, told)
+            else:
+                self._route_results(message)
         elif message.kind == Kind.CONST:
             self._constant(sender, message)
         elif message.kind == Kind.SHUTDOWN:
@@ -242,8 +249,21 @@ class Broker:
             self._send(index, self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry)))
         logger.info("worker %d joined from host %s", index, theirs.get("host"))
 
-    def _dispatch(self) -> None:
-        """Give queued tasks to hungry workers, splitting the queue evenly among them."""
+    def _idle(self, index: int, told: set[int]) -> None:
+        """Worker ``index`` has nothing to run: give it tasks, or tell the others it waits."""
+        self.hungry[index] = None
+        told |= self._dispatch()
+        if index in self.hungry:
+            self._announce_demand(index, told)
+
+    def _dispatch(self) -> set[int]:
+        """Give queued tasks to hungry workers, splitting the queue evenly among them.
+
+        Each TASKS message says how many workers are still hungry afterwards (its ``arg``): the
+        receiver's idea of the demand, which it may meet from its own queue. Returns the workers
+        that were given tasks (and so told the demand).
+        """
+        batches: list[tuple[int, list[Entry]]] = []
         while self.queue and self.hungry:
             share = math.ceil(len(self.queue) / len(self.hungry))
             index = next(iter(self.hungry))
@@ -251,23 +271,36 @@ class Broker:
             batch = [self.queue.popleft() for _ in range(min(share, len(self.queue)))]
             for entry in batch:
                 self.holder[entry.id] = index
-            self._send(index, self.codec.encode_entries(Kind.TASKS, BROKER_SENDER, 0, batch))
+            batches.append((index, batch))
+        still_hungry = len(self.hungry)
+        for index, batch in batches:
+            frames = self.codec.encode_entries(Kind.TASKS, BROKER_SENDER, still_hungry, batch)
+            self._send(index, frames)
+        return {index for index, _ in batches}
 
-    def _announce_demand(self, requester: int) -> None:
+    def _announce_demand(self, requester: int, told: set[int]) -> None:
         # Every other worker is told, hungry ones included: a worker idle now may have tasks
-        # to hand out later, and it keeps the demand in mind until it does.
+        # to hand out later, and it keeps the demand in mind until it does. Those that were
+        # just sent TASKS or RESULTS learnt it from that message's arg.
         frames = self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry))
         for index in list(self.workers):
-            if index != requester:
+            if index != requester and index not in told:
                 self._send(index, frames)
 
-    def _route_results(self, message: Message) -> None:
+    def _route_results(self, message: Message) -> set[int]:
+        """Send each result to the worker that submitted its task; return those workers.
+
+        Each RESULTS message carries the number of idle workers other than its receiver.
+        """
         by_origin: dict[int, list[Entry]] = {}
         for entry in message.entries:
             self.holder.pop(entry.id, None)
             by_origin.setdefault(worker_of(entry.id), []).append(entry)
         for origin, entries in by_origin.items():
-            self._send(origin, self.codec.encode_entries(Kind.RESULTS, BROKER_SENDER, 0, entries))
+            idle = len(self.hungry) - (origin in self.hungry)
+            frames = self.codec.encode_entries(Kind.RESULTS, BROKER_SENDER, idle, entries)
+            self._send(origin, frames)
+        return set(by_origin)
 
     def _constant(self, sender: int, message: Message) -> None:
         for entry in message.entries:

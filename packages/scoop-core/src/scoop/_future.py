@@ -53,6 +53,7 @@ class Future(Generic[T]):
         "_fn",
         "_fn_frame",
         "_kwargs",
+        "_offered",
         "_result",
         "_scheduler",
         "_state",
@@ -79,6 +80,8 @@ class Future(Generic[T]):
         self._fn_frame = fn_frame
         self._call_frames = call_frames
         self._state = PENDING
+        #: Already handed to the broker once for a waiter with a timeout (see Scheduler.offer).
+        self._offered = False
         self._result: Any = None
         self._exception: BaseException | None = None
         self._waiters: list[Waiter] = []
@@ -102,11 +105,13 @@ class Future(Generic[T]):
 
     def cancel(self) -> bool:
         """Cancel the task if it has not started yet; return True if it is (now) cancelled."""
-        if self._state == CANCELLED:
-            return True
-        if self._state != PENDING:
-            return False
-        self._state = CANCELLED
+        # Under the queue lock: the communication thread may be handing this task away.
+        with self._scheduler.queue_lock:
+            if self._state == CANCELLED:
+                return True
+            if self._state != PENDING:
+                return False
+            self._state = CANCELLED
         self._release()
         self._notify()
         return True

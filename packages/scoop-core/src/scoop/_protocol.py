@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
 from scoop.transport import Frame
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAGIC = b"SC"
 TAG_SIZE = 16
 DIGEST_SIZE = 16
@@ -59,13 +59,20 @@ class Kind(enum.IntEnum):
     HELLO = 1  # worker -> broker: 1 entry, payload = JSON of versions
     WELCOME = 2  # broker -> worker: no entries
     REJECT = 3  # broker -> worker: 1 entry, payload = UTF-8 reason
-    TASKS = 4  # either way: entries are tasks (id, payload = pickled call)
+    TASKS = 4  # either way: entries are tasks (id, payload = pickled call); worker -> broker:
+    #            arg = IDLE_AFTER or 0; broker -> worker: arg = workers idle after this hand-out
     REQUEST = 5  # worker -> broker: idle, arg = how many tasks it would take
-    RESULTS = 6  # either way: entries are results (id, status, payload = pickled outcome)
+    RESULTS = 6  # either way: entries are results (id, status, payload = pickled outcome);
+    #              worker -> broker: arg = IDLE_AFTER or 0; broker -> worker: arg = idle workers
     DEMAND = 7  # broker -> worker: arg = number of idle workers waiting for tasks
     CONST = 8  # either way: 1 entry, id = hash of name, payload = pickled (name, value)
     SHUTDOWN = 9  # root -> broker -> workers: arg = the root's exit code
     BYE = 10  # worker -> broker: leaving
+
+
+#: ``arg`` of a worker's TASKS or RESULTS: it has nothing left to run, as if a REQUEST followed
+#: (one message instead of two on the path of every hand-out).
+IDLE_AFTER = 1
 
 
 class Status(enum.IntEnum):

@@ -6,8 +6,12 @@ Data flow inside a worker::
                                                                             |  newest first (LIFO:
     hub loop: resume ready greenlets  <-- futures finishing wake waiters    |  depth-first, bounded)
               start the next local task in a new greenlet <-----------------+
-              every POLL_INTERVAL: service the network (subclass: spill, receive, send)
-              nothing to run: wait for the network or the next timer
+              each turn: service() (subclass: act on what the network brought, send results)
+              nothing to run: idle() waits for the network or the next timer
+
+The queue of tasks (``local``) is shared with a worker's communication thread, which may hand
+queued tasks to idle workers at any time: it is only changed under ``queue_lock``, and a queued
+Future changes state (started, handed away, cancelled) only under that lock.
 
 The hub is whichever greenlet runs the loop: the worker's main greenlet under the launcher, or the
 user's own main greenlet in serial mode (the first ``result()`` that has to wait drives the loop).
@@ -20,6 +24,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -32,9 +37,6 @@ from scoop._future import CANCELLED, PENDING, RUNNING, Future, TaskUnwound
 from scoop.errors import SerializationError, SharedConstantError
 
 logger = logging.getLogger("scoop")
-
-#: How often a busy worker looks at the network, in seconds.
-POLL_INTERVAL = 0.001
 
 
 class DeadlockError(RuntimeError):
@@ -74,6 +76,10 @@ class Scheduler:
         self.hub: greenlet.greenlet | None = None
         self.ready: deque[greenlet.greenlet] = deque()
         self.local: deque[Any] = deque()
+        #: Guards ``local`` and the state of the Futures queued in it (see the module docstring).
+        self.queue_lock = threading.Lock()
+        #: True while the hub has switched into a task (its greenlet runs user code).
+        self.busy = False
         self.timers: list[tuple[float, int, Waiter]] = []
         #: Waits on futures with a timeout under way: while there are any, a worker hands even
         #: its last queued task to an idle worker (tasks are not preempted, so one it ran itself
@@ -137,8 +143,8 @@ class Scheduler:
         fut: Future[Any] = Future(
             self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames
         )
-        self.local.append(fut)
         self.unfinished[fut.id] = fut
+        self.local.append(fut)
         return fut
 
     # -- waiting -----------------------------------------------------------------------------
@@ -206,11 +212,13 @@ class Scheduler:
         deadline = self._start_wait(waiter, timeout)
         if deadline is not None:
             self.deadline_waits += 1
+            self.offer(pending)
         try:
             yield deadline
         finally:
             if deadline is not None:
                 self.deadline_waits -= 1
+                self.end_offer(pending)
             waiter.active = False
             for fut in pending:
                 if not fut.done():
@@ -292,30 +300,33 @@ class Scheduler:
         """Run tasks on the calling greenlet (which becomes the hub) until ``until()`` is true."""
         previous_hub = self.hub
         self.hub = greenlet.getcurrent()
-        next_poll = 0.0
         try:
             while not until():
-                now = time.monotonic()
-                if self.timers and self.timers[0][0] <= now:
-                    self._fire_timers(now)
-                if now >= next_poll:
-                    self.service_network(0.0)
-                    next_poll = now + POLL_INTERVAL
-                    if until():
-                        break
+                if self.timers and self.timers[0][0] <= time.monotonic():
+                    self._fire_timers(time.monotonic())
+                self.service()
                 if self.ready:
-                    self.ready.popleft().switch()
+                    self.busy = True
+                    try:
+                        self.ready.popleft().switch()
+                    finally:
+                        self.busy = False
                     continue
+                if until():
+                    break
                 if len(self.local) > 1 or (self.local and self.deadline_waits):
                     self.offload()  # hand out surplus before this worker takes the next task
                 task = self._next_local()
                 if task is not None:
-                    greenlet.greenlet(self._run, parent=self.hub).switch(task)
+                    self.busy = True
+                    try:
+                        greenlet.greenlet(self._run, parent=self.hub).switch(task)
+                    finally:
+                        self.busy = False
                     continue
                 if until():
                     break
                 self.idle(self.timers[0][0] - time.monotonic() if self.timers else None)
-                next_poll = time.monotonic() + POLL_INTERVAL
         finally:
             self.hub = previous_hub
 
@@ -325,11 +336,18 @@ class Scheduler:
             self.wake(waiter)
 
     def _next_local(self) -> Any:
-        local = self.local
-        while local:
-            task = local.pop()
-            if not isinstance(task, Future) or task._state == PENDING:
-                return task
+        """Take the newest queued task (a Future is marked started), or None if there is none."""
+        if not self.local:
+            return None
+        with self.queue_lock:
+            local = self.local  # read under the lock: a subclass may replace it
+            while local:
+                task = local.pop()
+                if not isinstance(task, Future):
+                    return task
+                if task._state == PENDING:
+                    task._state = RUNNING
+                    return task
         return None
 
     def _run(self, task: Any) -> None:
@@ -339,8 +357,7 @@ class Scheduler:
             self.run_foreign(task)
 
     def run_own(self, fut: Future[Any]) -> None:
-        """Execute a task submitted on this worker, with its original objects."""
-        fut._state = RUNNING
+        """Execute a task submitted on this worker, with its original objects (marked started)."""
         fut._release()
         try:
             value = fut._fn(*fut._args, **fut._kwargs)
@@ -358,8 +375,17 @@ class Scheduler:
     def offload(self) -> None:
         """Hand surplus queued tasks to idle workers, if any are known; serial: none are."""
 
-    def service_network(self, timeout: float) -> None:
-        """Exchange messages with the broker; the serial scheduler has none."""
+    def offer(self, futures: list[Future[Any]]) -> None:
+        """A wait with a timeout begins on ``futures``: let other workers run those queued here.
+
+        Serial: there is nobody else.
+        """
+
+    def end_offer(self, futures: list[Future[Any]]) -> None:
+        """The wait with a timeout on ``futures`` is over (see :meth:`offer`)."""
+
+    def service(self) -> None:
+        """Act on what the network brought and send what is due; the serial scheduler has none."""
 
     def idle(self, timeout: float | None) -> None:
         """Nothing to run: wait for something to happen, at most ``timeout`` seconds."""
@@ -375,4 +401,4 @@ class Scheduler:
         return list(self.unfinished.values())
 
 
-__all__ = ["POLL_INTERVAL", "DeadlockError", "Scheduler", "Waiter"]
+__all__ = ["DeadlockError", "Scheduler", "Waiter"]

@@ -1,18 +1,22 @@
-"""A worker on a network: the scheduler plus the conversation with the broker.
+"""A worker on a network: the greenlet scheduler (main thread) beside its communication thread.
 
-Load balancing (the policy, and its two parameters):
+Who does what::
 
-* A worker with nothing to run sends REQUEST once; the broker gives it queued tasks if it has
-  some, else records it as hungry and tells every other worker how many workers are hungry
-  (DEMAND).
-* A worker that knows of demand hands the oldest of its surplus queued tasks to the broker before
-  it starts its next task, or at its next network poll (every ``POLL_INTERVAL``):
-  ``queue * d / (d + 1)`` of them for ``d`` hungry workers, at least one and at most its surplus,
-  so that the queue is split evenly in one message (steal-half). Surplus is the queue less the
-  one task it would run next itself; none is kept while one of its greenlets waits with a
-  timeout (tasks are not preempted).
-* Results go back in batches of at most ``RESULT_BATCH``, at the latest at the next poll or when
-  the worker runs out of work, to the worker that submitted the task.
+    main thread: WorkerScheduler (this module)          communication thread (scoop._comm)
+      runs tasks and user code in greenlets               owns the endpoint, blocks on it
+      service(): results and constants from the inbox     on_message() (below), as they arrive:
+                 results sent in batches                    TASKS   -> queue, wake the main thread
+      idle(): REQUEST once, then sleep on wake_event        DEMAND  -> hand surplus away at once
+      offload()/offer(): hand tasks away itself               SHUTDOWN-> stop, wake the main thread
+                                                            RESULTS, CONST -> inbox
+
+Because the communication thread answers DEMAND while a task runs (a ``time.sleep``, a numpy
+call, a long loop), tasks queued behind a long task reach idle workers without waiting for it.
+The policy (how many tasks go) is in :mod:`scoop._balance`.
+
+Results go back in batches of at most ``_comm.RESULT_BATCH``, at the latest
+``_comm.RESULT_DELAY`` after the first of a batch (sent by the communication thread, even while a
+long task runs), or as soon as the worker runs out of work, to the worker that submitted the task.
 """
 
 from __future__ import annotations
@@ -21,55 +25,31 @@ import logging
 import os
 import pickle
 import socket
-import sys
-import time
-import traceback
+import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import greenlet
 
-from scoop import _batch, _serialize
+from scoop import _balance, _batch, _serialize
+from scoop._comm import Communicator, LauncherGone, parent_watch
 from scoop._future import PENDING, RUNNING, Future, TaskUnwound
-from scoop._protocol import (
-    BROKER_SENDER,
-    Codec,
-    Entry,
-    Kind,
-    Message,
-    SequenceCheck,
-    Status,
-    drop_is_logged,
-    worker_of,
+from scoop._outcome import (
+    TaskLoadError,
+    exit_code,
+    pack_exception,
+    print_user_traceback,
+    rebuild_exception,
 )
+from scoop._protocol import Codec, Entry, Kind, Message, Status, worker_of
 from scoop._scheduler import Scheduler
-from scoop.errors import (
-    PeerUnreachable,
-    ProtocolError,
-    RemoteTraceback,
-    ScoopError,
-    SerializationError,
-    VersionMismatchError,
-)
+from scoop.errors import PeerUnreachable, SerializationError
 from scoop.transport import Frame, WorkerEndpoint
 
 logger = logging.getLogger("scoop")
 
-RESULT_BATCH = 256
-_SCOOP_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-#: Most messages handled per network poll while tasks are waiting to run.
-MESSAGES_PER_POLL = 64
-#: How long an idle worker blocks on the network before it checks its parent is alive.
-IDLE_CHECK_INTERVAL = 1.0
 _FUNCTION_CACHE_SIZE = 256
-
-
-class TaskLoadError(SerializationError):
-    """A task received from another worker could not be unpickled here."""
-
-
-class RemoteError(ScoopError):
-    """A task raised an exception whose type cannot be rebuilt on this worker."""
 
 
 def constant_id(name: str) -> int:
@@ -93,20 +73,29 @@ class WorkerScheduler(Scheduler):
         parent_pid: int | None = None,
     ) -> None:
         super().__init__()
-        self.endpoint = endpoint
         self.codec = codec
         self.index = index
         self.size = size
         self.hostname = hostname or socket.gethostname()
-        self.parent_pid = parent_pid
+        self.comm = Communicator(
+            endpoint, codec, index, self.where, parent_alive=parent_watch(parent_pid)
+        )
+        #: Own tasks handed to the broker, by id, until their results come back.
         self.remote: dict[int, Future[Any]] = {}
-        self.outbox: list[tuple[int, int, list[Frame]]] = []
+        #: Messages the communication thread left for the main thread (results, constants).
+        self.inbox: deque[Message] = deque()
+        #: Set by the communication thread whenever it gave the main thread something to do.
+        self.wake_event = threading.Event()
+        #: Own tasks a waiter with a timeout awaits, back from the broker unstarted: not run
+        #: here until the wait ends, handed to the next idle worker (see offer()).
+        self.held: deque[Future[Any]] = deque()
+        #: Idle workers the broker last told of, less the tasks handed to them since.
         self.demand = 0
         self.requested = False
         self.stopping = False
         self.shutdown_code: int | None = None
-        self.dropped = 0
-        self.sequence = SequenceCheck()
+        #: What stopped the communication thread, to be raised in the main thread.
+        self.comm_error: BaseException | None = None
         self._functions: dict[bytes, Any] = {}
 
     @property
@@ -114,205 +103,209 @@ class WorkerScheduler(Scheduler):
         """This worker, as error notes name it."""
         return f"worker {self.index} on host {self.hostname} (pid {os.getpid()})"
 
-    # -- joining -----------------------------------------------------------------------------
+    @property
+    def dropped(self) -> int:
+        """Messages dropped because they failed to decode or authenticate."""
+        return self.comm.dropped
+
+    # -- joining and the communication thread -------------------------------------------------
 
     def join(self, versions: dict[str, Any], timeout: float = 60.0) -> None:
         """Say HELLO and wait for WELCOME; a REJECT raises VersionMismatchError."""
-        import json
+        self.comm.join(self, versions, self.hostname, timeout)
 
-        payload = json.dumps({**versions, "index": self.index, "host": self.hostname}).encode()
-        self.send(Kind.HELLO, 0, [(self.index, 0, [payload])])
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            frames = self.endpoint.recv(max(0.0, min(remaining, IDLE_CHECK_INTERVAL)))
-            if frames is None:
-                if remaining <= IDLE_CHECK_INTERVAL:
-                    raise ScoopError(f"{self.where}: the broker did not answer within {timeout} s")
-                self.check_parent()
-                if self.stopping:
-                    raise ScoopError(f"{self.where}: its launcher is gone")
-                continue
-            message = self._from_broker(frames)
-            if message is None:
-                continue
-            if message.kind == Kind.WELCOME:
-                # Anything queued behind WELCOME (constants, an early SHUTDOWN) is read now.
-                self.receive(0)
-                return
-            if message.kind == Kind.REJECT:
-                self.codec.verify(message.entries[0])
-                reason = bytes(message.entries[0].frames[0]).decode(errors="replace")
-                raise VersionMismatchError(reason)
-            self.handle(message)
+    def _start(self) -> None:
+        if not self.comm.started:
+            self.comm.start(self)
 
-    def _from_broker(self, frames: list[Frame]) -> Message | None:
-        """Decode a message of the broker; None (dropped and counted) for anything else.
-
-        Anything else: garbage, another run's or a replayed message, or one not sent by the
-        broker (nng workers listen on a port anyone can reach). Another protocol version
-        raises VersionMismatchError: that is the broker's, and the worker cannot go on.
-        """
-        try:
-            message = self.codec.decode(frames)
-        except VersionMismatchError:
-            raise
-        except ProtocolError as exc:
-            reason = str(exc)
-        else:
-            if message.sender != BROKER_SENDER:
-                reason = f"a message of worker {message.sender}, not of the broker"
-            elif not self.sequence.accept(message):
-                reason = f"{message.kind.name} number {message.seq} came again (a replayed message)"
-            else:
-                return message
-        self.dropped += 1
-        if drop_is_logged(self.dropped):
-            logger.warning("%s dropped a message (%d so far): %s", self.where, self.dropped, reason)
-        return None
-
-    def send(self, kind: Kind, arg: int = 0, entries: Any = ()) -> None:
-        """Send one message to the broker."""
-        self.send_frames(self.codec.encode(kind, self.index, arg, entries))
-
-    def send_frames(self, frames: list[Frame]) -> None:
-        """Send encoded frames to the broker; a broker that is gone ends a non-root worker."""
-        try:
-            self.endpoint.send(frames)
-        except PeerUnreachable as exc:
-            self._broker_gone(exc)
-
-    def _broker_gone(self, exc: PeerUnreachable) -> None:
-        # For a worker other than the root, no broker means the run is over (it may have just
-        # ended, with our SHUTDOWN still unread): stop quietly. Should the broker have crashed,
-        # the launcher sees its exit code and fails the run. The root needs the broker.
-        if self.index == 0:
-            raise exc
-        logger.info("%s: the broker is gone; ending", self.where)
-        self.stopping = True
-
-    # -- the network side of the loop --------------------------------------------------------
-
-    def service_network(self, timeout: float) -> None:
-        self.receive(timeout)
-        if self.demand > 0:
-            self.spill()
-        self.flush()
-
-    def idle(self, timeout: float | None) -> None:
-        self.flush()
-        if not self.requested and not self.stopping:
-            self.send(Kind.REQUEST, 1)
-            self.requested = True
-        wait = (
-            IDLE_CHECK_INTERVAL if timeout is None else min(max(timeout, 0.0), IDLE_CHECK_INTERVAL)
-        )
-        if not self.receive(wait):
-            self.check_parent()
-
-    def check_parent(self) -> None:
-        """End the worker if the process that started it is gone."""
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
-            logger.error("%s: its launcher is gone; exiting", self.where)
-            self.stopping = True
-
-    def receive(self, timeout: float) -> int:
-        """Handle waiting messages, blocking up to ``timeout`` for the first; return the count."""
-        try:
-            frames = self.endpoint.recv(timeout)
-        except PeerUnreachable as exc:
-            self._broker_gone(exc)
-            return 0
-        handled = 0
-        while frames is not None:
-            message = self._from_broker(frames)
-            if message is not None:
-                self.handle(message)
-            handled += 1
-            if handled >= MESSAGES_PER_POLL or self.stopping:
-                break
-            try:
-                frames = self.endpoint.recv(0)
-            except PeerUnreachable as exc:
-                self._broker_gone(exc)
-                break
-        return handled
-
-    def handle(self, message: Message) -> None:
-        """Act on one authenticated message from the broker."""
+    def on_message(self, message: Message) -> None:
+        """Act on one message of the broker (in the communication thread, or during join)."""
         kind = message.kind
         if kind == Kind.TASKS:
-            self.requested = False
-            for entry in message.entries:
-                own = self.remote.pop(entry.id, None) if worker_of(entry.id) == self.index else None
-                if own is not None:
-                    own._state = PENDING  # came back unstarted: run it with its own objects
-                    self.local.append(own)
-                else:
-                    self.local.append(entry)
-        elif kind == Kind.RESULTS:
-            for entry in message.entries:
-                fut = self.remote.pop(entry.id, None)
-                if fut is None:
-                    logger.warning("%s got a result for unknown task %#x", self.where, entry.id)
-                else:
-                    self.deliver(fut, entry)
+            with self.queue_lock:
+                for entry in message.entries:
+                    own = (
+                        self.remote.pop(entry.id, None)
+                        if worker_of(entry.id) == self.index
+                        else None
+                    )
+                    if own is not None:
+                        own._state = PENDING  # came back unstarted: run it with its own objects
+                        (self.held if own._offered else self.local).append(own)
+                    else:
+                        self.local.append(entry)
+                self.requested = False
+                self.demand = message.arg  # workers still idle once the broker gave these out
+            self.wake_event.set()
         elif kind == Kind.DEMAND:
             self.demand = message.arg
+            self._meet_demand()
+        elif kind == Kind.RESULTS:
+            self.inbox.append(message)
+            self.wake_event.set()
+            self.demand = message.arg  # the broker's count of idle workers, as it routed them
+            self._meet_demand()
         elif kind == Kind.CONST:
-            for entry in message.entries:
-                try:
-                    self.codec.verify(entry)
-                    name, value = _serialize.loads(entry.frames)
-                except Exception as exc:
-                    logger.error("%s could not load a shared constant: %s", self.where, exc)
-                    continue
-                self.constants.setdefault(name, value)
-            self.constant_arrived()
+            self.inbox.append(message)
+            self.wake_event.set()
         elif kind == Kind.SHUTDOWN:
             self.shutdown_code = message.arg
             self.stopping = True
+            self.wake_event.set()
         else:
             logger.warning("%s ignored an unexpected %s message", self.where, kind.name)
 
-    def offload(self) -> None:
-        if self.demand > 0:
-            self.spill()
+    def _meet_demand(self) -> None:
+        """Hand queued tasks to idle workers at once (communication thread)."""
+        if self.demand > 0 and self.comm.started:
+            entries = self._take_surplus()
+            if entries:
+                self.comm.send_now(Kind.TASKS, 0, entries)
+                self.wake_event.set()  # the main thread asks again once it runs out
 
-    def spill(self) -> None:
-        """Hand the oldest surplus tasks to the broker for the hungry workers."""
-        keep = 0 if self.ready or self.deadline_waits else 1  # a task for itself, if needed
-        surplus = len(self.local) - keep
-        if surplus <= 0:
-            return
-        # Share the whole queue (the task kept included) evenly among this worker and the d
-        # hungry ones: 4 queued tasks and one hungry worker give away 2, not 1 of the surplus 3.
-        share = len(self.local) * self.demand // (self.demand + 1)
-        count = min(surplus, max(1, share))
-        entries: list[Entry] = []
-        for _ in range(count):
-            task = self.local.popleft()
-            if isinstance(task, Future):
-                if task._state != PENDING:
-                    continue  # cancelled while queued
-                task._state = RUNNING
-                self.remote[task.id] = task
-                frames = [task._fn_frame, *task._call_frames]
-                entries.append(Entry(task.id, 0, b"", frames))
+    def on_stop(self, error: BaseException | None) -> None:
+        """The communication thread ended before it was asked to (called in that thread)."""
+        if isinstance(error, PeerUnreachable) and self.index != 0:
+            # No broker means the run is over for a worker other than the root (our SHUTDOWN may
+            # be unread); should the broker have crashed, the launcher sees its exit code.
+            logger.info("%s: the broker is gone; ending", self.where)
+        elif isinstance(error, LauncherGone):
+            logger.error("%s", error)
+        else:
+            self.comm_error = error
+        self.stopping = True
+        self.wake_event.set()
+
+    # -- the main thread's side of the network -------------------------------------------------
+
+    def service(self) -> None:
+        if self.inbox:
+            self._read_inbox()
+
+    def _read_inbox(self) -> None:
+        inbox = self.inbox
+        while inbox:
+            message = inbox.popleft()
+            if message.kind == Kind.RESULTS:
+                for entry in message.entries:
+                    fut = self.remote.pop(entry.id, None)
+                    if fut is None:
+                        logger.warning("%s got a result for unknown task %#x", self.where, entry.id)
+                    else:
+                        self.deliver(fut, entry)
             else:
-                entries.append(task)
-        if entries:
-            for entry in entries:
-                if not entry.digest:
-                    entry.digest = self.codec.digest(entry.frames)
-            self.send_frames(self.codec.encode_entries(Kind.TASKS, self.index, 0, entries))
-            self.demand = 0
+                self._load_constants(message.entries)
+
+    def _load_constants(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            try:
+                self.codec.verify(entry)
+                name, value = _serialize.loads(entry.frames)
+            except Exception as exc:
+                logger.error("%s could not load a shared constant: %s", self.where, exc)
+                continue
+            self.constants.setdefault(name, value)
+        self.constant_arrived()
+
+    def idle(self, timeout: float | None) -> None:
+        self.flush()
+        if self.stopping:
+            return
+        if not self.requested and not self.held:  # held tasks: see offer()
+            self.requested = True
+            self.comm.request_work()
+        event = self.wake_event
+        event.clear()  # before looking: a wake-up after this point is not lost
+        if self.inbox or self.local or self.stopping:
+            return
+        event.wait(None if timeout is None else max(timeout, 0.0))
+
+    def offload(self) -> None:
+        if self.demand > 0 and (self.held or len(self.local) > 1 or self.deadline_waits):
+            entries = self._take_surplus()
+            if entries:
+                self.comm.post(Kind.TASKS, 0, entries, ready=True)
+
+    def _take_surplus(self) -> list[Entry]:
+        """Take the held tasks, and the oldest queued ones the policy hands to idle workers."""
+        with self.queue_lock:
+            held, self.held = self.held, deque()
+            keep_one = not (self.busy or self.ready or self.deadline_waits)
+            count = _balance.handover_count(len(self.local), self.demand, keep_one=keep_one)
+            if count == 0 and not held:
+                return []
+            local = self.local
+            taken = [self._as_entry(task) for task in held]
+            taken += [self._as_entry(local.popleft()) for _ in range(count)]
+            entries = [e for e in taken if e is not None]  # cancelled ones are dropped
+            if entries:
+                self.demand = max(0, self.demand - len(entries))
+                self._handed_away()
+        return self._with_digests(entries)
+
+    def offer(self, futures: list[Future[Any]]) -> None:
+        """A wait with a timeout begins: hand the broker the awaited tasks queued here.
+
+        Tasks are not preempted, so one of them run here could hold the waiter past its
+        timeout. They go to the broker, for an idle worker; one that comes back (this worker
+        asked for work before anyone else) is held, not run, and handed out again as soon as a
+        worker is idle (DEMAND), until the wait ends (:meth:`end_offer`).
+        """
+        if self.size < 2 or not self.comm.started:
+            return
+        with self.queue_lock:
+            chosen = [f for f in futures if f._state == PENDING and not f._offered]
+            if not chosen:
+                return
+            ids = {f.id for f in chosen}
+            self.local = deque(t for t in self.local if not (isinstance(t, Future) and t.id in ids))
+            entries = []
+            for fut in chosen:
+                fut._offered = True
+                entry = self._as_entry(fut)
+                if entry is not None:
+                    entries.append(entry)
+            if not entries:
+                return
+            self._handed_away()
+        self.comm.post(Kind.TASKS, 0, self._with_digests(entries), ready=True)
+
+    def end_offer(self, futures: list[Future[Any]]) -> None:
+        """The wait with a timeout on ``futures`` is over: held tasks may run here again."""
+        if not any(f._offered for f in futures):
+            return
+        with self.queue_lock:
+            for fut in futures:
+                fut._offered = False
+            if self.held:
+                back = [t for t in self.held if not t._offered]
+                self.held = deque(t for t in self.held if t._offered)
+                self.local.extend(back)
+
+    def _handed_away(self) -> None:
+        # The broker takes a worker that hands out tasks off its list of idle workers: it must
+        # ask again the next time it runs out.
+        self.requested = False
+
+    def _as_entry(self, task: Any) -> Entry | None:
+        """A queued task as an entry to send (under queue_lock); None for a cancelled one."""
+        if not isinstance(task, Future):
+            return task  # type: ignore[no-any-return]
+        if task._state != PENDING:
+            return None
+        task._state = RUNNING
+        self.remote[task.id] = task
+        return Entry(task.id, 0, b"", [task._fn_frame, *task._call_frames])
+
+    def _with_digests(self, entries: list[Entry]) -> list[Entry]:
+        for entry in entries:
+            if not entry.digest:
+                entry.digest = self.codec.digest(entry.frames)
+        return entries
 
     def flush(self) -> None:
-        """Send the results waiting in the outbox."""
-        if self.outbox:
-            outbox, self.outbox = self.outbox, []
-            self.send(Kind.RESULTS, 0, outbox)
+        """Have the results of finished tasks sent now."""
+        self.comm.flush_results()
 
     # -- running tasks from elsewhere --------------------------------------------------------
 
@@ -343,7 +336,7 @@ class WorkerScheduler(Scheduler):
                 f"task {task_id:#x} could not be loaded on {self.where}: "
                 f"{_serialize.safe_str(exc)}{hint}"
             )
-            self._queue_result(task_id, Status.RAISED, self.pack_exception(error))
+            self._queue_result(task_id, Status.RAISED, pack_exception(error, self.where))
             return
         del task  # the payload frames are not needed while the task runs
         try:
@@ -351,7 +344,7 @@ class WorkerScheduler(Scheduler):
         except TaskUnwound:
             raise
         except BaseException as exc:
-            self._queue_result(task_id, Status.RAISED, self.pack_exception(exc))
+            self._queue_result(task_id, Status.RAISED, pack_exception(exc, self.where))
             return
         try:
             frames = _serialize.dumps(value)
@@ -363,26 +356,12 @@ class WorkerScheduler(Scheduler):
                 f"{what} on {self.where} cannot be pickled to travel back: "
                 f"{_serialize.safe_str(exc)}"
             )
-            self._queue_result(task_id, Status.RAISED, self.pack_exception(result_error))
+            self._queue_result(task_id, Status.RAISED, pack_exception(result_error, self.where))
         else:
             self._queue_result(task_id, Status.OK, frames)
 
     def _queue_result(self, task_id: int, status: int, frames: list[Frame]) -> None:
-        self.outbox.append((task_id, status, frames))
-        if len(self.outbox) >= RESULT_BATCH:
-            self.flush()
-
-    def pack_exception(self, exc: BaseException) -> list[Frame]:
-        """Frames of a failed task: its traceback text, and the exception if it can travel."""
-        text = "".join(traceback.format_exception(exc))
-        summary = _serialize.exception_summary(exc)
-        meta = pickle.dumps((text, self.where, summary), protocol=5)
-        try:
-            exc_frames = _serialize.dumps(exc)
-            _serialize.loads(exc_frames)  # an exception that cannot be rebuilt is sent as text
-        except Exception:
-            exc_frames = []
-        return [meta, *exc_frames]
+        self.comm.add_result((task_id, status, frames))
 
     def deliver(self, fut: Future[Any], entry: Entry) -> None:
         """Finish one of our futures with a result that came back from another worker."""
@@ -408,11 +387,14 @@ class WorkerScheduler(Scheduler):
     def set_constant(self, name: str, value: Any) -> None:
         frames = _serialize.dumps_or_explain((name, value), f"shared constant {name!r}")
         super().set_constant(name, value)
-        self.send(Kind.CONST, 0, [(constant_id(name), 0, frames)])
+        self.comm.post(Kind.CONST, 0, [(constant_id(name), 0, frames)])
 
     def serve(self) -> None:
         """Run tasks until the broker says the run is over (non-root workers)."""
+        self._start()
         self.run_loop(lambda: self.stopping)
+        if self.comm_error is not None:
+            raise self.comm_error
 
     def run_root(self, main: Callable[[], object]) -> int:
         """Run ``main`` as the root task, then end the run; return its exit code."""
@@ -430,55 +412,34 @@ class WorkerScheduler(Scheduler):
             finally:
                 self.stopping = True
 
+        self._start()
         self.ready.append(greenlet.greenlet(root))
         self.run_loop(lambda: self.stopping)
+        if self.comm_error is not None:
+            raise self.comm_error
         if self.shutdown_code is None:
-            try:
-                self.flush()
-                self.send(Kind.SHUTDOWN, code)
-            except PeerUnreachable as exc:  # the launcher reports the broker's own failure
-                logger.error(
-                    "%s: the broker is gone, the end of the run not told: %s", self.where, exc
-                )
+            self.flush()
+            self.comm.post(Kind.SHUTDOWN, code)
         return code
 
     def close(self) -> None:
-        """Flush what is left and close the connection."""
+        """Send what is left and close the connection (the communication thread does)."""
         try:
             self.flush()
         finally:
-            self.endpoint.close()
+            self.comm.close()
+        if self.comm.failed_while_closing is not None:
+            logger.error(
+                "%s: the broker is gone, the end of the run not told: %s",
+                self.where,
+                self.comm.failed_while_closing,
+            )
 
 
-def print_user_traceback(exc: BaseException) -> None:
-    """Print an uncaught exception of the user's script without SCOOP's own frames on top."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_SCOOP_DIR):
-        tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
-
-
-def exit_code(exc: SystemExit) -> int:
-    """The process exit code ``sys.exit(arg)`` means, printing a message argument."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
-def rebuild_exception(frames: list[Frame]) -> BaseException:
-    """The exception of a failed remote task, with its remote traceback chained as the cause."""
-    text, where, summary = pickle.loads(frames[0])
-    exc: BaseException | None = None
-    if len(frames) > 1:
-        try:
-            exc = _serialize.loads(frames[1:])
-        except Exception:
-            exc = None
-    if not isinstance(exc, BaseException):
-        exc = RemoteError(f"the task raised {summary}, which cannot be rebuilt here")
-    exc.__cause__ = RemoteTraceback(text)
-    exc.add_note(f"(raised in a task on {where})")
-    return exc
+__all__ = [
+    "WorkerScheduler",
+    "constant_id",
+    "exit_code",
+    "print_user_traceback",
+    "rebuild_exception",
+]

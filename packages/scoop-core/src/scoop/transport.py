@@ -7,7 +7,8 @@ Shape of the interface::
 
     TransportInfo(name, schemes, api_version, bind, connect)   <- returned by the plugin hook
         bind(BindOptions)       -> BrokerEndpoint  (binds, recv (peer, frames), send(peer, frames))
-        connect(ConnectOptions) -> WorkerEndpoint  (connects, send(frames), recv -> frames)
+        connect(ConnectOptions) -> WorkerEndpoint  (connects, send(frames), recv -> frames,
+                                                    wakeup() from any thread)
 
 Rules every implementation follows (``scoop.testing`` checks them):
 
@@ -28,6 +29,14 @@ Rules every implementation follows (``scoop.testing`` checks them):
 * Native errors are mapped to :mod:`scoop.errors`: ``TransportClosed`` after ``close()`` (only
   "you closed it"; a broker that went away is never ``TransportClosed`` on a worker),
   ``AddressInUse``, ``InvalidAddress``, ``PeerUnreachable``.
+* Threads: an endpoint has one owner at a time. ``send``, ``recv``, ``close`` and ``address`` are
+  called by one thread at a time (core's communication thread owns a worker's endpoint), never
+  concurrently. The one exception is ``WorkerEndpoint.wakeup``: any thread may call it at any
+  time, also while the owner is blocked in ``recv`` and after ``close`` (then it does nothing).
+  It makes that ``recv`` (or, if none is in progress, the next one) return promptly, with
+  ``None`` if no message came; wakeups that pile up before a ``recv`` return coalesce into one
+  early return. A ``recv`` that returns a message may consume a pending wakeup or leave it for
+  the next ``recv``. ``wakeup`` never raises and never drops or reorders a message.
 * ``BrokerEndpoint.address`` is the real address workers connect to, even when port 0 was asked.
 * Import the networking library inside the factories, not at module import.
 """
@@ -110,7 +119,13 @@ class BrokerEndpoint(Protocol):
 
 @runtime_checkable
 class WorkerEndpoint(Protocol):
-    """A worker's side: one connection to the broker."""
+    """A worker's side: one connection to the broker.
+
+    ``wakeup`` joined the interface after the other methods, within :data:`API_VERSION` 1: core
+    calls it when an endpoint has it and otherwise polls (``recv`` with a 1 ms timeout), so a
+    plugin written before it keeps working, only less efficiently. The conformance kit requires
+    it, and so does ``isinstance(endpoint, WorkerEndpoint)``.
+    """
 
     def send(self, frames: Sequence[Frame]) -> None:
         """Queue one message of ``frames`` to the broker."""
@@ -122,6 +137,16 @@ class WorkerEndpoint(Protocol):
 
     def close(self) -> None:
         """Close the connection; later calls raise TransportClosed. Closing twice is allowed."""
+        ...
+
+    def wakeup(self) -> None:
+        """Make a recv() in progress in another thread return promptly (None if no message came).
+
+        Thread-safe: any thread may call it at any time, also while another thread is blocked in
+        recv() and after close() (then it does nothing). If no recv() is in progress, the next
+        recv() returns promptly instead (wakeups that pile up before a recv coalesce: at most one
+        early return for all of them). Never raises, never drops or reorders a message.
+        """
         ...
 
 

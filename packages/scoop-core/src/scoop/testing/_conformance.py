@@ -14,9 +14,10 @@ afterwards, pass or fail. Every endpoint the harness hands out is wrapped so tha
 that is not a :class:`~scoop.errors.ScoopError` (a native ``zmq.ZMQError``, ``OSError``...) fails
 the check with a message naming the call, and every ``recv`` result is checked for shape.
 
-Checks wait on messages with ``recv`` timeouts, never with sleeps, and give up after
-:attr:`TransportConformance.message_deadline` seconds. Without pytest's runner,
-:func:`run_conformance` runs the same checks and returns a :class:`ConformanceReport`.
+Checks wait on messages with ``recv`` timeouts and on their helper threads with bounded joins,
+never with sleeps, and give up after :attr:`TransportConformance.message_deadline` seconds.
+Without pytest's runner, :func:`run_conformance` runs the same checks and returns a
+:class:`ConformanceReport`.
 """
 
 from __future__ import annotations
@@ -143,6 +144,19 @@ class CheckedWorker:
         """Call the endpoint's ``close``."""
         _guard("WorkerEndpoint.close", self.raw.close)
 
+    def wakeup(self) -> None:
+        """Call the endpoint's ``wakeup`` (from any thread); it must return None, never raise."""
+        wakeup = getattr(self.raw, "wakeup", None)
+        assert callable(wakeup), "the worker endpoint has no wakeup() method"
+        try:
+            result = wakeup()
+        except BaseException as exc:
+            raise AssertionError(
+                f"WorkerEndpoint.wakeup raised {type(exc).__module__}.{type(exc).__qualname__}: "
+                f"{exc!r}; wakeup never raises (not even after close)"
+            ) from exc
+        assert result is None, f"WorkerEndpoint.wakeup returned {result!r}"
+
 
 class Harness:
     """Opens the endpoints of one check and closes every one of them at the end."""
@@ -252,6 +266,8 @@ class TransportConformance:
     message_deadline: ClassVar[float] = 5.0
     #: How late ``recv(timeout)`` may return after its timeout, in seconds.
     timeout_slack: ClassVar[float] = 1.0
+    #: How soon a ``recv`` must return after a ``wakeup()``, in seconds.
+    wakeup_slack: ClassVar[float] = 1.0
 
     def connect_options(self, address: str) -> ConnectOptions:
         """Return the options the suite's workers connect with (override to add ``extra``)."""
@@ -693,6 +709,153 @@ class TransportConformance:
         assert not thread.is_alive(), "the broker thread did not finish"
         if failures:
             raise failures[0]
+
+    # -- waking a worker's recv --------------------------------------------------------------
+
+    def _assert_returns_promptly(self, what: str, worker: CheckedWorker) -> None:
+        start = time.monotonic()
+        frames = worker.recv(10)
+        elapsed = time.monotonic() - start
+        assert frames is None, f"{what}: recv(10) returned {frames!r} with nothing sent"
+        assert elapsed <= self.wakeup_slack, (
+            f"{what}: recv(10) returned after {elapsed:.3f} s, not at once"
+        )
+
+    def test_wakeup_ends_a_blocked_recv(self, harness: Harness) -> None:
+        """``wakeup()`` from another thread makes a ``recv(10)`` blocked in this one return None."""
+        broker, (worker,) = harness.network(1)
+        peer = harness.introduce(broker, worker, b"hello")
+        outcome: list[object] = []
+
+        def wait() -> None:
+            try:
+                outcome.append(worker.recv(10))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=wait, name="conformance-recv", daemon=True)
+        thread.start()
+        # Nothing was sent: recv(10) must still be waiting (and so be blocked when woken).
+        thread.join(0.2)
+        assert thread.is_alive(), f"recv(10) returned {outcome!r} before any wakeup"
+        start = time.monotonic()
+        worker.wakeup()
+        thread.join(self.wakeup_slack)
+        elapsed = time.monotonic() - start
+        if thread.is_alive():  # unblock the thread before failing, so cleanup can close
+            broker.send(peer, [b"unblock"])
+            thread.join(harness.deadline)
+            pytest.fail(
+                f"recv(10) in another thread was still blocked {elapsed:.3f} s after wakeup()"
+            )
+        assert outcome == [None], f"recv(10) woken by wakeup() gave {outcome[0]!r}, not None"
+        # The endpoint works as before.
+        broker.send(peer, [b"after the wakeup"])
+        assert harness.worker_recv(worker) == [b"after the wakeup"]
+
+    def test_wakeup_before_recv_and_coalescing(self, harness: Harness) -> None:
+        """A wakeup before ``recv`` ends the next one at once; wakeups in a row end one only."""
+        broker, (worker,) = harness.network(1)
+        harness.introduce(broker, worker, b"hello")
+        worker.wakeup()
+        self._assert_returns_promptly("after one wakeup()", worker)
+        # That wakeup is used up: the next recv waits for its whole timeout.
+        self._assert_times_out("WorkerEndpoint.recv, its wakeup used up,", worker.recv, 0.2)
+        for _ in range(5):
+            worker.wakeup()
+        self._assert_returns_promptly("after five wakeup() in a row", worker)
+        self._assert_times_out("WorkerEndpoint.recv, five wakeups used up,", worker.recv, 0.2)
+
+    def test_wakeup_loses_no_message(self, harness: Harness) -> None:
+        """Messages waiting or arriving while another thread calls ``wakeup()`` all arrive."""
+        broker, (worker,) = harness.network(1)
+        peer = harness.introduce(broker, worker, b"hello")
+        count, queued = 300, 100
+        # The first messages are waiting before the wakeups start: recv must return each one.
+        for number in range(queued):
+            broker.send(peer, [b"%d" % number, b"x" * (number % 7)])
+        done = threading.Event()
+        failures: list[BaseException] = []
+
+        def wake() -> None:
+            try:
+                while not done.is_set():
+                    for _ in range(20):
+                        worker.wakeup()
+                    done.wait(0.0002)  # a short pause lets wakeups land at every moment
+            except BaseException as exc:
+                failures.append(exc)
+
+        def send() -> None:  # the broker is used by this thread only, until it is joined
+            try:
+                for number in range(queued, count):
+                    broker.send(peer, [b"%d" % number, b"x" * (number % 7)])
+                    if number % 10 == 9:
+                        done.wait(0.001)  # bursts, so that some messages find recv waiting
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [
+            threading.Thread(target=wake, name="conformance-waker", daemon=True),
+            threading.Thread(target=send, name="conformance-sender", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        got: list[int] = []
+        try:
+            deadline = time.monotonic() + harness.deadline * 2
+            while len(got) < count and time.monotonic() < deadline and not failures:
+                frames = worker.recv(1.0)
+                if frames is not None:
+                    tag, padding = _as_bytes(frames)
+                    assert padding == b"x" * (int(tag) % 7), "a message changed on the way"
+                    got.append(int(tag))
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join(harness.deadline)
+        assert not any(thread.is_alive() for thread in threads), "a helper thread did not end"
+        if failures:
+            raise failures[0]
+        missing = sorted(set(range(count)) - set(got))
+        assert got == list(range(count)), (
+            f"with wakeups racing, the worker got {len(got)} of {count} messages (missing: "
+            f"{missing[:5]}{'...' if len(missing) > 5 else ''}; in order: {got == sorted(got)})"
+        )
+
+    def test_wakeup_after_close(self, harness: Harness) -> None:
+        """``wakeup()`` during and after ``close`` does nothing; ``recv`` still raises."""
+        broker, (worker,) = harness.network(1)
+        harness.introduce(broker, worker, b"hello")
+        closed = threading.Event()
+        failures: list[BaseException] = []
+
+        def wake() -> None:
+            try:
+                while True:  # until close has happened, and once more after
+                    last = closed.is_set()
+                    worker.wakeup()
+                    if last:
+                        return
+                    closed.wait(0.0001)
+            except BaseException as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=wake, name="conformance-waker", daemon=True)
+        thread.start()
+        worker.wakeup()  # pending when close comes: recv must still raise TransportClosed
+        worker.close()
+        closed.set()
+        thread.join(harness.deadline)
+        assert not thread.is_alive(), "wakeup() did not return after close"
+        if failures:
+            raise failures[0]
+        worker.wakeup()
+        worker.wakeup()
+        with _raises(TransportClosed, "worker.recv(0) after wakeup() and close"):
+            worker.recv(0)
+        with _raises(TransportClosed, "worker.recv(10) after wakeup() and close"):
+            worker.recv(10)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,9 @@ Semantics, chosen to mirror the zmq transport where it makes sense:
   delivered (like zmq's linger).
 * ``close`` wakes a thread blocked in ``recv`` on the same endpoint, which then raises
   :class:`~scoop.errors.TransportClosed`; later calls raise it too. Closing twice is allowed.
+* A worker's ``wakeup`` sets a flag and notifies the endpoint's condition: the ``recv`` waiting
+  on it (or the next one) finds no message and the flag, clears it and returns ``None``. A
+  ``recv`` that finds a message returns it and leaves the flag for the next ``recv``.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class _Endpoint:
         self._closed = False
         self._condition = threading.Condition(_LOCK)
         self._inbox: deque[Any] = deque()
+        self._woken = False  # a wakeup() came that no recv has returned None for yet
 
     def _take(self, timeout: float | None) -> Any:
         """Pop the next message, waiting at most ``timeout`` seconds; None on timeout."""
@@ -112,6 +116,9 @@ class _Endpoint:
             self._check_open()
             deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
             while not self._inbox:
+                if self._woken:
+                    self._woken = False
+                    return None
                 if deadline is None:
                     self._condition.wait()
                 else:
@@ -273,6 +280,13 @@ class MemoryWorkerEndpoint(_Endpoint):
                 if not waiters:
                     del _waiting[self._name]
             self._condition.notify_all()
+
+    def wakeup(self) -> None:
+        """Make a ``recv`` in progress (or else the next one) return promptly; any thread."""
+        with _LOCK:
+            if not self._closed:
+                self._woken = True
+                self._condition.notify_all()
 
     def _attach(self, broker: MemoryBrokerEndpoint) -> None:
         # Called with _LOCK held, when a broker binds the name this worker waits for.

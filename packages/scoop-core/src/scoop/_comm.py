@@ -1,0 +1,347 @@
+"""A worker's communication thread: the one owner of its transport endpoint.
+
+Threads of a worker process::
+
+    main thread (greenlet scheduler, user code)          communication thread (this module)
+      post(kind, arg, entries) --> outgoing deque  -->  encode (sequence numbers), endpoint.send
+                                   + endpoint.wakeup()    endpoint.recv(): blocks on the network
+      inbox deque, wake event  <--------------------    decode, authenticate, replay check,
+                                                        then Handler.on_message(message)
+
+The main thread never touches the endpoint once the thread runs, and the thread never runs user
+code: it decodes messages and hands them to the scheduler's ``on_message``, which acts on the
+ones that must be answered while a task runs (tasks arriving, demand from idle workers, the end of
+the run) and queues the rest (results, constants) for the main thread. Every outgoing message is
+encoded here, in the order it is sent, so that the sequence numbers the broker checks for replays
+always increase.
+
+A transport endpoint without ``wakeup()`` (written for an older interface) still works: the
+thread then looks at its outgoing queue every :data:`FALLBACK_POLL_INTERVAL`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from scoop._protocol import (
+    BROKER_SENDER,
+    IDLE_AFTER,
+    Codec,
+    Entry,
+    Kind,
+    Message,
+    SequenceCheck,
+    drop_is_logged,
+)
+from scoop.errors import ProtocolError, ScoopError, VersionMismatchError
+from scoop.transport import Frame, WorkerEndpoint
+
+logger = logging.getLogger("scoop")
+
+
+class LauncherGone(ScoopError):
+    """The process that started this worker (the launcher) is gone: the run is over."""
+
+
+#: How long the thread blocks on the network before it checks that the launcher is alive.
+IDLE_CHECK_INTERVAL = 1.0
+#: For endpoints without ``wakeup()``: how often the thread looks for messages to send.
+FALLBACK_POLL_INTERVAL = 0.001
+#: Most messages decoded in a row before the outgoing queue is looked at again.
+MESSAGES_PER_TURN = 64
+#: Longest time a finished task's result waits for others to share its message, in seconds.
+RESULT_DELAY = 0.001
+#: Most results sent in one message.
+RESULT_BATCH = 256
+#: How long ``close`` waits for the thread to send what is queued and close the endpoint.
+CLOSE_TIMEOUT = 10.0
+
+#: An outgoing message: kind, arg, and either ``(id, status, frames)`` triples whose digests are
+#: computed when it is encoded, or ready entries (forwarded tasks keep their digests).
+Outgoing = tuple[Kind, int, Sequence[tuple[int, int, Sequence[Frame]]] | list[Entry], bool]
+
+
+class Handler(Protocol):
+    """What the communication thread calls; implemented by the worker's scheduler."""
+
+    def on_message(self, message: Message) -> None:
+        """Act on an authenticated message of the broker (called in the communication thread)."""
+
+    def on_stop(self, error: BaseException | None) -> None:
+        """The thread stops sending and receiving: the broker is gone, or ``error`` happened."""
+
+
+class Communicator:
+    """Owns a worker's endpoint in a thread of its own; see the module docstring."""
+
+    def __init__(
+        self,
+        endpoint: WorkerEndpoint,
+        codec: Codec,
+        index: int,
+        where: str,
+        *,
+        parent_alive: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.endpoint = endpoint
+        self.codec = codec
+        self.index = index
+        self.where = where
+        self.parent_alive = parent_alive
+        self.dropped = 0
+        self.sequence = SequenceCheck()
+        self._outgoing: deque[Outgoing] = deque()
+        self._results: deque[tuple[int, int, Sequence[Frame]]] = deque()
+        self._results_since = 0.0
+        self._flush_requested = False
+        self._idle_pending = False
+        self._wakeup: Callable[[], None] | None = getattr(endpoint, "wakeup", None)
+        self._closing = False
+        self._handler: Handler | None = None
+        self._thread: threading.Thread | None = None
+        #: Set once the thread has closed the endpoint.
+        self.closed = threading.Event()
+        #: What went wrong while the last messages were sent, once close() was asked.
+        self.failed_while_closing: BaseException | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether the thread was started (the endpoint is then its own)."""
+        return self._thread is not None
+
+    # -- used by the main thread -------------------------------------------------------------
+
+    def join(
+        self, handler: Handler, versions: dict[str, Any], hostname: str, timeout: float
+    ) -> None:
+        """Say HELLO and wait for WELCOME, in the calling thread, before :meth:`start`.
+
+        Raises VersionMismatchError on REJECT, ScoopError if the broker does not answer in time
+        or the launcher is gone. Messages that follow WELCOME are handed to ``handler``.
+        """
+        payload = json.dumps({**versions, "index": self.index, "host": hostname}).encode()
+        self.endpoint.send(
+            self.codec.encode(Kind.HELLO, self.index, 0, [(self.index, 0, [payload])])
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            frames = self.endpoint.recv(max(0.0, min(remaining, IDLE_CHECK_INTERVAL)))
+            if frames is None:
+                if remaining <= IDLE_CHECK_INTERVAL:
+                    raise ScoopError(f"{self.where}: the broker did not answer within {timeout} s")
+                if not self.parent_alive():
+                    raise LauncherGone(f"{self.where}: its launcher is gone")
+                continue
+            message = self._decode(frames)
+            if message is None:
+                continue
+            if message.kind == Kind.WELCOME:
+                return
+            if message.kind == Kind.REJECT:
+                self.codec.verify(message.entries[0])
+                reason = bytes(message.entries[0].frames[0]).decode(errors="replace")
+                raise VersionMismatchError(reason)
+            handler.on_message(message)
+
+    def start(self, handler: Handler) -> None:
+        """Start the thread; from now on only it uses the endpoint."""
+        self._handler = handler
+        self._thread = threading.Thread(
+            target=self._run, name=f"scoop-comm-{self.index}", daemon=True
+        )
+        self._thread.start()
+
+    def post(
+        self,
+        kind: Kind,
+        arg: int = 0,
+        entries: Sequence[tuple[int, int, Sequence[Frame]]] | list[Entry] = (),
+        *,
+        ready: bool = False,
+    ) -> None:
+        """Queue a message to the broker (from any thread); ``ready``: entries are Entry."""
+        self._outgoing.append((kind, arg, entries, ready))
+        if self._wakeup is not None:
+            self._wakeup()
+
+    def add_result(self, result: tuple[int, int, Sequence[Frame]]) -> None:
+        """Queue a task's result (main thread); this thread sends it within RESULT_DELAY.
+
+        Results wait a little so that those of tiny tasks share a message; they are sent by
+        this thread, so a long task started right after does not hold them back.
+        """
+        results = self._results
+        was_empty = not results
+        results.append(result)
+        if was_empty:
+            self._results_since = time.monotonic()
+            if self._wakeup is not None:
+                self._wakeup()
+        elif len(results) >= RESULT_BATCH:
+            self.flush_results()
+
+    def flush_results(self) -> None:
+        """Have the queued results sent now (the caller is about to wait, or leave)."""
+        if self._results:
+            self._flush_requested = True
+            if self._wakeup is not None:
+                self._wakeup()
+
+    def request_work(self) -> None:
+        """Tell the broker this worker has nothing to run (after what is queued to send).
+
+        It rides on the last message queued, a RESULTS or TASKS, as ``IDLE_AFTER``, or goes
+        alone as a REQUEST: one message less on the path of every hand-out.
+        """
+        self._idle_pending = True
+        if self._wakeup is not None:
+            self._wakeup()
+
+    def close(self) -> None:
+        """Send what is queued, close the endpoint, and wait for the thread (bounded)."""
+        self._closing = True
+        thread = self._thread
+        if thread is None:  # never started: the caller owns the endpoint
+            self.endpoint.close()
+            self.closed.set()
+            return
+        if self._wakeup is not None:
+            self._wakeup()
+        thread.join(CLOSE_TIMEOUT)
+        if thread.is_alive():
+            logger.warning(
+                "%s: its communication thread did not end in %s s", self.where, CLOSE_TIMEOUT
+            )
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        handler = self._handler
+        assert handler is not None
+        error: BaseException | None = None
+        try:
+            self._serve(handler)
+        except BaseException as exc:  # handed to the main thread, which decides what it means
+            error = exc
+            logger.debug("%s: communication thread stopped", self.where, exc_info=True)
+        finally:
+            if error is None:
+                try:
+                    self._send_queued(all_results=True)
+                except Exception as exc:
+                    error = exc
+            try:
+                self.endpoint.close()
+            finally:
+                self.closed.set()
+            if self._closing:
+                self.failed_while_closing = error
+            else:
+                handler.on_stop(error)
+
+    def _serve(self, handler: Handler) -> None:
+        longest_wait = IDLE_CHECK_INTERVAL if self._wakeup is not None else FALLBACK_POLL_INTERVAL
+        next_parent_check = time.monotonic() + IDLE_CHECK_INTERVAL
+        while True:
+            self._send_queued()
+            if self._closing:
+                return
+            wait = longest_wait
+            if self._results:  # not sent yet: wait until they are due, but do not spin (some
+                # transports count in whole milliseconds; a shorter wait would not wait at all)
+                due = self._results_since + RESULT_DELAY - time.monotonic()
+                wait = min(wait, max(due, 0.001))
+            frames = self.endpoint.recv(wait)
+            handled = 0
+            while frames is not None:
+                message = self._decode(frames)
+                if message is not None:
+                    handler.on_message(message)
+                handled += 1
+                if handled >= MESSAGES_PER_TURN or self._outgoing:
+                    break
+                frames = self.endpoint.recv(0)
+            now = time.monotonic()
+            if now >= next_parent_check:
+                next_parent_check = now + IDLE_CHECK_INTERVAL
+                if not self.parent_alive():
+                    raise LauncherGone(f"{self.where}: its launcher is gone; exiting")
+
+    def _send_queued(self, *, all_results: bool = False) -> None:
+        results = self._results
+        outgoing = self._outgoing
+        if results and (
+            all_results
+            or self._flush_requested
+            or len(results) >= RESULT_BATCH
+            or time.monotonic() >= self._results_since + RESULT_DELAY
+        ):
+            self._flush_requested = False
+            while results:
+                batch = [results.popleft() for _ in range(min(len(results), RESULT_BATCH))]
+                arg = 0
+                if self._idle_pending and not results and not outgoing:
+                    self._idle_pending = False
+                    arg = IDLE_AFTER
+                self.endpoint.send(self.codec.encode(Kind.RESULTS, self.index, arg, batch))
+        while outgoing:
+            kind, arg, entries, ready = outgoing.popleft()
+            if kind == Kind.TASKS and self._idle_pending and not outgoing and not results:
+                self._idle_pending = False
+                arg |= IDLE_AFTER
+            if ready:
+                frames = self.codec.encode_entries(kind, self.index, arg, entries)  # type: ignore[arg-type]
+            else:
+                frames = self.codec.encode(kind, self.index, arg, entries)  # type: ignore[arg-type]
+            self.endpoint.send(frames)
+        if self._idle_pending and not results:
+            self._idle_pending = False
+            self.endpoint.send(self.codec.encode(Kind.REQUEST, self.index, 1))
+
+    def send_now(self, kind: Kind, arg: int, entries: list[Entry]) -> None:
+        """Send at once from the communication thread itself (queued messages go first)."""
+        self._send_queued()
+        self.endpoint.send(self.codec.encode_entries(kind, self.index, arg, entries))
+
+    def _decode(self, frames: list[Frame]) -> Message | None:
+        """Decode a message of the broker; None (dropped and counted) for anything else.
+
+        Anything else: garbage, another run's or a replayed message, or one not sent by the
+        broker (nng workers listen on a port anyone can reach). Another protocol version
+        raises VersionMismatchError: that is the broker's, and the worker cannot go on.
+        """
+        try:
+            message = self.codec.decode(frames)
+        except VersionMismatchError:
+            raise
+        except ProtocolError as exc:
+            reason = str(exc)
+        else:
+            if message.sender != BROKER_SENDER:
+                reason = f"a message of worker {message.sender}, not of the broker"
+            elif not self.sequence.accept(message):
+                reason = f"{message.kind.name} number {message.seq} came again (a replayed message)"
+            else:
+                return message
+        self.dropped += 1
+        if drop_is_logged(self.dropped):
+            logger.warning("%s dropped a message (%d so far): %s", self.where, self.dropped, reason)
+        return None
+
+
+def parent_watch(parent_pid: int | None) -> Callable[[], bool]:
+    """A check that the process that started this one (the launcher) is still its parent."""
+    if parent_pid is None:
+        return lambda: True
+    return lambda: os.getppid() == parent_pid
+
+
+__all__ = ["Communicator", "Handler", "LauncherGone", "parent_watch"]

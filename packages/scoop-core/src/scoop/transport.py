@@ -24,8 +24,8 @@ Rules every implementation follows (``scoop.testing`` checks them):
   their content at the time of the call. Frames returned by ``recv`` are valid input to ``send``
   (the broker forwards what it receives). A message has at least one frame; sending none raises
   ``ValueError``.
-* Messages a worker sent before ``close()`` are still delivered (a worker sends its last results
-  and closes).
+* Messages sent before ``close()`` are still delivered, by a worker (it sends its last results
+  and closes) and by the broker (its last message to each worker is the run's SHUTDOWN).
 * Native errors are mapped to :mod:`scoop.errors`: ``TransportClosed`` after ``close()`` (only
   "you closed it"; a broker that went away is never ``TransportClosed`` on a worker),
   ``AddressInUse``, ``InvalidAddress``, ``PeerUnreachable``.

@@ -628,6 +628,18 @@ class TransportConformance:
         _, frames = harness.broker_recv(broker)
         assert frames == [b"last words"]
 
+    def test_broker_close_delivers_what_was_sent(self, harness: Harness) -> None:
+        """Messages the broker sent before closing still reach the worker (the run's SHUTDOWN)."""
+        broker, (worker,) = harness.network(1)
+        peer = harness.introduce(broker, worker, b"hello")
+        for i in range(20):
+            broker.send(peer, [b"before close %d" % i, bytes(64 * 1024)])
+        broker.send(peer, [b"shutdown"])
+        broker.close()
+        for i in range(20):
+            assert harness.worker_recv(worker)[0] == b"before close %d" % i
+        assert harness.worker_recv(worker) == [b"shutdown"]
+
     def test_broker_closed_worker_keeps_its_errors_mapped(self, harness: Harness) -> None:
         """With its broker closed, a worker's send and recv work or raise a transport error."""
         broker, (worker,) = harness.network(1)

@@ -204,11 +204,7 @@ def test_a_timeout_holds_when_another_worker_is_idle():
     RELEASE.clear()
 
     def root():
-        scheduler = _runtime.current()
-        deadline = time.monotonic() + 10
-        while not scheduler.demand and time.monotonic() < deadline:
-            time.sleep(0.01)  # polls a condition: the communication thread records the demand
-        assert scheduler.demand, "the idle worker never asked for work"
+        _wait_for_demand(_runtime.current())
         fut = futures.submit(wait_for_release, 0)
         with pytest.raises(TimeoutError):
             fut.result(timeout=0.2)

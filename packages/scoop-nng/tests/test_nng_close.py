@@ -153,10 +153,11 @@ def test_broker_closes_at_once_when_its_workers_are_gone(
     assert elapsed < QUICK, f"close took {elapsed:.3f} s with its only worker gone"
 
 
-def test_wakeup_cancels_the_wait_and_the_next_wait_works(
+def test_wakeup_ends_the_wait_and_the_next_wait_works(
     opened: list[NngBrokerEndpoint | NngWorkerEndpoint],
 ) -> None:
-    """After a wakeup cancelled nng's receive, the reused aio receives the next message."""
+    """After a wakeup ended a receive (its wake message swallowed), the next one gets the next
+    message: wake messages never stand in for data, nor hold it back."""
     broker, worker, peer = _network(opened)
     results: list[object] = []
     for number in range(50):

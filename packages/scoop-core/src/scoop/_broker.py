@@ -161,16 +161,13 @@ class Broker:
             self.queue.extend(message.entries)
             given = self._dispatch()  # first to the others: they were idle before the sender
             if message.arg & IDLE_AFTER:
-                self._idle(sender, given)
+                self._announce_demand(sender, given | self._now_idle(sender))
         elif message.kind == Kind.REQUEST:
-            self._idle(sender, set())
+            self._announce_demand(sender, self._now_idle(sender))
         elif message.kind == Kind.RESULTS:
             if message.arg & IDLE_AFTER:  # idle first: the results then carry the new demand
-                self.hungry[sender] = None
-                told = self._dispatch()
-                told |= self._route_results(message)
-                if sender in self.hungry:
-                    self._announce_demand(sender, told)
+                told = self._now_idle(sender)
+                self._announce_demand(sender, told | self._route_results(message))
             else:
                 self._route_results(message)
         elif message.kind == Kind.CONST:
@@ -249,12 +246,13 @@ class Broker:
             self._send(index, self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry)))
         logger.info("worker %d joined from host %s", index, theirs.get("host"))
 
-    def _idle(self, index: int, told: set[int]) -> None:
-        """Worker ``index`` has nothing to run: give it tasks, or tell the others it waits."""
+    def _now_idle(self, index: int) -> set[int]:
+        """Worker ``index`` has nothing to run: give it queued tasks if there are any.
+
+        Returns the workers given tasks (see :meth:`_dispatch`).
+        """
         self.hungry[index] = None
-        told |= self._dispatch()
-        if index in self.hungry:
-            self._announce_demand(index, told)
+        return self._dispatch()
 
     def _dispatch(self) -> set[int]:
         """Give queued tasks to hungry workers, splitting the queue evenly among them.
@@ -279,9 +277,12 @@ class Broker:
         return {index for index, _ in batches}
 
     def _announce_demand(self, requester: int, told: set[int]) -> None:
-        # Every other worker is told, hungry ones included: a worker idle now may have tasks
-        # to hand out later, and it keeps the demand in mind until it does. Those that were
-        # just sent TASKS or RESULTS learnt it from that message's arg.
+        # Only if the requester is still waiting (it was given no task). Every other worker is
+        # told, hungry ones included: a worker idle now may have tasks to hand out later, and
+        # it keeps the demand in mind until it does. Those that were just sent TASKS or RESULTS
+        # learnt it from that message's arg.
+        if requester not in self.hungry:
+            return
         frames = self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry))
         for index in list(self.workers):
             if index != requester and index not in told:

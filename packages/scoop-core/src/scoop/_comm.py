@@ -63,9 +63,8 @@ RESULT_BATCH = 256
 #: How long ``close`` waits for the thread to send what is queued and close the endpoint.
 CLOSE_TIMEOUT = 10.0
 
-#: An outgoing message: kind, arg, and either ``(id, status, frames)`` triples whose digests are
-#: computed when it is encoded, or ready entries (forwarded tasks keep their digests).
-Outgoing = tuple[Kind, int, Sequence[tuple[int, int, Sequence[Frame]]] | list[Entry], bool]
+#: An outgoing message: kind, arg, and its entries (digests already set).
+Outgoing = tuple[Kind, int, list[Entry]]
 
 
 class Handler(Protocol):
@@ -102,12 +101,13 @@ class Communicator:
         self._results_since = 0.0
         self._flush_requested = False
         self._idle_pending = False
-        self._wakeup: Callable[[], None] | None = getattr(endpoint, "wakeup", None)
+        wakeup: Callable[[], None] | None = getattr(endpoint, "wakeup", None)
+        #: Without ``wakeup()`` (an endpoint of the first interface), the thread polls instead.
+        self._polls = wakeup is None
+        self._wake: Callable[[], None] = wakeup or (lambda: None)
         self._closing = False
         self._handler: Handler | None = None
         self._thread: threading.Thread | None = None
-        #: Set once the thread has closed the endpoint.
-        self.closed = threading.Event()
         #: What went wrong while the last messages were sent, once close() was asked.
         self.failed_while_closing: BaseException | None = None
 
@@ -159,18 +159,10 @@ class Communicator:
         )
         self._thread.start()
 
-    def post(
-        self,
-        kind: Kind,
-        arg: int = 0,
-        entries: Sequence[tuple[int, int, Sequence[Frame]]] | list[Entry] = (),
-        *,
-        ready: bool = False,
-    ) -> None:
-        """Queue a message to the broker (from any thread); ``ready``: entries are Entry."""
-        self._outgoing.append((kind, arg, entries, ready))
-        if self._wakeup is not None:
-            self._wakeup()
+    def post(self, kind: Kind, arg: int = 0, entries: list[Entry] | None = None) -> None:
+        """Queue a message to the broker (from any thread); entries carry their digests."""
+        self._outgoing.append((kind, arg, entries or []))
+        self._wake()
 
     def add_result(self, result: tuple[int, int, Sequence[Frame]]) -> None:
         """Queue a task's result (main thread); this thread sends it within RESULT_DELAY.
@@ -183,8 +175,7 @@ class Communicator:
         results.append(result)
         if was_empty:
             self._results_since = time.monotonic()
-            if self._wakeup is not None:
-                self._wakeup()
+            self._wake()
         elif len(results) >= RESULT_BATCH:
             self.flush_results()
 
@@ -192,8 +183,7 @@ class Communicator:
         """Have the queued results sent now (the caller is about to wait, or leave)."""
         if self._results:
             self._flush_requested = True
-            if self._wakeup is not None:
-                self._wakeup()
+            self._wake()
 
     def request_work(self) -> None:
         """Tell the broker this worker has nothing to run (after what is queued to send).
@@ -202,8 +192,7 @@ class Communicator:
         alone as a REQUEST: one message less on the path of every hand-out.
         """
         self._idle_pending = True
-        if self._wakeup is not None:
-            self._wakeup()
+        self._wake()
 
     def close(self) -> None:
         """Send what is queued, close the endpoint, and wait for the thread (bounded)."""
@@ -211,10 +200,8 @@ class Communicator:
         thread = self._thread
         if thread is None:  # never started: the caller owns the endpoint
             self.endpoint.close()
-            self.closed.set()
             return
-        if self._wakeup is not None:
-            self._wakeup()
+        self._wake()
         thread.join(CLOSE_TIMEOUT)
         if thread.is_alive():
             logger.warning(
@@ -238,17 +225,14 @@ class Communicator:
                     self._send_queued(all_results=True)
                 except Exception as exc:
                     error = exc
-            try:
-                self.endpoint.close()
-            finally:
-                self.closed.set()
+            self.endpoint.close()
             if self._closing:
                 self.failed_while_closing = error
             else:
                 handler.on_stop(error)
 
     def _serve(self, handler: Handler) -> None:
-        longest_wait = IDLE_CHECK_INTERVAL if self._wakeup is not None else FALLBACK_POLL_INTERVAL
+        longest_wait = FALLBACK_POLL_INTERVAL if self._polls else IDLE_CHECK_INTERVAL
         next_parent_check = time.monotonic() + IDLE_CHECK_INTERVAL
         while True:
             self._send_queued()
@@ -293,15 +277,11 @@ class Communicator:
                     arg = IDLE_AFTER
                 self.endpoint.send(self.codec.encode(Kind.RESULTS, self.index, arg, batch))
         while outgoing:
-            kind, arg, entries, ready = outgoing.popleft()
+            kind, arg, entries = outgoing.popleft()
             if kind == Kind.TASKS and self._idle_pending and not outgoing and not results:
                 self._idle_pending = False
                 arg |= IDLE_AFTER
-            if ready:
-                frames = self.codec.encode_entries(kind, self.index, arg, entries)  # type: ignore[arg-type]
-            else:
-                frames = self.codec.encode(kind, self.index, arg, entries)  # type: ignore[arg-type]
-            self.endpoint.send(frames)
+            self.endpoint.send(self.codec.encode_entries(kind, self.index, arg, entries))
         if self._idle_pending and not results:
             self._idle_pending = False
             self.endpoint.send(self.codec.encode(Kind.REQUEST, self.index, 1))

@@ -302,7 +302,7 @@ class Scheduler:
         self.hub = greenlet.getcurrent()
         try:
             while not until():
-                if self.timers and self.timers[0][0] <= time.monotonic():
+                if self.timers:
                     self._fire_timers(time.monotonic())
                 self.service()
                 if self.ready:

@@ -2,13 +2,15 @@
 
 Who does what::
 
-    main thread: WorkerScheduler (this module)          communication thread (scoop._comm)
-      runs tasks and user code in greenlets               owns the endpoint, blocks on it
-      service(): results and constants from the inbox     on_message() (below), as they arrive:
-                 results sent in batches                    TASKS   -> queue, wake the main thread
-      idle(): REQUEST once, then sleep on wake_event        DEMAND  -> hand surplus away at once
-      offload()/offer(): hand tasks away itself               SHUTDOWN-> stop, wake the main thread
-                                                            RESULTS, CONST -> inbox
+    main thread: WorkerScheduler (this module)        communication thread (scoop._comm)
+      runs tasks and user code in greenlets             owns the endpoint, blocks on it, sends
+      service(): results and constants from the inbox   the results of tasks run here; calls
+      idle(): asks for work once, sleeps on wake_event  on_message() (below) as messages arrive:
+      offload()/offer(): hand tasks away itself           TASKS    -> queue, wake the main thread
+                                                          DEMAND (or the demand a TASKS or
+                                                          RESULTS carries) -> hand surplus away
+                                                          SHUTDOWN -> stop, wake the main thread
+                                                          RESULTS, CONST -> inbox
 
 Because the communication thread answers DEMAND while a task runs (a ``time.sleep``, a numpy
 call, a long loop), tasks queued behind a long task reach idle workers without waiting for it.
@@ -224,7 +226,7 @@ class WorkerScheduler(Scheduler):
         if self.demand > 0 and (self.held or len(self.local) > 1 or self.deadline_waits):
             entries = self._take_surplus()
             if entries:
-                self.comm.post(Kind.TASKS, 0, entries, ready=True)
+                self.comm.post(Kind.TASKS, 0, entries)
 
     def _take_surplus(self) -> list[Entry]:
         """Take the held tasks, and the oldest queued ones the policy hands to idle workers."""
@@ -268,7 +270,7 @@ class WorkerScheduler(Scheduler):
             if not entries:
                 return
             self._handed_away()
-        self.comm.post(Kind.TASKS, 0, self._with_digests(entries), ready=True)
+        self.comm.post(Kind.TASKS, 0, self._with_digests(entries))
 
     def end_offer(self, futures: list[Future[Any]]) -> None:
         """The wait with a timeout on ``futures`` is over: held tasks may run here again."""
@@ -387,7 +389,8 @@ class WorkerScheduler(Scheduler):
     def set_constant(self, name: str, value: Any) -> None:
         frames = _serialize.dumps_or_explain((name, value), f"shared constant {name!r}")
         super().set_constant(name, value)
-        self.comm.post(Kind.CONST, 0, [(constant_id(name), 0, frames)])
+        entry = Entry(constant_id(name), 0, self.codec.digest(frames), frames)
+        self.comm.post(Kind.CONST, 0, [entry])
 
     def serve(self) -> None:
         """Run tasks until the broker says the run is over (non-root workers)."""

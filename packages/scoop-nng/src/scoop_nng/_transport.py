@@ -332,8 +332,6 @@ class _Endpoint:
         self._closed = False
         self._recv_socket: Any = None
         self._recv_timeout_ms: int | None = None
-        self._wake_lock = threading.Lock()  # orders a worker's wakeup() against close()
-        self._wake_pending = False  # a wakeup() came that no recv has returned None for yet
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -363,8 +361,8 @@ class _Endpoint:
     def _recv_until(self, timeout: float | None, take: Callable[[Any], _T | None]) -> _T | None:
         """Receive until ``take(nng_msg)`` returns a result, or None after ``timeout`` seconds.
 
-        ``take`` owns the message; what it returns None for is dropped. A wakeup also ends the
-        wait with None.
+        ``take`` owns the message; what it returns None for is dropped (a worker's ``take``
+        answers a wake message with ``_WOKEN``, which ends the wait).
         """
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
@@ -405,12 +403,6 @@ class _Endpoint:
         with _mapped_errors("recv", closed=self._closed):
             pynng.check_err(rv)
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _data_frames(msg: Any) -> list[Frame] | None:
-    """The frames of a DATA message; None for anything else (someone else dialed our port)."""
-    decoded = _decode(msg)
-    return decoded[1] if decoded is not None and decoded[0] == _DATA else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -575,6 +567,8 @@ class NngWorkerEndpoint(_Endpoint):
         host, port = _split_address(options.address)
         local_host = _local_host_towards(host, port)
         self._sent = 0
+        self._wake_lock = threading.Lock()  # orders wakeup() against close()
+        self._wake_pending = False  # a wakeup() came that no recv has returned None for yet
         # Set by the outgoing socket's pipe-removed callback: the broker's connection is gone
         # (stays set), and close()'s linger is to look again (cleared by it).
         self._broker_lost = threading.Event()
@@ -659,8 +653,7 @@ class NngWorkerEndpoint(_Endpoint):
         # the broker's connection is gone (then nothing more can go, and the counters are gone).
         _linger(self._untransmitted, self._pipe_removed, time.monotonic() + LINGER_S)
         self._out.close()
-        with self._wake_lock:  # no wakeup() is sending on it
-            self._waker.close()
+        self._waker.close()  # no wakeup() sends any more: it saw _closed set under the lock
         self._recv_socket.close()
 
 

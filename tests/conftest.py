@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,18 +40,25 @@ def launch() -> Callable[..., LaunchResult]:
 
 @pytest.fixture
 def start_launcher() -> Iterator[Callable[..., Started]]:
-    """Start the launcher in the background: ``start_launcher(script, *args, n=2)``."""
+    """Start the launcher in the background: ``start_launcher(script, *args, n=2, options=(),
+    env=None)``."""
     started: list[Started] = []
 
-    def start(script: str | os.PathLike[str], *args: str, n: int | None = 2) -> Started:
+    def start(
+        script: str | os.PathLike[str],
+        *args: str,
+        n: int | None = 2,
+        options: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> Started:
         marker = new_marker()
-        cmd = launcher_command(script, *args, n=n)
+        cmd = launcher_command(script, *args, n=n, options=options)
         proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            env=marked_env(marker),
+            env=marked_env(marker, env),
             cwd=ROOT,
             start_new_session=True,
         )

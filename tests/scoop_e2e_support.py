@@ -41,10 +41,12 @@ class LaunchResult:
     stderr: str
     duration: float
     marker: str
+    #: Processes of the run still alive when the launcher had exited (then killed).
+    left_at_exit: list[int] = dataclasses.field(default_factory=list)
 
     def leftover(self) -> list[int]:
-        """Pids of processes of this run still alive."""
-        return processes_with_marker(self.marker)
+        """Pids of processes of this run that outlived the launcher (described)."""
+        return [pid for pid in self.left_at_exit if pid]
 
     def explain(self) -> str:
         """The run's command, exit code and output, for assertion messages."""
@@ -156,8 +158,10 @@ def run_launcher(
         cwd=cwd or ROOT,
         start_new_session=True,
     )
+    left: list[int] = []
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
+        left = processes_with_marker(marker)
     except subprocess.TimeoutExpired:
         _kill_run(proc, marker)
         stdout, stderr = proc.communicate()
@@ -178,6 +182,7 @@ def run_launcher(
         stderr.decode(errors="replace"),
         time.monotonic() - start,
         marker,
+        left,
     )
 
 

@@ -5,7 +5,8 @@ working directory, niceness, first PYTHONPATH entry); ``where`` (default) maps u
 worker has run a task, then prints
 ``WHERE {"root": host, "hosts": {host: [worker indices]}}``; ``exit K``; ``raise``; ``hang``
 (every worker busy in a blocking task; prints ``started``); ``vanish`` (a task on a worker
-other than the root ends its process with ``os._exit(0)``).
+other than the root ends its process with ``os._exit(0)``); ``long`` (150 tasks per worker;
+prints ``started`` once every host has run one, ``DONE n`` once all are in).
 """
 
 import json
@@ -72,6 +73,17 @@ if __name__ == "__main__":
         raise RuntimeError("failing on purpose")
     elif mode == "vanish":
         print(sum(futures.map(vanish, range(scoop.SIZE * 20))))
+    elif mode == "long":
+        hosts_seen: set[str] = set()
+        expected_hosts = int(sys.argv[2])
+        count = 0
+        for host, _ in futures.map_as_completed(where, range(scoop.SIZE * 150)):
+            count += 1
+            if len(hosts_seen) < expected_hosts:
+                hosts_seen.add(host)
+                if len(hosts_seen) == expected_hosts:
+                    print("started", flush=True)
+        print(f"DONE {count}", flush=True)
     elif mode == "hang":
         pending = [futures.submit(forever, i) for i in range(scoop.SIZE * 2)]
         print("started", flush=True)

@@ -1,4 +1,4 @@
-"""Root script: a task kills the worker it runs on (not the root) in the middle of the run.
+"""Root script: each task ends the process of the worker it runs on, unless that is the root.
 
 The argument is the exit status the worker ends with (default 9, as a crash would give).
 """

@@ -129,6 +129,6 @@ def test_script_options_after_hosts_are_the_scripts(tmp_path):
     ],
 )
 def test_loopback_addresses_are_this_machine(host, local):
-    from scoop_launch._lifecycle import is_local
+    from scoop_launch._processes import is_local
 
     assert is_local(host) is local

@@ -8,8 +8,18 @@ State it keeps, all keyed by ids from authenticated headers::
     holder    task id -> index of the worker it was given to (until its result passes by), so
               that a worker's loss can be traced to the tasks it held
     constants shared constants, replayed to workers that join later
+    members   who joined, when each was last heard, who was lost (scoop._membership)
 
 A message that fails to decode or authenticate is dropped and counted, and the run goes on.
+
+When a worker is lost (see :mod:`scoop._membership` for when), the broker sends each submitter of
+a task the lost worker held a LOST message naming it: the submitter still has the task's payload
+(its Future keeps the pickled call until the result is in) and queues it again. The broker keeps
+no payload, only ids: the memory a rerun needs is the submitter's, which it holds anyway, and a
+task whose submitter is gone is not worth running. The task keeps its id, and a result passes
+only from the worker that holds the task now, so each result reaches its submitter once. A task
+that was running when its worker died ``max_task_deaths`` times is given up instead (LOST with
+status GAVE_UP), and its waiter gets a KilledWorkerError.
 """
 
 from __future__ import annotations
@@ -19,16 +29,20 @@ import json
 import logging
 import math
 import os
+import queue
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from scoop._departures import Departures
+from scoop._membership import Membership
 from scoop._protocol import (
     BROKER_SENDER,
     IDLE_AFTER,
     PROTOCOL_VERSION,
+    TASK_SEQ_BITS,
     Codec,
     Entry,
     Kind,
@@ -38,12 +52,22 @@ from scoop._protocol import (
     worker_of,
 )
 from scoop.errors import PeerUnreachable, ProtocolError
-from scoop.transport import BrokerEndpoint
+from scoop.transport import BrokerEndpoint, Frame
 
 logger = logging.getLogger("scoop.broker")
 
 #: After the root ends the run, how long the broker waits for workers that have not joined yet.
 LATE_JOIN_SECONDS = 3.0
+#: Worker indices live in the bits of a task id above its sequence number (64 bits in all).
+MAX_WORKER_INDEX = 1 << (64 - TASK_SEQ_BITS)
+#: Longest the broker waits on the network before it looks at the launcher's reports and checks
+#: the workers' heartbeats.
+TURN_SECONDS = 0.1
+
+
+def _to_stderr(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 def local_versions(transport: str) -> dict[str, Any]:
@@ -68,7 +92,7 @@ def version_mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None
     return "; ".join(differences) or None
 
 
-class Broker:
+class Broker(Departures):
     """Routes messages for one run."""
 
     def __init__(
@@ -80,10 +104,21 @@ class Broker:
         size: int = 0,
         parent_pid: int | None = None,
         on_ending: Callable[[int], None] | None = None,
+        members: Membership | None = None,
+        on_lost: Callable[[int], None] | None = None,
+        say: Callable[[str], None] = _to_stderr,
     ) -> None:
         self.endpoint = endpoint
         #: Called once, with the exit code, before the workers are told the run is over.
         self.on_ending = on_ending
+        self.members = members or Membership()
+        #: Called with the index of a worker taken for lost (the launcher stops its process).
+        self.on_lost = on_lost
+        #: Writes a line for the user (a lost worker, the summary at the end).
+        self.say = say
+        #: Reports of the launcher (a worker's process ended: ``{"gone": index, "reason": ...,
+        #: "running": task id}``), put here by another thread, read by the serve loop.
+        self.reports: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.codec = codec
         self.versions = local_versions(transport)
         self.parent_pid = parent_pid
@@ -99,6 +134,9 @@ class Broker:
         self.stopped = False
         self.exit_code: int | None = None
         self.told_to_stop: set[int] = set()
+        self.joined_late = 0
+        #: Launchers that added workers to the run (scoop._supervisor), by index.
+        self.supervisors: dict[int, Hashable] = {}
         self._stop_deadline: float | None = None
         self._termination_code: int | None = None
 
@@ -112,15 +150,20 @@ class Broker:
 
     def serve(self, until: Callable[[], bool] | None = None) -> None:
         """Route messages until the root ends the run (or ``until()`` becomes true)."""
+        next_check = 0.0
         while not self.stopped and not (until is not None and until()):
             if self._termination_code is not None:
                 self.shutdown(self._termination_code, wait_for_late_joiners=False)
                 break
-            if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
-                missing = sorted(set(range(self.size)) - self.told_to_stop)
+            now = time.monotonic()
+            if self._stop_deadline is not None and now >= self._stop_deadline:
+                missing = sorted(set(range(self.size)) - self.told_to_stop - set(self.members.lost))
                 logger.warning("workers %s never joined; ending the run without them", missing)
                 break
-            received = self.endpoint.recv(0.1 if self._stop_deadline is not None else 1.0)
+            if now >= next_check:  # at most every TURN_SECONDS, however busy the network is
+                next_check = now + TURN_SECONDS
+                self._check_members(now)
+            received = self.endpoint.recv(TURN_SECONDS)
             if received is None:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     logger.error("its launcher is gone; exiting")
@@ -154,11 +197,26 @@ class Broker:
             self._drop(peer, f"{message.kind.name} from a worker that never said HELLO")
         elif message.sender != sender:
             self._drop(peer, f"{message.kind.name} of worker {message.sender} from worker {sender}")
-        elif message.kind == Kind.TASKS:
+        elif sender in self.supervisors:
+            self._from_supervisor(sender, message)
+        elif sender in self.members.lost:
+            # Taken for lost (its tasks run elsewhere now): what it still sends is not counted.
+            logger.debug("broker ignored %s of lost worker %d", message.kind.name, sender)
+        else:
+            self.members.heard(sender, time.monotonic())
+            self._act(sender, message)
+
+    def _act(self, sender: int, message: Message) -> None:
+        """Act on a message of a member."""
+        if message.kind == Kind.TASKS:
             self.hungry.pop(sender, None)  # a worker that hands out tasks is not idle
             for entry in message.entries:
                 self.holder.pop(entry.id, None)
-            self.queue.extend(message.entries)
+            lost = self.members.lost
+            if lost:  # tasks whose submitter is gone: nobody waits for them
+                self.queue.extend(e for e in message.entries if worker_of(e.id) not in lost)
+            else:
+                self.queue.extend(message.entries)
             given = self._dispatch()  # first to the others: they were idle before the sender
             if message.arg & IDLE_AFTER:
                 self._announce_demand(sender, given | self._now_idle(sender))
@@ -176,9 +234,9 @@ class Broker:
             self._forget(sender)  # the root has left
             self.shutdown(message.arg, sender)
         elif message.kind == Kind.BYE:
-            self._forget(sender)
-        else:
-            self._drop(peer, f"unexpected {message.kind.name} message")
+            self.leave(sender)
+        elif message.kind != Kind.HEARTBEAT:  # a heartbeat only says it is alive
+            self._drop(self.workers.get(sender), f"unexpected {message.kind.name} message")
 
     def _drop(self, peer: Hashable, reason: str) -> None:
         """Count a bad message; log the first few, then only at powers of ten (no log flood)."""
@@ -206,6 +264,16 @@ class Broker:
             logger.info("broker lost worker %d: %s", index, exc)
             self._forget(index)
 
+    def send_to_supervisor(self, index: int, frames: list[Frame]) -> None:
+        """Send to a supervisor (a launcher that added workers); forget it if it is gone."""
+        peer = self.supervisors.get(index)
+        if peer is None:
+            return
+        try:
+            self.endpoint.send(peer, frames)
+        except PeerUnreachable:
+            del self.supervisors[index]
+
     def _hello(self, peer: Hashable, message: Message) -> None:
         try:
             entry = message.entries[0]
@@ -215,8 +283,11 @@ class Broker:
         except (IndexError, ValueError, KeyError, TypeError, ProtocolError) as exc:
             self._drop(peer, f"malformed HELLO: {exc}")
             return
-        if index != message.sender or (self.size and not 0 <= index < self.size):
+        if index != message.sender or not 0 <= index < MAX_WORKER_INDEX:
             self._drop(peer, f"HELLO of worker {message.sender} names index {index}")
+            return
+        if index in self.members.lost:
+            self._drop(peer, f"HELLO of worker {index}, which was lost")
             return
         problem = version_mismatch(self.versions, theirs)
         if problem:
@@ -230,10 +301,22 @@ class Broker:
                     ),
                 )
             return
+        late = index >= self.size and index not in self.members.hosts
+        if theirs.get("role") == "supervisor":
+            self._supervisor_joined(index, peer)
+            return
         self.workers[index] = peer
         self.index_of[peer] = index
+        supervisor = theirs.get("supervisor")
+        self.members.joined(
+            index,
+            str(theirs.get("host", "?")),
+            supervisor if isinstance(supervisor, int) else None,
+        )
+        if late:  # added to a running run (--add-workers)
+            self.joined_late += 1
         # Sent through _send: a worker can be welcomed, run, and leave before the next send.
-        self._send(index, self.codec.encode(Kind.WELCOME, BROKER_SENDER))
+        self._send(index, self.codec.encode(Kind.WELCOME, BROKER_SENDER, self.live_count()))
         if self.exit_code is not None:  # joined after the root ended the run
             self._send(index, self.codec.encode(Kind.SHUTDOWN, BROKER_SENDER, self.exit_code))
             self.told_to_stop.add(index)
@@ -245,6 +328,9 @@ class Broker:
         if self.hungry:  # workers that asked for work before this one joined
             self._send(index, self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry)))
         logger.info("worker %d joined from host %s", index, theirs.get("host"))
+        if late:
+            self.say(f"scoop: {self.members.describe(index)} joined the run")
+            self._announce_size()
 
     def _now_idle(self, index: int) -> set[int]:
         """Worker ``index`` has nothing to run: give it queued tasks if there are any.
@@ -262,11 +348,17 @@ class Broker:
         that were given tasks (and so told the demand).
         """
         batches: list[tuple[int, list[Entry]]] = []
-        while self.queue and self.hungry:
+        for index in list(self.hungry):
+            if not self.queue:
+                break
             share = math.ceil(len(self.queue) / len(self.hungry))
-            index = next(iter(self.hungry))
+            if index == 0 and self.keeps_from_root():
+                batch = self._take_innocent(share)
+                if not batch:
+                    continue  # the root stays hungry
+            else:
+                batch = [self.queue.popleft() for _ in range(min(share, len(self.queue)))]
             del self.hungry[index]
-            batch = [self.queue.popleft() for _ in range(min(share, len(self.queue)))]
             for entry in batch:
                 self.holder[entry.id] = index
             batches.append((index, batch))
@@ -327,8 +419,12 @@ class Broker:
         self, code: int, sender: int | None = None, *, wait_for_late_joiners: bool = True
     ) -> None:
         """Tell every worker the run is over; wait (a little) for those yet to join."""
-        if self.exit_code is None and self.on_ending is not None:
-            self.on_ending(code)
+        if self.exit_code is None:
+            if self.on_ending is not None:
+                self.on_ending(code)
+            summary = self.members.summary()
+            if summary:
+                self.say(summary)
         self.exit_code = code
         if sender is not None:
             self.told_to_stop.add(sender)
@@ -336,6 +432,8 @@ class Broker:
         for index in list(self.workers):
             self._send(index, frames)
             self.told_to_stop.add(index)
+        for index in list(self.supervisors):
+            self.send_to_supervisor(index, frames)
         if not wait_for_late_joiners:
             self.stopped = True
             return
@@ -344,5 +442,5 @@ class Broker:
         self._stop_if_everyone_told()
 
     def _stop_if_everyone_told(self) -> None:
-        if self.told_to_stop.issuperset(range(self.size)):
+        if (self.told_to_stop | self.members.lost.keys()).issuperset(range(self.size)):
             self.stopped = True

@@ -88,8 +88,13 @@ class Communicator:
         where: str,
         *,
         parent_alive: Callable[[], bool] = lambda: True,
+        heartbeat_interval: float = 0.0,
     ) -> None:
         self.endpoint = endpoint
+        #: Send a HEARTBEAT when nothing else went for this long (0: never), so that the broker
+        #: tells a worker busy in a long task from a lost one.
+        self.heartbeat_interval = heartbeat_interval
+        self._last_sent = 0.0
         self.codec = codec
         self.index = index
         self.where = where
@@ -120,11 +125,12 @@ class Communicator:
 
     def join(
         self, handler: Handler, versions: dict[str, Any], hostname: str, timeout: float
-    ) -> None:
+    ) -> int:
         """Say HELLO and wait for WELCOME, in the calling thread, before :meth:`start`.
 
-        Raises VersionMismatchError on REJECT, ScoopError if the broker does not answer in time
-        or the launcher is gone. Messages that follow WELCOME are handed to ``handler``.
+        Returns the number of workers in the run (WELCOME's arg). Raises VersionMismatchError
+        on REJECT, ScoopError if the broker does not answer in time or the launcher is gone.
+        Messages that follow WELCOME are handed to ``handler``.
         """
         payload = json.dumps({**versions, "index": self.index, "host": hostname}).encode()
         self.endpoint.send(
@@ -144,7 +150,7 @@ class Communicator:
             if message is None:
                 continue
             if message.kind == Kind.WELCOME:
-                return
+                return message.arg
             if message.kind == Kind.REJECT:
                 self.codec.verify(message.entries[0])
                 reason = bytes(message.entries[0].frames[0]).decode(errors="replace")
@@ -234,11 +240,19 @@ class Communicator:
     def _serve(self, handler: Handler) -> None:
         longest_wait = FALLBACK_POLL_INTERVAL if self._polls else IDLE_CHECK_INTERVAL
         next_parent_check = time.monotonic() + IDLE_CHECK_INTERVAL
+        heartbeat = self.heartbeat_interval
+        self._last_sent = time.monotonic()
         while True:
             self._send_queued()
             if self._closing:
                 return
             wait = longest_wait
+            if heartbeat:
+                due = self._last_sent + heartbeat - time.monotonic()
+                if due <= 0:
+                    self._send(self.codec.encode(Kind.HEARTBEAT, self.index))
+                    due = heartbeat
+                wait = min(wait, due)
             if self._results:  # not sent yet: wait until they are due, but do not spin (some
                 # transports count in whole milliseconds; a shorter wait would not wait at all)
                 due = self._results_since + RESULT_DELAY - time.monotonic()
@@ -275,21 +289,25 @@ class Communicator:
                 if self._idle_pending and not results and not outgoing:
                     self._idle_pending = False
                     arg = IDLE_AFTER
-                self.endpoint.send(self.codec.encode(Kind.RESULTS, self.index, arg, batch))
+                self._send(self.codec.encode(Kind.RESULTS, self.index, arg, batch))
         while outgoing:
             kind, arg, entries = outgoing.popleft()
             if kind == Kind.TASKS and self._idle_pending and not outgoing and not results:
                 self._idle_pending = False
                 arg |= IDLE_AFTER
-            self.endpoint.send(self.codec.encode_entries(kind, self.index, arg, entries))
+            self._send(self.codec.encode_entries(kind, self.index, arg, entries))
         if self._idle_pending and not results:
             self._idle_pending = False
-            self.endpoint.send(self.codec.encode(Kind.REQUEST, self.index, 1))
+            self._send(self.codec.encode(Kind.REQUEST, self.index, 1))
+
+    def _send(self, frames: list[Frame]) -> None:
+        self.endpoint.send(frames)
+        self._last_sent = time.monotonic()
 
     def send_now(self, kind: Kind, arg: int, entries: list[Entry]) -> None:
         """Send at once from the communication thread itself (queued messages go first)."""
         self._send_queued()
-        self.endpoint.send(self.codec.encode_entries(kind, self.index, arg, entries))
+        self._send(self.codec.encode_entries(kind, self.index, arg, entries))
 
     def _decode(self, frames: list[Frame]) -> Message | None:
         """Decode a message of the broker; None (dropped and counted) for anything else.

@@ -47,6 +47,7 @@ class Future(Generic[T]):
 
     __slots__ = (
         "_args",
+        "_blame",
         "_call_frames",
         "_callbacks",
         "_exception",
@@ -80,6 +81,9 @@ class Future(Generic[T]):
         self._fn_frame = fn_frame
         self._call_frames = call_frames
         self._state = PENDING
+        #: The task from another worker under which this one was submitted (0: none), blamed
+        #: if this one's code kills the worker (see scoop._slot).
+        self._blame = 0
         #: Already handed to the broker once for a waiter with a timeout (see Scheduler.offer).
         self._offered = False
         self._result: Any = None
@@ -173,6 +177,7 @@ class Future(Generic[T]):
     def _notify(self) -> None:
         self._args = ()
         self._kwargs = {}
+        self._release()  # a task that ran elsewhere kept its payload until now, for a rerun
         waiters, self._waiters = self._waiters, []
         scheduler = self._scheduler
         scheduler.unfinished.pop(self.id, None)

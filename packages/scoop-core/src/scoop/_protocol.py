@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
 from scoop.transport import Frame
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 MAGIC = b"SC"
 TAG_SIZE = 16
 DIGEST_SIZE = 16
@@ -67,7 +67,16 @@ class Kind(enum.IntEnum):
     DEMAND = 7  # broker -> worker: arg = number of idle workers waiting for tasks
     CONST = 8  # either way: 1 entry, id = hash of name, payload = pickled (name, value)
     SHUTDOWN = 9  # root -> broker -> workers: arg = the root's exit code
-    BYE = 10  # worker -> broker: leaving
+    BYE = 10  # worker -> broker: it leaves the run (its queue handed back, nothing running);
+    #           broker -> worker: understood, it may exit
+    HEARTBEAT = 11  # worker -> broker: alive (sent when nothing else went for a while)
+    LOST = 12  # broker -> submitter: entries are its tasks whose worker was lost, status is a
+    #            LostStatus (payload: none, or the reason it was given up, UTF-8)
+    MEMBERS = 13  # broker -> workers: arg = workers in the run now (scoop.SIZE), sent when it
+    #               changes (a worker lost, gone or joined late); WELCOME's arg says it too
+    GONE = 14  # supervisor -> broker: entries id = index of one of its workers whose process
+    #            ended, payload = JSON {"reason": text, "running": task id}
+    STOP = 15  # broker -> supervisor: arg = index of one of its workers taken for lost: kill it
 
 
 #: ``arg`` of a worker's TASKS or RESULTS: it has nothing left to run, as if a REQUEST followed
@@ -80,6 +89,15 @@ class Status(enum.IntEnum):
 
     OK = 0
     RAISED = 1
+
+
+class LostStatus(enum.IntEnum):
+    """What the submitter does with a task in a LOST entry."""
+
+    RERUN = 0  # queue it again
+    GAVE_UP = 1  # it killed too many workers: fail it (payload: the reason, UTF-8)
+    SUSPECT = 2  # its code was running when the worker died: hand it to the broker, which gives
+    #              it to a worker other than the root (if one is left) so it cannot end the run
 
 
 @dataclass(slots=True)

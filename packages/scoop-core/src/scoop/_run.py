@@ -2,12 +2,16 @@
 
 Nothing secret is on the command line. Each process reads JSON lines on its standard input:
 
-* broker: one line ``{"secret", "transport", "host", "port", "log_level"}``; it prints one line
-  ``{"address": ...}`` on its standard output once it is bound, and one line ``{"ending": code}``
-  when the run ends, before it tells the workers (a worker that exits before that was lost).
+* broker: one line ``{"secret", "transport", "host", "port", "log_level", "heartbeat_timeout",
+  "max_task_deaths"}``, then reports of the launcher, one per line: ``{"gone": index, "reason":
+  text, "running": task id}`` when a worker's process ended (or its host was lost). It prints
+  ``{"address": ...}`` on its standard output once it is bound, ``{"lost": index}`` when it takes
+  a worker for lost (the launcher stops that process if it still runs), and ``{"ending": code}``
+  when the run ends, before it tells the workers.
 * worker: line 1 ``{"secret", "transport", "index", "size", "root", "script", "args",
-  "log_level", "parent_pid"}`` (given at start, so the script is imported while the broker
-  starts), then line 2 ``{"address": ...}`` once the broker is bound.
+  "log_level", "parent_pid", "heartbeat_interval", "running_slot", "supervisor"}`` (given at
+  start, so the script is imported while the broker starts; "supervisor" for a worker added to a
+  running run, see scoop._supervisor), then line 2 ``{"address": ...}`` once the broker is bound.
 
 Exit codes: a worker returns the root script's code (root) or 0; 3 means the worker could not
 start (its message on stderr says why).
@@ -23,12 +27,14 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from typing import Any
 
 import scoop
 from scoop import _plugins, _runtime, _script, _serialize
 from scoop._broker import Broker, local_versions
+from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, Membership
 from scoop._protocol import Codec
 from scoop._worker import WorkerScheduler
 from scoop.errors import ScoopError
@@ -88,10 +94,24 @@ def _setup_logging(config: dict[str, Any], name: str) -> None:
 
 
 def _announce_ending(code: int) -> None:
-    # Tells the launcher, before any worker is told, that workers may now exit with 0: one that
-    # exits before this line is a worker lost mid-run (a task called os._exit, say).
+    # Tells the launcher, before any worker is told, that workers may now exit with 0.
+    _tell_launcher({"ending": code})
+
+
+def _tell_launcher(message: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):  # the launcher may be gone
-        print(json.dumps({"ending": code}), flush=True)
+        print(json.dumps(message), flush=True)
+
+
+def _read_reports(broker: Broker) -> None:
+    # The launcher's reports on the broker's standard input, until it closes it.
+    for line in sys.stdin:
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(report, dict):
+            broker.reports.put(report)
 
 
 def broker_main() -> int:
@@ -116,7 +136,13 @@ def broker_main() -> int:
         size=int(config.get("size", 0)),
         parent_pid=parent_pid,
         on_ending=_announce_ending,
+        members=Membership(
+            float(config.get("heartbeat_timeout", HEARTBEAT_TIMEOUT)),
+            int(config.get("max_task_deaths", MAX_TASK_DEATHS)),
+        ),
+        on_lost=lambda index: _tell_launcher({"lost": index}),
     )
+    threading.Thread(target=_read_reports, args=(broker,), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: broker.request_termination(143))
     try:
         broker.serve()
@@ -198,10 +224,15 @@ def worker_main() -> int:
         int(config["size"]),
         hostname=hostname,
         parent_pid=parent_pid,
+        heartbeat_interval=float(config.get("heartbeat_interval", 0.0)),
+        running_slot=config.get("running_slot"),
     )
     _runtime.install(scheduler)
     try:
-        scheduler.join(local_versions(transport.name))
+        versions = local_versions(transport.name)
+        if config.get("supervisor") is not None:  # added to a running run (--add-workers)
+            versions["supervisor"] = int(config["supervisor"])
+        scheduler.join(versions)
     except ScoopError as exc:
         print(
             f"scoop: worker {index} on host {hostname} could not join the run: {exc}",
@@ -213,6 +244,9 @@ def worker_main() -> int:
         if is_root:
             code_ = scheduler.run_root(lambda: exec(code, module.__dict__))
         else:
+            # SIGTERM (a cluster's preemption notice, or the user) asks the worker to leave the
+            # run cleanly; a second one ends it at once.
+            signal.signal(signal.SIGTERM, lambda *_: scheduler.leave())
             scheduler.serve()
             code_ = 0
     finally:

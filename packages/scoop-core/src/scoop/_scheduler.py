@@ -34,6 +34,7 @@ import greenlet
 
 from scoop import _serialize
 from scoop._future import CANCELLED, PENDING, RUNNING, Future, TaskUnwound
+from scoop._slot import RunningSlot
 from scoop.errors import SerializationError, SharedConstantError
 
 logger = logging.getLogger("scoop")
@@ -92,6 +93,14 @@ class Scheduler:
         self.constant_waiters: list[Waiter] = []
         #: Futures submitted here that have not finished, by id (for ``futures.shutdown``).
         self.unfinished: dict[int, Future[Any]] = {}
+        #: Tasks whose greenlet started here, and those that ended: the difference runs or waits.
+        self.tasks_started = 0
+        self.tasks_ended = 0
+        #: The task from another worker whose code (or a subtask's) runs now; 0 for none.
+        self.blame = 0
+        self._blame_of: dict[greenlet.greenlet, int] = {}
+        #: Where ``blame`` is published for whoever sees this process die (scoop._slot).
+        self.running_slot: RunningSlot | None = None
 
     @property
     def where(self) -> str:
@@ -143,6 +152,7 @@ class Scheduler:
         fut: Future[Any] = Future(
             self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames
         )
+        fut._blame = self.blame
         self.unfinished[fut.id] = fut
         self.local.append(fut)
         return fut
@@ -306,11 +316,16 @@ class Scheduler:
                     self._fire_timers(time.monotonic())
                 self.service()
                 if self.ready:
+                    glet = self.ready.popleft()
                     self.busy = True
+                    if self.running_slot is not None:
+                        self._enter(glet, self._blame_of.get(glet, 0))
                     try:
-                        self.ready.popleft().switch()
+                        glet.switch()
                     finally:
                         self.busy = False
+                        if self.running_slot is not None:
+                            self._leave(glet)
                     continue
                 if until():
                     break
@@ -318,17 +333,35 @@ class Scheduler:
                     self.offload()  # hand out surplus before this worker takes the next task
                 task = self._next_local()
                 if task is not None:
+                    glet = greenlet.greenlet(self._run, parent=self.hub)
                     self.busy = True
+                    if self.running_slot is not None:
+                        self._enter(glet, task._blame if isinstance(task, Future) else task.id)
                     try:
-                        greenlet.greenlet(self._run, parent=self.hub).switch(task)
+                        glet.switch(task)
                     finally:
                         self.busy = False
+                        if self.running_slot is not None:
+                            self._leave(glet)
                     continue
                 if until():
                     break
                 self.idle(self.timers[0][0] - time.monotonic() if self.timers else None)
         finally:
             self.hub = previous_hub
+
+    def _enter(self, glet: greenlet.greenlet, blame: int) -> None:
+        # Only with a running slot: which task's code runs now, should this process die in it.
+        self._blame_of[glet] = self.blame = blame
+        assert self.running_slot is not None
+        self.running_slot.write(blame)
+
+    def _leave(self, glet: greenlet.greenlet) -> None:
+        if glet.dead:
+            self._blame_of.pop(glet, None)
+        self.blame = 0
+        assert self.running_slot is not None
+        self.running_slot.write(0)
 
     def _fire_timers(self, now: float) -> None:
         while self.timers and self.timers[0][0] <= now:
@@ -351,10 +384,14 @@ class Scheduler:
         return None
 
     def _run(self, task: Any) -> None:
-        if isinstance(task, Future):
-            self.run_own(task)
-        else:
-            self.run_foreign(task)
+        self.tasks_started += 1
+        try:
+            if isinstance(task, Future):
+                self.run_own(task)
+            else:
+                self.run_foreign(task)
+        finally:
+            self.tasks_ended += 1
 
     def run_own(self, fut: Future[Any]) -> None:
         """Execute a task submitted on this worker, with its original objects (marked started)."""

@@ -10,6 +10,7 @@ Who does what::
                                                           DEMAND (or the demand a TASKS or
                                                           RESULTS carries) -> hand surplus away
                                                           SHUTDOWN -> stop, wake the main thread
+                                                          LOST -> queue own tasks again
                                                           RESULTS, CONST -> inbox
 
 Because the communication thread answers DEMAND while a task runs (a ``time.sleep``, a numpy
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import socket
 import threading
 from collections import deque
@@ -44,9 +46,10 @@ from scoop._outcome import (
     print_user_traceback,
     rebuild_exception,
 )
-from scoop._protocol import Codec, Entry, Kind, Message, Status, worker_of
+from scoop._protocol import Codec, Entry, Kind, LostStatus, Message, Status, worker_of
 from scoop._scheduler import Scheduler
-from scoop.errors import PeerUnreachable, SerializationError
+from scoop._slot import RunningSlot
+from scoop.errors import KilledWorkerError, PeerUnreachable, SerializationError
 from scoop.transport import Frame, WorkerEndpoint
 
 logger = logging.getLogger("scoop")
@@ -73,6 +76,8 @@ class WorkerScheduler(Scheduler):
         *,
         hostname: str | None = None,
         parent_pid: int | None = None,
+        heartbeat_interval: float = 0.0,
+        running_slot: str | None = None,
     ) -> None:
         super().__init__()
         self.codec = codec
@@ -80,8 +85,15 @@ class WorkerScheduler(Scheduler):
         self.size = size
         self.hostname = hostname or socket.gethostname()
         self.comm = Communicator(
-            endpoint, codec, index, self.where, parent_alive=parent_watch(parent_pid)
+            endpoint,
+            codec,
+            index,
+            self.where,
+            parent_alive=parent_watch(parent_pid),
+            heartbeat_interval=heartbeat_interval,
         )
+        if running_slot:
+            self.running_slot = RunningSlot(running_slot)
         #: Own tasks handed to the broker, by id, until their results come back.
         self.remote: dict[int, Future[Any]] = {}
         #: Messages the communication thread left for the main thread (results, constants).
@@ -95,6 +107,9 @@ class WorkerScheduler(Scheduler):
         self.demand = 0
         self.requested = False
         self.stopping = False
+        #: Asked to leave the run (SIGTERM): hand the queue back, finish what runs, say BYE.
+        self.leaving = False
+        self.said_bye = False
         self.shutdown_code: int | None = None
         #: What stopped the communication thread, to be raised in the main thread.
         self.comm_error: BaseException | None = None
@@ -114,7 +129,29 @@ class WorkerScheduler(Scheduler):
 
     def join(self, versions: dict[str, Any], timeout: float = 60.0) -> None:
         """Say HELLO and wait for WELCOME; a REJECT raises VersionMismatchError."""
-        self.comm.join(self, versions, self.hostname, timeout)
+        self._set_size(self.comm.join(self, versions, self.hostname, timeout))
+
+    def _set_size(self, count: int) -> None:
+        # The broker's count of workers in the run, published as scoop.SIZE.
+        if count > 0:
+            import scoop
+
+            self.size = count
+            if scoop.IS_RUNNING:
+                scoop.SIZE = count
+
+    def leave(self) -> None:
+        """Leave the run (a SIGTERM handler calls this; a second SIGTERM ends the process).
+
+        The queue goes back to the broker, tasks already started finish, then the worker says
+        BYE and ends once the broker answers: it is not counted as lost.
+        """
+        if self.leaving:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        self.leaving = True
+        self.wake_event.set()
 
     def _start(self) -> None:
         if not self.comm.started:
@@ -150,12 +187,49 @@ class WorkerScheduler(Scheduler):
         elif kind == Kind.CONST:
             self.inbox.append(message)
             self.wake_event.set()
+        elif kind == Kind.LOST:
+            self._queue_again(message)
+        elif kind == Kind.MEMBERS:
+            self._set_size(message.arg)
+        elif kind == Kind.BYE:  # the broker understood that this worker leaves
+            self.stopping = True
+            self.wake_event.set()
         elif kind == Kind.SHUTDOWN:
             self.shutdown_code = message.arg
             self.stopping = True
             self.wake_event.set()
         else:
             logger.warning("%s ignored an unexpected %s message", self.where, kind.name)
+
+    def _queue_again(self, message: Message) -> None:
+        """Own tasks whose worker was lost: queue them again (their Futures kept the payload).
+
+        They go to the front of the queue, the end idle workers are given tasks from. Those
+        that were running when their worker died go back to the broker at once (it keeps them
+        from the root), and those given up (they killed too many workers) fail in the main
+        thread (inbox).
+        """
+        given_up = False
+        suspects: list[Entry] = []
+        with self.queue_lock:
+            for entry in message.entries:
+                fut = self.remote.get(entry.id)
+                if fut is None:
+                    continue
+                if entry.status == LostStatus.SUSPECT:  # straight back to the broker
+                    suspects.append(Entry(fut.id, 0, b"", [fut._fn_frame, *fut._call_frames]))
+                elif entry.status == LostStatus.RERUN:
+                    del self.remote[entry.id]
+                    fut._state = PENDING
+                    (self.held if fut._offered else self.local).appendleft(fut)
+                else:
+                    given_up = True
+        if suspects:
+            self.comm.send_now(Kind.TASKS, 0, self._with_digests(suspects))
+        if given_up:
+            self.inbox.append(message)
+        self.wake_event.set()
+        self._meet_demand()
 
     def _meet_demand(self) -> None:
         """Hand queued tasks to idle workers at once (communication thread)."""
@@ -183,6 +257,22 @@ class WorkerScheduler(Scheduler):
     def service(self) -> None:
         if self.inbox:
             self._read_inbox()
+        if self.leaving and not self.said_bye:
+            self._hand_back()
+
+    def _hand_back(self) -> None:
+        """Leaving: give every queued task to the broker; say BYE once nothing runs here."""
+        with self.queue_lock:
+            tasks = [*self.held, *self.local]
+            self.held.clear()
+            self.local.clear()
+            entries = [entry for entry in map(self._as_entry, tasks) if entry is not None]
+        if entries:
+            self.comm.post(Kind.TASKS, 0, self._with_digests(entries))
+        if self.tasks_started == self.tasks_ended and not self.ready:
+            self.flush()
+            self.said_bye = True
+            self.comm.post(Kind.BYE)
 
     def _read_inbox(self) -> None:
         inbox = self.inbox
@@ -195,8 +285,31 @@ class WorkerScheduler(Scheduler):
                         logger.warning("%s got a result for unknown task %#x", self.where, entry.id)
                     else:
                         self.deliver(fut, entry)
+            elif message.kind == Kind.LOST:
+                self._give_up(message.entries)
             else:
                 self._load_constants(message.entries)
+
+    def _give_up(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if entry.status != LostStatus.GAVE_UP:
+                continue
+            fut = self.remote.pop(entry.id, None)
+            if fut is None:
+                continue
+            try:
+                self.codec.verify(entry)
+                reason = bytes(entry.frames[0]).decode(errors="replace")
+            except Exception as exc:
+                reason = f"(the broker's reason could not be read: {exc})"
+            fn = fut._fn
+            what = f"function {getattr(fn, '__qualname__', None) or fn!r}"
+            if fn is _batch.run_chunk and fut._args:  # a chunk of a map: name the user's function
+                inner = fut._args[0]
+                what = f"a chunk of a map of {getattr(inner, '__qualname__', None) or inner!r}"
+            fut._set_exception(
+                KilledWorkerError(f"task {fut.id:#x} ({what}) was not run again: {reason}")
+            )
 
     def _load_constants(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -213,7 +326,7 @@ class WorkerScheduler(Scheduler):
         self.flush()
         if self.stopping:
             return
-        if not self.requested and not self.held:  # held tasks: see offer()
+        if not self.requested and not self.held and not self.leaving:  # held: see offer()
             self.requested = True
             self.comm.request_work()
         event = self.wake_event

@@ -11,6 +11,7 @@ __all__ = [
     "AddressInUse",
     "AuthenticationError",
     "InvalidAddress",
+    "KilledWorkerError",
     "NoTransportError",
     "PeerUnreachable",
     "ProtocolError",
@@ -39,7 +40,17 @@ class SharedConstantError(ScoopError, TypeError):
 
 
 class WorkerLostError(ScoopError):
-    """The worker that held a task died before returning its result."""
+    """A task could not be run to the end because the workers that ran it were lost."""
+
+
+class KilledWorkerError(WorkerLostError):
+    """A task was not run again: the workers that were running it died too many times.
+
+    Like dask's ``KilledWorker``: a task that crashes its worker (a segfault, ``os._exit``, the
+    out-of-memory killer) would take down every worker it is given to. After
+    ``--max-task-deaths`` such deaths (3 by default) its waiter gets this error, naming the task's
+    function and the workers it killed, and the run goes on.
+    """
 
 
 class ProtocolError(ScoopError):

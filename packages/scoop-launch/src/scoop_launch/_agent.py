@@ -14,8 +14,13 @@ it runs. Conversation with the launcher, on the ssh channel:
     workers  -> stdout/stderr   inherited: the user's output flows back over the channel
     stdin EOF           the launcher is gone or ends the run: the workers are stopped
 
-Exit status: on the root's host, the root's exit code; elsewhere 0; 1 when one of its workers
-failed first (a message on stderr names it).
+    agent    -> stdout  ``SCOOP-AGENT {"exit": index, "code": code, "running": task id}`` when a
+                        worker other than the root ends before the run does (the launcher tells
+                        the broker, which has its tasks run elsewhere)
+    launcher -> stdin   ``{"kill": index}``: the broker took that worker for lost; SIGKILL it
+
+Exit status: on the root's host, the root's exit code; elsewhere 0; 1 when it stopped its workers
+because the launcher fell silent.
 """
 
 from __future__ import annotations
@@ -117,7 +122,25 @@ def main() -> int:
             shutil.rmtree(shipped_dir, ignore_errors=True)
 
 
+def _read_running(path: str) -> int:
+    # The worker's running slot (scoop._slot): 8 bytes, the id of the task whose code ran.
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(8)
+    except OSError:
+        return 0
+    return int.from_bytes(data, "little") if len(data) == 8 else 0
+
+
 def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
+    slots = tempfile.mkdtemp(prefix="scoop-run-")
+    try:
+        return _supervise(config, script, hostname, slots)
+    finally:
+        shutil.rmtree(slots, ignore_errors=True)
+
+
+def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -> int:
     # SimpleQueue: its put() is reentrant, so the SIGTERM handler may call it even while this
     # thread is inside events.get() (a Queue's lock would deadlock there).
     events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -138,6 +161,8 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
             "script": script,
             "parent_pid": os.getpid(),
         }
+        if index != 0:
+            line["running_slot"] = os.path.join(slots, f"running-{index}")
         assert popen.stdin is not None
         popen.stdin.write(json.dumps(line).encode() + b"\n")
         popen.stdin.flush()
@@ -161,6 +186,8 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
                 events.put(("address", line))
             elif "ending" in message:  # may come first: the root can end before we start
                 events.put(("ending", None))
+            elif "kill" in message:  # the broker took this worker for lost
+                events.put(("kill", message["kill"]))
         events.put(("eof", None))
 
     threading.Thread(target=read_launcher, daemon=True).start()
@@ -168,11 +195,10 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
     root_code: int | None = None
     failed = False
     ending = False  # the launcher relayed the broker's announcement that the run ends
-    early_exits: dict[int, float] = {}  # workers that exited with 0 before that announcement
     orphans_deadline: float | None = None  # the root here ended, the end is not announced yet
     running = set(workers)
     while running:
-        deadlines = [*early_exits.values(), *([orphans_deadline] if orphans_deadline else [])]
+        deadlines = [orphans_deadline] if orphans_deadline else []
         if silence:
             deadlines.append(last_heard[0] + silence)
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -194,24 +220,9 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
                 # The root died without ending the run: nobody will tell the others to stop.
                 orphans_deadline = None
                 _stop(workers)
-            due = [i for i, deadline in early_exits.items() if deadline <= time.monotonic()]
-            if not due:
-                continue
-            index = due[0]
-            early_exits.clear()
-            if not failed:
-                print(
-                    f"scoop: worker {index} on host {hostname} exited with code 0 before the run "
-                    "ended (did a task call os._exit?); its tasks are lost",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                failed = True
-                _stop(workers)
             continue
         if kind == "ending":
             ending = True
-            early_exits.clear()
             orphans_deadline = None
         elif kind == "address":
             for popen in workers.values():
@@ -222,6 +233,11 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
         elif kind == "eof":
             _stop(workers)
             break
+        elif kind == "kill":
+            lost = workers.get(value)
+            if lost is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(lost.pid, signal.SIGKILL)
         elif kind == "exit":
             index, code = value
             running.discard(index)
@@ -236,15 +252,10 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-            elif code == 0 and not ending and root_code is None and not failed:
-                early_exits[index] = time.monotonic() + ENDING_ANNOUNCEMENT_WAIT
-            elif code != 0 and root_code is None and not failed:
-                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                print(
-                    f"scoop: worker {index} on host {hostname} {how}", file=sys.stderr, flush=True
-                )
-                failed = True
-                _stop(workers)
+            elif not ending:
+                # The launcher tells the broker, which has its tasks run elsewhere.
+                slot = os.path.join(slots, f"running-{index}")
+                _reply({"exit": index, "code": code, "running": _read_running(slot)})
     for popen in workers.values():
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=STOP_GRACE_SECONDS)
@@ -256,9 +267,11 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
 
 
 def _stop(workers: dict[int, subprocess.Popen[bytes]]) -> None:
+    # SIGKILL: a worker takes SIGTERM as a request to leave the run cleanly, finishing its
+    # tasks first, and the run is over here.
     for popen in workers.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(popen.pid, signal.SIGTERM)
+            os.killpg(popen.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ import traceback
 from typing import Any
 
 from scoop import _plugins
+from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS
 from scoop.errors import NoTransportError, UnknownTransportError
 from scoop_launch import _hosts
-from scoop_launch._lifecycle import RunConfig, is_local, run
+from scoop_launch._lifecycle import RunConfig, run
 from scoop_launch._options import SILENCE_TIMEOUT, RemoteHostError, SshOptions
+from scoop_launch._processes import is_local
 
 USAGE_ERROR = 2
 
@@ -27,6 +29,26 @@ def usable_cpus() -> int:
 
 #: More workers than this in one run is surely a typo (one launcher, one broker for them all).
 MAX_WORKERS = 65536
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text}")
+    return value
+
+
+def _death_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -101,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=SILENCE_TIMEOUT,
         metavar="SECONDS",
         help="a host whose connection stays silent this long (it vanished, or its network "
-        "did) ends the run, and its workers stop (default %(default)s; 0: wait forever)",
+        "did) is lost: its workers stop there and their tasks run elsewhere; losing the root's "
+        "host ends the run (default %(default)s; 0: wait forever)",
     )
     remote.add_argument(
         "--path",
@@ -158,6 +181,36 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check a SHA-256 digest of every payload even on one machine (always done when "
         "workers run on other hosts)",
+    )
+    faults = parser.add_argument_group("lost workers")
+    faults.add_argument(
+        "--heartbeat-timeout",
+        type=_non_negative_seconds,
+        default=HEARTBEAT_TIMEOUT,
+        metavar="SECONDS",
+        help="take a worker from which nothing came for this long for lost, and run its tasks "
+        f"elsewhere (workers say they are alive every second, even inside a long task; "
+        f"default {HEARTBEAT_TIMEOUT:g}; 0 never)",
+    )
+    faults.add_argument(
+        "--max-task-deaths",
+        type=_death_count,
+        default=MAX_TASK_DEATHS,
+        metavar="N",
+        help="a task that was running when N workers died is not run again: its waiter gets "
+        f"a KilledWorkerError (default {MAX_TASK_DEATHS})",
+    )
+    faults.add_argument(
+        "--add-workers",
+        type=_positive_int,
+        metavar="N",
+        help="add N workers to a run going on (here, or on the --hosts given) instead of "
+        "starting a run; Ctrl-C asks them to leave it",
+    )
+    faults.add_argument(
+        "--run",
+        metavar="ID",
+        help="the run --add-workers joins, when several are going on (their ids are listed)",
     )
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("script", nargs="?", help="the Python script to run")
@@ -254,11 +307,18 @@ def main(argv: list[str] | None = None) -> None:
     if options.list_transports:
         sys.exit(list_transports())
     _split_script_from_hosts(options)
-    if options.script is None:
-        parser.error("the script to run is missing")
-    if not os.path.isfile(options.script):
-        parser.error(f"script {options.script!r} not found (or not a file)")
-    _check_script_compiles(parser, options.script)
+    joining = options.add_workers is not None
+    if joining:
+        if options.script is not None:
+            parser.error("--add-workers runs the script of the run it joins: give no script")
+        if options.workers is not None:
+            parser.error("--add-workers N says how many workers to add: leave out -n")
+    else:
+        if options.script is None:
+            parser.error("the script to run is missing")
+        if not os.path.isfile(options.script):
+            parser.error(f"script {options.script!r} not found (or not a file)")
+        _check_script_compiles(parser, options.script)
     if options.log:
         try:
             with open(options.log, "a", encoding="utf-8"):
@@ -271,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
         transport = _plugins.choose_transport(options.transport)
     except (NoTransportError, UnknownTransportError) as exc:
         parser.exit(USAGE_ERROR, f"{parser.prog}: error: {exc}\n")
+    if joining and options.tunnel:
+        parser.error("--tunnel cannot carry workers added to a run")
     if options.tunnel and transport.info.broker_connects_to_workers:
         parser.error(
             f"--tunnel cannot carry the {transport.info.name!r} transport (its broker connects to "
@@ -310,11 +372,31 @@ def main(argv: list[str] | None = None) -> None:
 
     level = "ERROR" if options.quiet else ("WARNING", "INFO", "DEBUG")[min(options.verbose, 2)]
     try:
-        placement = _hosts.place(hosts, options.workers, cpu_count)
+        placement = _hosts.place(hosts, options.add_workers or options.workers, cpu_count)
     except RemoteHostError as exc:
         close_connections()
         print(f"scoop: cannot place workers: {exc}", file=sys.stderr)
         sys.exit(1)
+    if joining:
+        from scoop_launch._join import add_workers
+
+        try:
+            code = add_workers(
+                options.add_workers,
+                options.run,
+                placement,
+                {
+                    "log_level": level,
+                    "log_file": os.path.abspath(options.log) if options.log else None,
+                    "debug": options.debug,
+                    "ssh": ssh,
+                    "connections": connections,
+                },
+            )
+        finally:
+            close_connections()
+        sys.exit(code)
+    assert options.script is not None  # checked above
     config = RunConfig(
         script=os.path.abspath(options.script),
         args=list(options.args),
@@ -329,6 +411,8 @@ def main(argv: list[str] | None = None) -> None:
         broker_hostname=options.broker_hostname,
         tunnel=options.tunnel,
         verify_payloads=options.verify_payloads,
+        heartbeat_timeout=options.heartbeat_timeout,
+        max_task_deaths=options.max_task_deaths,
     )
     if options.dry_run:
         print_placement(source, placement, config)

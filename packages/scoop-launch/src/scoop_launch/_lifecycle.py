@@ -12,30 +12,47 @@ Order of a run::
     root exits with the script's code -> the broker tells the others -> all exit
     anything left after GRACE_SECONDS -> killed (local process groups; remote agents stop theirs)
 
-A worker, agent or the broker that fails before the root is done aborts the run (exit 1).
+A worker other than the root whose process ends before the run does (killed, crashed, a task
+called os._exit) or whose host is lost is reported to the broker (on its standard input, with
+the task its running slot names, see scoop._slot): the broker has its tasks run elsewhere. The
+broker in turn reports the workers it took for lost on its own (silent for --heartbeat-timeout):
+the launcher kills those processes. The root, the broker, and a worker that could not start at
+all (exit 3) still end the run (exit 1).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import json
 import os
 import queue
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from pathlib import Path
+from typing import Any
 
 # The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
-from scoop_launch._agent import ENDING_ANNOUNCEMENT_WAIT
+from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, heartbeat_interval
+from scoop._slot import read_running
+from scoop_launch import _runfile
+from scoop_launch._processes import (
+    Handle,
+    Local,
+    Named,
+    advertised,
+    in_parallel,
+    is_local,
+    route_source,
+)
 
 #: How long workers get to exit after the root is done, before they are killed.
 GRACE_SECONDS = 5.0
@@ -43,8 +60,6 @@ GRACE_SECONDS = 5.0
 BROKER_START_TIMEOUT = 60.0
 #: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
 WORKER_STARTUP_FAILED = 3
-#: Host names that mean this machine: their workers start as local processes, not over ssh.
-LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class LaunchError(Exception):
@@ -95,71 +110,15 @@ class RunConfig:
     tunnel: bool = False
     #: Digest payloads even when every worker is on this machine (always done otherwise).
     verify_payloads: bool = False
+    #: Seconds without a word from a worker before it is taken for lost (0: never).
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT
+    #: Worker deaths a task may cause before it is given up.
+    max_task_deaths: int = MAX_TASK_DEATHS
 
     @property
     def size(self) -> int:
         """Total number of workers."""
         return sum(count for _, count in self.placement)
-
-
-def is_local(host: str) -> bool:
-    """True if ``host`` names this machine (its name, or any loopback address)."""
-    if host in LOCAL_NAMES or host in (socket.gethostname(), socket.getfqdn()):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class _Handle(Protocol):
-    name: str
-
-    def wait(self) -> int: ...
-
-
-class _Local:
-    """A process on this machine."""
-
-    def __init__(self, name: str, popen: subprocess.Popen[bytes]) -> None:
-        self.name = name
-        self.popen = popen
-
-    def wait(self) -> int:
-        return self.popen.wait()
-
-    def send_line(self, line: dict[str, Any], *, last: bool = False) -> None:
-        stdin: IO[bytes] | None = self.popen.stdin
-        if stdin is None:
-            return
-        with contextlib.suppress(BrokenPipeError, OSError):
-            stdin.write(json.dumps(line).encode() + b"\n")
-            stdin.flush()
-            if last:
-                stdin.close()
-
-    def signal_group(self, signum: int) -> None:
-        # Each process leads its own session, so its group holds anything its tasks started too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signum)
-
-
-def _advertised(address: str, host: str | None = None, port: int | None = None) -> str:
-    """``address`` (scheme://host:port) with its host and/or port replaced."""
-    scheme, _, rest = address.partition("://")
-    old_host, _, old_port = rest.rpartition(":")
-    new_host = host if host is not None else old_host
-    if ":" in new_host and not new_host.startswith("["):
-        new_host = f"[{new_host}]"
-    return f"{scheme}://{new_host}:{port if port is not None else old_port}"
-
-
-def _route_source(address: str) -> str:
-    """This machine's address on the route to ``address`` (no packet is sent)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((address, 9))
-        return str(probe.getsockname()[0])
 
 
 class Run:
@@ -169,13 +128,21 @@ class Run:
         self.config = config
         self.secret = secrets.token_bytes(32).hex()
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.broker: _Local | None = None
-        self.local: list[_Local] = []
+        self.broker: Local | None = None
+        self.local: list[Local] = []
         self.agents: list[Any] = []  # scoop_launch._ssh.RemoteAgent
-        self.root: _Handle | None = None
+        self.root: Handle | None = None
         self._broker_port: int | None = None
         #: Set once the broker announced the end of the run: workers may exit with 0 from then.
         self.ending = False
+        #: Private to the user: the workers' running slots.
+        self.run_dir = tempfile.mkdtemp(prefix="scoop-run-")
+        #: The broker's address as other hosts reach it (None when it listens on loopback).
+        self.advertised_address: str | None = None
+        #: The index of this launcher's first worker (workers added to a run start further on).
+        self.first_index = 0
+        #: Where ``--add-workers`` finds this run (None until the broker is bound).
+        self.run_file: Path | None = None
         self._stopping = threading.Event()
         # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
         # loopback TCP cannot be altered in flight and the header tag alone authenticates.
@@ -184,6 +151,10 @@ class Run:
         )
 
     # -- starting ----------------------------------------------------------------------------
+
+    @property
+    def _heartbeat_interval(self) -> float:
+        return heartbeat_interval(self.config.heartbeat_timeout)
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -197,8 +168,14 @@ class Run:
         }
 
     def _spawn(
-        self, name: str, role: str, first_line: dict[str, Any], *, pipe_stdout: bool
-    ) -> _Local:
+        self,
+        name: str,
+        role: str,
+        first_line: dict[str, Any],
+        *,
+        pipe_stdout: bool,
+        index: int | None = None,
+    ) -> Local:
         popen = subprocess.Popen(
             [self.config.python, "-m", "scoop._run", role],
             stdin=subprocess.PIPE,
@@ -206,18 +183,18 @@ class Run:
             env=dict(os.environ),
             start_new_session=True,
         )
-        process = _Local(name, popen)
+        process = Local(name, popen, index, first_line.get("running_slot"))
         process.send_line(first_line)
         self._watch(process)
         return process
 
-    def _watch(self, handle: _Handle) -> None:
+    def _watch(self, handle: Handle) -> None:
         def watch() -> None:
             self.events.put(("exit", (handle, handle.wait())))
 
         threading.Thread(target=watch, daemon=True).start()
 
-    def _read_broker(self, broker: _Local) -> None:
+    def _read_broker(self, broker: Local) -> None:
         # The broker's standard output carries only its address, then the end of the run.
         assert broker.popen.stdout is not None
         for line in broker.popen.stdout:
@@ -229,6 +206,8 @@ class Run:
                 continue
             if "address" in message:
                 self.events.put(("address", message["address"]))
+            elif "lost" in message:
+                self._stop_lost_worker(message["lost"])
             elif "ending" in message:
                 # Relayed from this thread: the main one may have returned from wait() already
                 # (the root exits right after its SHUTDOWN) while remote workers still end.
@@ -237,8 +216,29 @@ class Run:
                     agent.send_line({"ending": message["ending"]})
                 self.events.put(("ending", message["ending"]))
 
+    def _stop_lost_worker(self, index: Any) -> None:
+        """The broker took worker ``index`` for lost: make sure it runs no more (SIGKILL)."""
+        for process in self.local:
+            if process.index == index:
+                process.signal_group(signal.SIGKILL)
+        for agent in self.agents:
+            if index in agent.indices:
+                agent.send_line({"kill": index})
+
+    def _report_gone(self, index: int, reason: str, running: int = 0) -> None:
+        """Tell the broker that worker ``index`` is gone; it has its tasks run elsewhere."""
+        if self.broker is not None:
+            self.broker.send_line({"gone": index, "reason": reason, "running": running})
+
+    def _on_agent_line(self, agent: Any, message: dict[str, Any]) -> None:
+        # A line of a remote agent: one of its workers ended (see scoop_launch._agent).
+        if "exit" in message:
+            self.events.put(
+                ("worker_exit", (agent, message["exit"], message["code"], message["running"]))
+            )
+
     def _index_plan(self) -> list[tuple[str, list[int]]]:
-        plan, next_index = [], 0
+        plan, next_index = [], self.first_index
         for host, count in self.config.placement:
             plan.append((host, list(range(next_index, next_index + count))))
             next_index += count
@@ -251,7 +251,7 @@ class Run:
         if self.config.connections is None:
             self.config.connections = _ssh.Connections(options)
         connections = self.config.connections
-        outcomes = _in_parallel(connections.get, [host for host, _ in remote])
+        outcomes = in_parallel(connections.get, [host for host, _ in remote])
         failures = [str(error) for _, error in outcomes if error is not None]
         clients = [client for client, _ in outcomes]
         if failures:
@@ -263,9 +263,8 @@ class Run:
         with open(self.config.script, "rb") as handle:
             # base64 of the bytes: a script may declare another encoding than UTF-8 (PEP 263).
             source = base64.b64encode(handle.read()).decode("ascii")
-        worker_common = {**self._common(), "size": self.config.size, "args": self.config.args}
         for (host, indices), client in zip(remote, clients, strict=True):
-            agent = _ssh.RemoteAgent(host, client, options)
+            agent = _ssh.RemoteAgent(host, client, options, indices)
             self.agents.append(agent)
             if self.config.tunnel:
                 try:
@@ -285,10 +284,10 @@ class Run:
                     "script_base64": source,
                     "silence_timeout": options.silence_timeout,
                     "indices": indices,
-                    "worker": worker_common,
+                    "worker": self._shared_worker_config(),
                 }
             )
-        outcomes = _in_parallel(lambda agent: agent.wait_ready(), self.agents)
+        outcomes = in_parallel(lambda agent: agent.wait_ready(), self.agents)
         failures = [str(error) for _, error in outcomes if error is not None]
         if failures:
             raise LaunchError("cannot start the run: " + "; ".join(failures))
@@ -319,7 +318,7 @@ class Run:
         from scoop_launch import _ssh
 
         target = socket.getaddrinfo(_ssh.resolve(remote[0][0], self.config.ssh)["hostname"], 22)
-        source = _route_source(str(target[0][4][0]))
+        source = route_source(str(target[0][4][0]))
         return source, source
 
     def start(self) -> None:
@@ -338,39 +337,94 @@ class Run:
                 "host": bind_host,
                 "size": self.config.size,
                 "parent_pid": os.getpid(),
+                "heartbeat_timeout": self.config.heartbeat_timeout,
+                "max_task_deaths": self.config.max_task_deaths,
             },
             pipe_stdout=True,
         )
         threading.Thread(target=self._read_broker, args=(self.broker,), daemon=True).start()
-        for index in local:
-            line = {
-                **self._common(),
-                "index": index,
-                "size": self.config.size,
-                "root": index == 0,
-                "script": self.config.script,
-                "args": self.config.args,
-                "parent_pid": os.getpid(),
-            }
+        self._spawn_workers(local)
+        self._watch_agents()
+        if self.root is None:
+            self.root = next((a for a in self.agents if 0 in a.indices), None)
+        address = self._wait_for_address()
+        self._broker_port = int(address.rpartition(":")[2])
+        self._hand_out(address, advertised_host)
+        self.advertised_address = advertised(address, advertised_host) if remote else None
+        self._write_run_file(address)
+
+    def _write_run_file(self, address: str) -> None:
+        """Let ``--add-workers`` find this run (see scoop_launch._runfile)."""
+        config = self.config
+        info = {
+            "run": _runfile.run_id(),
+            "host": socket.gethostname(),
+            "launcher_pid": os.getpid(),
+            "address": address,
+            "advertised": self.advertised_address,
+            "secret": self.secret,
+            "transport": config.transport,
+            "transport_module": config.transport_module,
+            "script": config.script,
+            "args": config.args,
+            "payload_digests": self.payload_digests,
+            "heartbeat_timeout": config.heartbeat_timeout,
+            "size": config.size,
+            "next_index": config.size,
+        }
+        try:
+            self.run_file = _runfile.write(info)
+        except OSError as exc:
+            print(f"scoop: no workers can be added to this run: {exc}", file=sys.stderr)
+
+    def _shared_worker_config(self) -> dict[str, Any]:
+        """What every worker's configuration holds, wherever it runs."""
+        return {
+            **self._common(),
+            "size": self.config.size,
+            "args": self.config.args,
+            "heartbeat_interval": self._heartbeat_interval,
+        }
+
+    def _worker_line(self, index: int) -> dict[str, Any]:
+        """The configuration of local worker ``index`` (its address comes later)."""
+        return {
+            **self._shared_worker_config(),
+            "index": index,
+            "root": index == 0,
+            "script": self.config.script,
+            "parent_pid": os.getpid(),
+        }
+
+    def _spawn_workers(self, indices: list[int]) -> None:
+        for index in indices:
+            line = self._worker_line(index)
+            if index != 0:
+                line["running_slot"] = os.path.join(self.run_dir, f"running-{index}")
             name = "the root worker (0)" if index == 0 else f"worker {index}"
-            process = self._spawn(name, "worker", line, pipe_stdout=False)
+            process = self._spawn(name, "worker", line, pipe_stdout=False, index=index)
             self.local.append(process)
             if index == 0:
                 self.root = process
+
+    def _watch_agents(self) -> None:
         for agent in self.agents:
-            agent.pump_output(sys.stdout.buffer, sys.stderr.buffer)
+            agent.pump_output(
+                sys.stdout.buffer,
+                sys.stderr.buffer,
+                lambda message, agent=agent: self._on_agent_line(agent, message),
+            )
             self._watch(agent)
-            if self.root is None and 0 in dict(remote).get(agent.host, []):
-                self.root = agent
-        address = self._wait_for_address()
-        self._broker_port = int(address.rpartition(":")[2])
+
+    def _hand_out(self, address: str, advertised_host: str | None) -> None:
+        """Give the broker's address to the workers, which then connect."""
         for process in self.local:
             process.send_line({"address": address}, last=True)
         for agent in self.agents:
             if self.config.tunnel:
-                agent_address = _advertised(address, "127.0.0.1", agent.tunnel_port)
+                agent_address = advertised(address, "127.0.0.1", agent.tunnel_port)
             else:
-                agent_address = _advertised(address, advertised_host)
+                agent_address = advertised(address, advertised_host)
             agent.send_line({"address": agent_address})
 
     def _wait_for_address(self) -> str:
@@ -383,11 +437,16 @@ class Run:
                 ) from None
             if kind == "address":
                 return str(value)
-            self._abort_on_exit(*value, before_start=True)
+            if kind == "exit":
+                self._abort_on_exit(*value, before_start=True)
+            elif kind == "worker_exit":
+                agent, index, code, _ = value
+                name = f"worker {index} on host {agent.host}"
+                self._abort_on_exit(Named(name), int(code), before_start=True)
 
     # -- waiting -----------------------------------------------------------------------------
 
-    def _abort_on_exit(self, handle: _Handle, code: int, *, before_start: bool = False) -> None:
+    def _abort_on_exit(self, handle: Any, code: int, *, before_start: bool = False) -> None:
         if code == -1 and handle in self.agents:
             how = "lost their ssh connection (or their agent died)"
         elif code < 0:
@@ -401,30 +460,21 @@ class Run:
     def wait(self) -> int:
         """Wait for the root worker; return its exit code (128+N if killed by signal N).
 
-        A worker that fails before the root is done aborts the run; one that failed while the
-        root was finishing is found by :meth:`failed_workers` once everything has ended.
+        Another worker that ends before the run does is reported to the broker, which has its
+        tasks run elsewhere. The broker, or a worker that could not start, ends the run.
         """
-        early_exits: dict[_Handle, float] = {}  # exited with 0, but the end is not announced
         while True:
-            wait = None
-            if early_exits:
-                wait = max(0.0, min(early_exits.values()) - time.monotonic())
-            try:
-                kind, value = self.events.get(timeout=wait)
-            except queue.Empty:
-                handle = min(early_exits, key=early_exits.__getitem__)
-                raise LaunchError(
-                    f"{handle.name} exited with code 0 before the run ended (did a task call "
-                    "os._exit?); its tasks are lost; stopping the run"
-                ) from None
-            if kind == "ending":
-                early_exits.clear()
+            kind, value = self.events.get()
+            if kind == "worker_exit":  # reported by the agent on its host
+                _, index, code, running = value
+                if index != 0:
+                    self._worker_ended(f"worker {index}", int(index), int(code), int(running))
                 continue
             if kind != "exit":
                 continue
             handle, code = value
             code = int(code)
-            if handle is self.root:
+            if handle is self.root and handle is not None:
                 if code == -1 and handle in self.agents:
                     raise RootLost(
                         f"{handle.name}, the root's among them, lost their ssh connection (or "
@@ -436,10 +486,41 @@ class Run:
                         f"{handle.name} was killed by signal {-code}; stopping the run", 128 - code
                     )
                 return code
-            if code != 0:
-                self._abort_on_exit(handle, code)
-            elif not self.ending:  # normal only after the broker announced the end
-                early_exits[handle] = time.monotonic() + ENDING_ANNOUNCEMENT_WAIT
+            if handle is self.broker:
+                if code != 0:  # it exits with 0 only once the run ends
+                    self._abort_on_exit(handle, code)
+            elif handle in self.agents:
+                self._host_ended(handle, code)
+            else:
+                running = read_running(handle.running_slot) if handle.running_slot else 0
+                self._worker_ended(handle.name, handle.index, code, running)
+
+    def _worker_ended(self, name: str, index: int, code: int, running: int) -> None:
+        if self.ending:
+            return  # workers end with the run: whatever they did then changes nothing
+        if code == WORKER_STARTUP_FAILED:
+            raise LaunchError(
+                f"{name} could not start (its error is printed above); stopping the run"
+            )
+        if code < 0:
+            how = f"killed by signal {-code}"
+        elif code == 0:
+            how = "exited with code 0 before the run ended: did a task call os._exit?"
+        else:
+            how = f"exited with code {code}"
+        self._report_gone(index, how, running)
+
+    def _host_ended(self, agent: Any, code: int) -> None:
+        # Each worker that ended there was reported by the agent; a lost connection took the
+        # others with it (the agent stops them once it hears nothing for --ssh-keepalive).
+        if self.ending or code == 0:
+            return
+        if code == -1:
+            how = f"host {agent.host} was lost: its ssh connection closed or its agent died"
+        else:
+            how = f"the agent on host {agent.host} exited with status {code}"
+        for index in agent.indices:
+            self._report_gone(index, how)
 
     def failed_workers(self) -> list[str]:
         """Workers (or remote hosts' agents) that failed; call once everything has ended."""
@@ -483,52 +564,31 @@ class Run:
             process.signal_group(signal.SIGKILL)  # also whatever its tasks started
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=5)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        _runfile.remove(self.run_file)
 
     def terminate(self) -> None:
-        """Ask every process to end now, then make sure they did."""
-        for process in (p for p in (self.broker, *self.local) if p is not None):
-            process.signal_group(signal.SIGTERM)
+        """End every process now, then make sure they did.
+
+        Workers are killed (SIGTERM would ask them to leave the run cleanly, finishing their
+        tasks first); the broker gets SIGTERM, and tells the workers on other hosts to stop.
+        """
+        if self.broker is not None:
+            self.broker.signal_group(signal.SIGTERM)
+        for process in self.local:
+            process.signal_group(signal.SIGKILL)
         for agent in self.agents:
             agent.stop()
         self.stop()
 
 
-def _in_parallel(
-    fn: Callable[[Any], Any], items: list[Any], limit: int = 16
-) -> list[tuple[Any, Exception | None]]:
-    """``fn`` on every item, ``limit`` at a time; (result, None) or (None, error) for each.
+def run(config: RunConfig, launched: Run | None = None) -> int:
+    """Run a script to the end and return the launcher's exit code.
 
-    Daemon threads, joined with a timeout: a Ctrl-C interrupts the wait at once, and a thread
-    still blocked in ssh (connecting, or waiting for an agent) does not keep the launcher alive.
+    ``launched`` replaces the run when workers are added to a running one (scoop_launch._join).
     """
-    outcomes: list[tuple[Any, Exception | None]] = [(None, None)] * len(items)
-    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for index in range(len(items)):
-        todo.put(index)
-
-    def work() -> None:
-        while True:
-            try:
-                index = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                outcomes[index] = (fn(items[index]), None)
-            except Exception as exc:
-                outcomes[index] = (None, exc)
-
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(limit, len(items)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.2)
-    return outcomes
-
-
-def run(config: RunConfig) -> int:
-    """Run a script to the end and return the launcher's exit code."""
-    launched = Run(config)
+    if launched is None:
+        launched = Run(config)
 
     interruptible = True
 

@@ -189,8 +189,12 @@ def agent_command(options: SshOptions) -> str:
 class RemoteAgent:
     """The agent on one remote host, seen from the launcher."""
 
-    def __init__(self, host: str, client: paramiko.SSHClient, options: SshOptions) -> None:
+    def __init__(
+        self, host: str, client: paramiko.SSHClient, options: SshOptions, indices: list[int]
+    ) -> None:
         self.host = host
+        #: The indices of the workers it runs.
+        self.indices = indices
         self.name = f"the workers on host {host}"
         self.client = client
         self.options = options
@@ -263,13 +267,22 @@ class RemoteAgent:
         detail = errors.splitlines()[-1] if errors else ""
         raise RemoteHostError(f"host {self.host}: {cause}" + (f": {detail}" if detail else ""))
 
-    def pump_output(self, stdout: BinaryIO, stderr: BinaryIO) -> None:
-        """Copy the workers' output to the launcher's own streams, whole lines at a time."""
-        for read, target, first in (
-            (self.channel.recv, stdout, self._early_stdout),
-            (self.channel.recv_stderr, stderr, b""),
+    def pump_output(
+        self,
+        stdout: BinaryIO,
+        stderr: BinaryIO,
+        on_agent_line: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Copy the workers' output to the launcher's own streams, whole lines at a time.
+
+        The agent's own lines on stdout (``SCOOP-AGENT {...}``: a worker ended) go to
+        ``on_agent_line`` instead.
+        """
+        for read, target, first, divert in (
+            (self.channel.recv, stdout, self._early_stdout, on_agent_line),
+            (self.channel.recv_stderr, stderr, b"", None),
         ):
-            thread = threading.Thread(target=_copy, args=(read, target, first), daemon=True)
+            thread = threading.Thread(target=_copy, args=(read, target, first, divert), daemon=True)
             thread.start()
             self._pumps.append(thread)
 
@@ -323,12 +336,18 @@ _OUTPUT_LOCK = threading.Lock()
 _MAX_HELD_LINE = 65536
 
 
-def _copy(read: Callable[[int], bytes], target: BinaryIO, first: bytes = b"") -> None:
+def _copy(
+    read: Callable[[int], bytes],
+    target: BinaryIO,
+    first: bytes = b"",
+    divert: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
     """Copy ``read`` to ``target`` until end of stream, writing whole lines only.
 
     Each worker writes whole lines (``scoop._run``); the channel splits them anywhere, and one
     thread per host writes to the same terminal: holding a partial line until its end keeps
-    lines of different hosts from mixing.
+    lines of different hosts from mixing. With ``divert``, the agent's own lines are decoded
+    and given to it instead of written.
     """
     held = b""
     with contextlib.suppress(Exception):
@@ -339,14 +358,34 @@ def _copy(read: Callable[[int], bytes], target: BinaryIO, first: bytes = b"") ->
             if cut == 0 and len(data) > _MAX_HELD_LINE:
                 cut = len(data)
             held = data[cut:]
-            if cut:
-                _write_lines(target, data[:cut])
+            lines = data[:cut]
+            if divert is not None and _AGENT_LINE in lines:
+                lines = _divert_agent_lines(lines, divert)
+            if lines:
+                _write_lines(target, lines)
             chunk = read(65536)
             if not chunk:
                 break
     if held:  # the last line had no end
         with contextlib.suppress(Exception):
             _write_lines(target, held)
+
+
+_AGENT_LINE = READY_PREFIX.encode()
+
+
+def _divert_agent_lines(lines: bytes, divert: Callable[[dict[str, Any]], None]) -> bytes:
+    """Give the agent's own lines to ``divert``; return the others."""
+    kept = []
+    for line in lines.splitlines(keepends=True):
+        if line.startswith(_AGENT_LINE):
+            with contextlib.suppress(ValueError):
+                message = json.loads(line[len(_AGENT_LINE) :])
+                if isinstance(message, dict):
+                    divert(message)
+                    continue
+        kept.append(line)
+    return b"".join(kept)
 
 
 def _write_lines(target: BinaryIO, lines: bytes) -> None:

@@ -1,0 +1,32 @@
+"""Root script: one task (item 7) kills whatever worker runs it; the others are fine.
+
+Prints ``GAVE UP <error type>: <message>`` for the task given up, then ``OK <n> others``.
+The root never runs item 7 while another worker is left (the broker keeps such a task from it),
+so the run survives the task.
+"""
+
+import os
+import signal
+import time
+
+from scoop import futures
+from scoop.errors import KilledWorkerError
+
+
+def crash_on_seven(x):
+    if x == 7:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.01)
+    return x
+
+
+if __name__ == "__main__":
+    submitted = [futures.submit(crash_on_seven, i) for i in range(40)]
+    for fut in submitted:
+        try:
+            fut.result()
+        except KilledWorkerError as exc:
+            print(f"GAVE UP {type(exc).__name__}: {exc}", flush=True)
+    fine = [fut.result() for fut in submitted if fut.exception() is None]
+    assert fine == [i for i in range(40) if i != 7], fine
+    print(f"OK {len(fine)} others", flush=True)

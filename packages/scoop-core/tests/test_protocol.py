@@ -112,3 +112,34 @@ def test_without_payload_digests_the_header_still_authenticates():
     # A run with digests refuses an entry that has none.
     with pytest.raises(AuthenticationError):
         Codec(SECRET).verify(entry)
+
+
+def test_a_message_after_a_gap_waits_for_the_missing_one():
+    from scoop._protocol import SequenceCheck
+
+    codec = Codec(SECRET)
+    first, second, third = (codec.decode(codec.encode(Kind.REQUEST, 2, 1)) for _ in range(3))
+    check = SequenceCheck()
+    assert check.accept(first)
+    assert not check.accept(third)  # the second was lost with a broken connection
+    assert "went missing" in check.explain(third)
+    assert check.accept(second) and check.accept(third)  # sent again, in order
+    assert not check.accept(second)  # and once only
+    assert "came again" in check.explain(second)
+
+
+def test_an_outbox_keeps_messages_until_acknowledged_and_resends_overdue_ones():
+    from scoop._protocol import Outbox
+
+    box = Outbox(resend_after=1.0)
+    for _ in range(3):
+        seq = box.number()
+        box.keep(seq, [b"%d" % seq], now=0.0)
+    box.acknowledged(2, now=0.5)
+    assert len(box) == 1
+    assert not box.overdue(1.4)  # progress at 0.5 restarted the clock
+    assert box.overdue(1.6)
+    assert box.to_resend(now=2.0) == [[b"3"]]
+    assert not box.overdue(2.5)
+    box.acknowledged(3, now=2.6)
+    assert len(box) == 0 and not box.overdue(10.0)

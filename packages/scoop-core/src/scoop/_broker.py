@@ -33,7 +33,7 @@ import queue
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from scoop._departures import Departures
@@ -47,12 +47,12 @@ from scoop._protocol import (
     Entry,
     Kind,
     Message,
-    SequenceCheck,
     drop_is_logged,
     worker_of,
 )
+from scoop._streams import Streams
 from scoop.errors import PeerUnreachable, ProtocolError
-from scoop.transport import BrokerEndpoint, Frame
+from scoop.transport import BrokerEndpoint
 
 logger = logging.getLogger("scoop.broker")
 
@@ -129,7 +129,7 @@ class Broker(Departures):
         self.holder: dict[int, int] = {}
         self.constants: dict[int, Entry] = {}
         self.dropped = 0
-        self.sequence = SequenceCheck()
+        self.streams = Streams(codec)
         self.size = size
         self.stopped = False
         self.exit_code: int | None = None
@@ -183,14 +183,20 @@ class Broker(Departures):
         except ProtocolError as exc:
             self._drop(peer, str(exc))
             return
-        if not self.sequence.accept(message):
-            self._drop(
-                peer,
-                f"{message.kind.name} number {message.seq} from worker {message.sender} came "
-                "again (a replayed message)",
+        if not self.streams.sequence.accept(message):
+            # Sent twice after a reconnection, replayed, or after a gap: its sender sends again.
+            logger.debug(
+                "broker ignored from %d: %s",
+                message.sender,
+                self.streams.sequence.explain(message),
             )
             return
         sender = self.index_of.get(peer)
+        if sender is None and message.kind != Kind.HELLO and self._is_member(message.sender):
+            sender = message.sender  # authenticated, and next in its stream: the same worker
+            self._rebind(sender, peer)
+        if sender is not None:
+            self.streams.received(sender, message)
         if message.kind == Kind.HELLO:
             self._hello(peer, message)
         elif sender is None:
@@ -251,28 +257,57 @@ class Broker(Departures):
                 reason,
             )
 
-    def _send(self, index: int, frames: list[Any]) -> None:
+    def _send(
+        self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()
+    ) -> None:
+        """Send the next message of the stream to worker (or supervisor) ``index``."""
         peer = self.workers.get(index)
         if peer is None:
-            logger.debug("broker has no worker %d to send to", index)
-            return
+            peer = self.supervisors.get(index)
+            if peer is None:
+                logger.debug("broker has no worker %d to send to", index)
+                return
+        frames = self.streams.encode(index, kind, arg, entries)
         try:
             self.endpoint.send(peer, frames)
         except PeerUnreachable as exc:
-            # Usually a worker that has just left (the root after its SHUTDOWN); a worker that
-            # crashed is reported by the launcher, which sees its exit code.
-            logger.info("broker lost worker %d: %s", index, exc)
-            self._forget(index)
+            if index in self.supervisors:
+                del self.supervisors[index]
+            elif index == 0 or index in self.told_to_stop:
+                # A worker that has just left (the root after its SHUTDOWN).
+                logger.info("broker lost worker %d: %s", index, exc)
+                self._forget(index)
+            else:
+                # Its connection broke: what it should get is kept and goes out again when it
+                # comes back; if it does not, it is lost (silence, or the launcher's report).
+                logger.info("broker cannot reach worker %d for now: %s", index, exc)
 
-    def send_to_supervisor(self, index: int, frames: list[Frame]) -> None:
-        """Send to a supervisor (a launcher that added workers); forget it if it is gone."""
-        peer = self.supervisors.get(index)
-        if peer is None:
+    def _resend(self, index: int) -> None:
+        peer = self.workers.get(index, self.supervisors.get(index))
+        kept = self.streams.to_resend(index)
+        if peer is None or not kept:
             return
-        try:
-            self.endpoint.send(peer, frames)
-        except PeerUnreachable:
-            del self.supervisors[index]
+        logger.info("broker sends %d unacknowledged messages to %d again", len(kept), index)
+        with contextlib.suppress(PeerUnreachable):
+            for frames in kept:
+                self.endpoint.send(peer, frames)
+
+    def _rebind(self, index: int, peer: Hashable) -> None:
+        """Worker ``index`` speaks from a new connection (its old one broke and came back)."""
+        if index in self.supervisors:
+            self.supervisors[index] = peer
+        else:
+            self.workers[index] = peer
+        self.index_of[peer] = index
+        logger.info("worker %d reconnected", index)
+        self._resend(index)
+
+    def _is_member(self, index: int) -> bool:
+        return index in self.supervisors or (
+            index in self.members.hosts
+            and index not in self.members.lost
+            and index not in self.told_to_stop
+        )
 
     def _hello(self, peer: Hashable, message: Message) -> None:
         try:
@@ -297,10 +332,16 @@ class Broker(Departures):
                 self.endpoint.send(
                     peer,
                     self.codec.encode(
-                        Kind.REJECT, BROKER_SENDER, 0, [(index, 0, [reason.encode()])]
+                        Kind.REJECT,
+                        BROKER_SENDER,
+                        0,
+                        [(index, 0, [reason.encode()])],
+                        seq=1,
+                        ack=message.seq,
                     ),
                 )
             return
+        self.streams.open(index)
         late = index >= self.size and index not in self.members.hosts
         if theirs.get("role") == "supervisor":
             self._supervisor_joined(index, peer)
@@ -316,17 +357,17 @@ class Broker(Departures):
         if late:  # added to a running run (--add-workers)
             self.joined_late += 1
         # Sent through _send: a worker can be welcomed, run, and leave before the next send.
-        self._send(index, self.codec.encode(Kind.WELCOME, BROKER_SENDER, self.live_count()))
+        self._send(index, Kind.WELCOME, self.live_count())
         if self.exit_code is not None:  # joined after the root ended the run
-            self._send(index, self.codec.encode(Kind.SHUTDOWN, BROKER_SENDER, self.exit_code))
+            self._send(index, Kind.SHUTDOWN, self.exit_code)
             self.told_to_stop.add(index)
             self._forget(index)
             self._stop_if_everyone_told()
             return
         for constant in self.constants.values():
-            self._send(index, self.codec.encode_entries(Kind.CONST, BROKER_SENDER, 0, [constant]))
+            self._send(index, Kind.CONST, 0, [constant])
         if self.hungry:  # workers that asked for work before this one joined
-            self._send(index, self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry)))
+            self._send(index, Kind.DEMAND, len(self.hungry))
         logger.info("worker %d joined from host %s", index, theirs.get("host"))
         if late:
             self.say(f"scoop: {self.members.describe(index)} joined the run")
@@ -364,8 +405,7 @@ class Broker(Departures):
             batches.append((index, batch))
         still_hungry = len(self.hungry)
         for index, batch in batches:
-            frames = self.codec.encode_entries(Kind.TASKS, BROKER_SENDER, still_hungry, batch)
-            self._send(index, frames)
+            self._send(index, Kind.TASKS, still_hungry, batch)
         return {index for index, _ in batches}
 
     def _announce_demand(self, requester: int, told: set[int]) -> None:
@@ -375,10 +415,10 @@ class Broker(Departures):
         # learnt it from that message's arg.
         if requester not in self.hungry:
             return
-        frames = self.codec.encode(Kind.DEMAND, BROKER_SENDER, len(self.hungry))
+        demand = len(self.hungry)
         for index in list(self.workers):
             if index != requester and index not in told:
-                self._send(index, frames)
+                self._send(index, Kind.DEMAND, demand)
 
     def _route_results(self, message: Message) -> set[int]:
         """Send each result to the worker that submitted its task; return those workers.
@@ -391,8 +431,7 @@ class Broker(Departures):
             by_origin.setdefault(worker_of(entry.id), []).append(entry)
         for origin, entries in by_origin.items():
             idle = len(self.hungry) - (origin in self.hungry)
-            frames = self.codec.encode_entries(Kind.RESULTS, BROKER_SENDER, idle, entries)
-            self._send(origin, frames)
+            self._send(origin, Kind.RESULTS, idle, entries)
         return set(by_origin)
 
     def _constant(self, sender: int, message: Message) -> None:
@@ -400,10 +439,9 @@ class Broker(Departures):
             if entry.id in self.constants:
                 continue  # first definition wins; the worker that set it twice was told
             self.constants[entry.id] = entry
-            frames = self.codec.encode_entries(Kind.CONST, BROKER_SENDER, 0, [entry])
             for index in list(self.workers):
                 if index != sender:
-                    self._send(index, frames)
+                    self._send(index, Kind.CONST, 0, [entry])
 
     def _forget(self, index: int) -> None:
         # Stop sending to it, but keep its identity: messages it sent before it left (its
@@ -428,12 +466,11 @@ class Broker(Departures):
         self.exit_code = code
         if sender is not None:
             self.told_to_stop.add(sender)
-        frames = self.codec.encode(Kind.SHUTDOWN, BROKER_SENDER, code)
         for index in list(self.workers):
-            self._send(index, frames)
+            self._send(index, Kind.SHUTDOWN, code)
             self.told_to_stop.add(index)
         for index in list(self.supervisors):
-            self.send_to_supervisor(index, frames)
+            self._send(index, Kind.SHUTDOWN, code)
         if not wait_for_late_joiners:
             self.stopped = True
             return

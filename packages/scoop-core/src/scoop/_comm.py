@@ -37,6 +37,7 @@ from scoop._protocol import (
     Entry,
     Kind,
     Message,
+    Outbox,
     SequenceCheck,
     drop_is_logged,
 )
@@ -62,6 +63,9 @@ RESULT_DELAY = 0.001
 RESULT_BATCH = 256
 #: How long ``close`` waits for the thread to send what is queued and close the endpoint.
 CLOSE_TIMEOUT = 10.0
+#: After how long without an acknowledgement what was sent is sent again (the broker
+#: acknowledges at least every half second, see scoop._broker.ACK_DELAY).
+RESEND_AFTER = 5.0
 
 #: An outgoing message: kind, arg, and its entries (digests already set).
 Outgoing = tuple[Kind, int, list[Entry]]
@@ -101,6 +105,8 @@ class Communicator:
         self.parent_alive = parent_alive
         self.dropped = 0
         self.sequence = SequenceCheck()
+        #: What was sent to the broker and not acknowledged yet (sent again if it stays so).
+        self.outbox = Outbox(RESEND_AFTER)
         self._outgoing: deque[Outgoing] = deque()
         self._results: deque[tuple[int, int, Sequence[Frame]]] = deque()
         self._results_since = 0.0
@@ -133,9 +139,7 @@ class Communicator:
         Messages that follow WELCOME are handed to ``handler``.
         """
         payload = json.dumps({**versions, "index": self.index, "host": hostname}).encode()
-        self.endpoint.send(
-            self.codec.encode(Kind.HELLO, self.index, 0, [(self.index, 0, [payload])])
-        )
+        self._emit(Kind.HELLO, 0, [Entry(self.index, 0, self.codec.digest([payload]), [payload])])
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -147,7 +151,7 @@ class Communicator:
                     raise LauncherGone(f"{self.where}: its launcher is gone")
                 continue
             message = self._decode(frames)
-            if message is None:
+            if message is None or message.kind == Kind.HEARTBEAT:
                 continue
             if message.kind == Kind.WELCOME:
                 return message.arg
@@ -250,9 +254,11 @@ class Communicator:
             if heartbeat:
                 due = self._last_sent + heartbeat - time.monotonic()
                 if due <= 0:
-                    self._send(self.codec.encode(Kind.HEARTBEAT, self.index))
+                    self._emit(Kind.HEARTBEAT)
                     due = heartbeat
                 wait = min(wait, due)
+            if self.outbox.overdue(time.monotonic()):
+                self._resend()
             if self._results:  # not sent yet: wait until they are due, but do not spin (some
                 # transports count in whole milliseconds; a shorter wait would not wait at all)
                 due = self._results_since + RESULT_DELAY - time.monotonic()
@@ -261,7 +267,7 @@ class Communicator:
             handled = 0
             while frames is not None:
                 message = self._decode(frames)
-                if message is not None:
+                if message is not None and message.kind != Kind.HEARTBEAT:
                     handler.on_message(message)
                 handled += 1
                 if handled >= MESSAGES_PER_TURN or self._outgoing:
@@ -289,25 +295,42 @@ class Communicator:
                 if self._idle_pending and not results and not outgoing:
                     self._idle_pending = False
                     arg = IDLE_AFTER
-                self._send(self.codec.encode(Kind.RESULTS, self.index, arg, batch))
+                digest = self.codec.digest
+                self._emit(
+                    Kind.RESULTS, arg, [Entry(i, st, digest(f), list(f)) for i, st, f in batch]
+                )
         while outgoing:
             kind, arg, entries = outgoing.popleft()
             if kind == Kind.TASKS and self._idle_pending and not outgoing and not results:
                 self._idle_pending = False
                 arg |= IDLE_AFTER
-            self._send(self.codec.encode_entries(kind, self.index, arg, entries))
+            self._emit(kind, arg, entries)
         if self._idle_pending and not results:
             self._idle_pending = False
-            self._send(self.codec.encode(Kind.REQUEST, self.index, 1))
+            self._emit(Kind.REQUEST, 1)
 
-    def _send(self, frames: list[Frame]) -> None:
+    def _emit(self, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()) -> None:
+        """Number, encode, keep (until acknowledged) and send one message to the broker."""
+        seq = self.outbox.number()
+        ack = self.sequence.last(BROKER_SENDER)
+        frames = self.codec.encode_entries(kind, self.index, arg, entries, seq=seq, ack=ack)
+        now = time.monotonic()
+        self.outbox.keep(seq, frames, now)
         self.endpoint.send(frames)
-        self._last_sent = time.monotonic()
+        self._last_sent = now
+
+    def _resend(self) -> None:
+        # No acknowledgement for RESEND_AFTER: a connection broke and came back, and what it
+        # carried may be lost. Send it all again; the broker drops what it already has.
+        kept = self.outbox.to_resend(time.monotonic())
+        logger.info("%s: sending %d unacknowledged messages again", self.where, len(kept))
+        for frames in kept:
+            self.endpoint.send(frames)
 
     def send_now(self, kind: Kind, arg: int, entries: list[Entry]) -> None:
         """Send at once from the communication thread itself (queued messages go first)."""
         self._send_queued()
-        self._send(self.codec.encode_entries(kind, self.index, arg, entries))
+        self._emit(kind, arg, entries)
 
     def _decode(self, frames: list[Frame]) -> Message | None:
         """Decode a message of the broker; None (dropped and counted) for anything else.
@@ -326,8 +349,11 @@ class Communicator:
             if message.sender != BROKER_SENDER:
                 reason = f"a message of worker {message.sender}, not of the broker"
             elif not self.sequence.accept(message):
-                reason = f"{message.kind.name} number {message.seq} came again (a replayed message)"
+                # Sent again after a reconnection (or replayed): not an error.
+                logger.debug("%s ignored %s", self.where, self.sequence.explain(message))
+                return None
             else:
+                self.outbox.acknowledged(message.ack, time.monotonic())
                 return message
         self.dropped += 1
         if drop_is_logged(self.dropped):

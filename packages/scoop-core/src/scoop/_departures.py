@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any
 
 from scoop._membership import Membership
-from scoop._protocol import BROKER_SENDER, Codec, Entry, Kind, LostStatus, Message, worker_of
+from scoop._protocol import Codec, Entry, Kind, LostStatus, Message, worker_of
+from scoop._streams import Streams
 from scoop.errors import ProtocolError
 from scoop.transport import Frame
 
@@ -36,6 +37,7 @@ class Departures:
     holder: dict[int, int]
     exit_code: int | None
     members: Membership
+    streams: Streams
     reports: SimpleQueue[dict[str, Any]]
     on_lost: Callable[[int], None] | None
     say: Callable[[str], None]
@@ -44,14 +46,17 @@ class Departures:
     supervisors: dict[int, Hashable]
     index_of: dict[Hashable, int]
 
-    def _send(self, index: int, frames: list[Frame]) -> None:
+    def _send(
+        self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()
+    ) -> None:
+        raise NotImplementedError
+
+    def _resend(self, index: int) -> None:
         raise NotImplementedError
 
     def _forget(self, index: int) -> None:
         raise NotImplementedError
 
-    def send_to_supervisor(self, index: int, frames: list[Frame]) -> None:
-        raise NotImplementedError
 
     def _dispatch(self) -> set[int]:
         raise NotImplementedError
@@ -66,9 +71,9 @@ class Departures:
         return self.size + self.joined_late - len(self.members.lost)
 
     def _announce_size(self) -> None:
-        frames = self.codec.encode(Kind.MEMBERS, BROKER_SENDER, self.live_count())
+        count = self.live_count()
         for index in list(self.workers):
-            self._send(index, frames)
+            self._send(index, Kind.MEMBERS, count)
 
     # -- reports and silence -----------------------------------------------------------------
 
@@ -90,6 +95,10 @@ class Departures:
         for index in self.members.silent(now):
             timeout = self.members.heartbeat_timeout
             self.lose(index, f"nothing heard from it for {timeout:g} s: stopped, hung or cut off")
+        for index in self.streams.overdue(now):
+            self._resend(index)
+        for index in self.streams.owing(now):
+            self._send(index, Kind.HEARTBEAT)  # acknowledges what it sent
 
     def lose(self, index: int, reason: str, running: int = 0) -> None:
         """Take worker ``index`` for lost: have the tasks it held run again elsewhere.
@@ -97,7 +106,8 @@ class Departures:
         ``running`` is the task whose code it was running when it died (0 if unknown): that
         one is counted as having killed it, and given up after ``max_task_deaths`` such deaths.
         """
-        if self._departs(index):
+        if self._may_depart(index):
+            self._depart(index, reason)
             rerun = self._rerun_tasks_of(index, reason, running)
             self.say(
                 f"scoop: {self.members.describe(index)} lost ({reason}); "
@@ -105,33 +115,34 @@ class Departures:
             )
             supervisor = self.members.supervisor_of.get(index)
             if supervisor is not None:
-                self.send_to_supervisor(
-                    supervisor, self.codec.encode(Kind.STOP, BROKER_SENDER, index)
-                )
+                self._send(supervisor, Kind.STOP, index)
             elif self.on_lost is not None:
                 self.on_lost(index)
             self._after_departure()
 
     def leave(self, index: int) -> None:
         """Worker ``index`` said BYE mid-run: it handed its queue back and runs nothing."""
-        if self._departs(index, left=True):
+        if self._may_depart(index):
+            self._send(index, Kind.BYE)  # it may exit now
+            self._depart(index, "left the run", left=True)
             # Tasks sent to it while its BYE was on the way: they run elsewhere.
             rerun = self._rerun_tasks_of(index, "it left", 0)
-            self._send(index, self.codec.encode(Kind.BYE, BROKER_SENDER))
             more = f"; {rerun} task{'s' if rerun != 1 else ''} to run again" if rerun else ""
             self.say(f"scoop: {self.members.describe(index)} left the run{more}")
             self._after_departure()
 
-    def _departs(self, index: int, *, left: bool = False) -> bool:
+    def _may_depart(self, index: int) -> bool:
         members = self.members
         if index == 0 or index in members.lost or self.exit_code is not None:
             return False  # the root is the launcher's business; at the end, exits are normal
-        if not 0 < index < self.size + self.joined_late and index not in members.hosts:
-            return False
-        members.mark_lost(index, "left the run" if left else "lost", left=left)
+        return 0 < index < self.size + self.joined_late or index in members.hosts
+
+    def _depart(self, index: int, reason: str, *, left: bool = False) -> None:
+        self.members.mark_lost(index, reason, left=left)
+        self._forget(index)
+        self.streams.close(index)
         # Tasks it submitted that nobody started yet: nobody waits for them any more.
         self.queue = deque(entry for entry in self.queue if worker_of(entry.id) != index)
-        return True
 
     def _rerun_tasks_of(self, index: int, reason: str, running: int) -> int:
         """Send each submitter the tasks ``index`` held (LOST); return how many run again."""
@@ -155,7 +166,7 @@ class Departures:
             entry = Entry(task_id, status, self.codec.digest(payload), payload)
             lost.setdefault(submitter, []).append(entry)
         for submitter, entries in lost.items():
-            self._send(submitter, self.codec.encode_entries(Kind.LOST, BROKER_SENDER, 0, entries))
+            self._send(submitter, Kind.LOST, 0, entries)
         members.tasks_rerun += rerun
         return rerun
 
@@ -172,11 +183,10 @@ class Departures:
     def _supervisor_joined(self, index: int, peer: Hashable) -> None:
         self.supervisors[index] = peer
         self.index_of[peer] = index
-        self.send_to_supervisor(index, self.codec.encode(Kind.WELCOME, BROKER_SENDER))
+        self.streams.open(index)
+        self._send(index, Kind.WELCOME)
         if self.exit_code is not None:
-            self.send_to_supervisor(
-                index, self.codec.encode(Kind.SHUTDOWN, BROKER_SENDER, self.exit_code)
-            )
+            self._send(index, Kind.SHUTDOWN, self.exit_code)
         logger.info("supervisor %d joined", index)
 
     def _from_supervisor(self, sender: int, message: Message) -> None:

@@ -2,15 +2,22 @@
 
 A message is a list of frames::
 
-    frame 0      tag (16 bytes) | fixed header (28 bytes) | count x entry (28 bytes)
+    frame 0      tag (16 bytes) | fixed header (36 bytes) | count x entry (28 bytes)
     frames 1..   the entries' payload frames, in entry order (entry i owns ``nframes`` of them)
 
-    fixed header  <2sBBIIqQ  magic b"SC", protocol version, kind, sender, entry count, arg, seq
-    entry         <QBxH16s   id, status, nframes, payload digest
+    fixed header  <2sBBIIqQQ  magic b"SC", protocol version, kind, sender, entry count, arg, seq,
+                              ack
+    entry         <QBxH16s    id, status, nframes, payload digest
 
-The sender is a worker's index, or :data:`BROKER_SENDER` for the broker. ``seq`` numbers the
-messages a process sends (from 1); a receiver accepts from each sender only increasing numbers
-(:class:`SequenceCheck`), so a message captured on the network and sent again is dropped.
+The sender is a worker's index, or :data:`BROKER_SENDER` for the broker. Each direction of each
+connection is a stream: ``seq`` numbers its messages from 1 (a worker numbers what it sends the
+broker; the broker numbers what it sends each worker), and ``ack`` is the last number the sender
+accepted of the stream coming the other way. A receiver accepts only the next number of each
+stream (:class:`SequenceCheck`): a message captured on the network and sent again is dropped,
+and so is one that comes after a gap. The sender keeps what was not acknowledged
+(:class:`Outbox`) and sends it again when no acknowledgement came for a while, or at once when
+its peer's connection came back: a message lost with a broken connection arrives late, in order,
+and once.
 
 The tag is a keyed BLAKE2b of the whole header under the per-run secret; a message whose tag does
 not verify is dropped before anything else is read. Each entry's digest is a SHA-256 (truncated) of
@@ -27,6 +34,7 @@ import hashlib
 import hmac
 import itertools
 import struct
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -40,7 +48,7 @@ DIGEST_SIZE = 16
 NO_DIGEST = bytes(DIGEST_SIZE)
 SECRET_SIZE = 32
 
-_FIXED = struct.Struct("<2sBBIIqQ")
+_FIXED = struct.Struct("<2sBBIIqQQ")
 _MAGIC_VERSION = struct.Struct("<2sB")
 #: The ``sender`` of the broker's messages (workers are numbered from 0).
 BROKER_SENDER = 0xFFFFFFFF
@@ -118,8 +126,10 @@ class Message:
     sender: int
     arg: int
     entries: list[Entry]
-    #: The sender's number for this message: increasing, from 1.
+    #: The sender's number for this message in its stream to this receiver: 1, 2, 3...
     seq: int = 0
+    #: The last number the sender accepted of the stream from this receiver.
+    ack: int = 0
 
 
 def payload_digest(frames: Iterable[Frame]) -> bytes:
@@ -157,6 +167,9 @@ class Codec:
         sender: int,
         arg: int = 0,
         entries: Sequence[tuple[int, int, Sequence[Frame]]] = (),
+        *,
+        seq: int | None = None,
+        ack: int = 0,
     ) -> list[Frame]:
         """Build the frames of a message; entries are ``(id, status, payload frames)``."""
         return self.encode_entries(
@@ -167,14 +180,28 @@ class Codec:
                 Entry(id_, status, self.digest(frames), list(frames))
                 for id_, status, frames in entries
             ],
+            seq=seq,
+            ack=ack,
         )
 
     def encode_entries(
-        self, kind: Kind, sender: int, arg: int, entries: Sequence[Entry]
+        self,
+        kind: Kind,
+        sender: int,
+        arg: int,
+        entries: Sequence[Entry],
+        *,
+        seq: int | None = None,
+        ack: int = 0,
     ) -> list[Frame]:
-        """Build a message from entries whose digests are already known (forwarding)."""
-        seq = next(self._seq)
-        parts = [_FIXED.pack(MAGIC, PROTOCOL_VERSION, kind, sender, len(entries), arg, seq)]
+        """Build a message from entries whose digests are already known (forwarding).
+
+        ``seq`` is its number in its stream; by default the next of this codec's own counter
+        (right for a process that sends to one peer only).
+        """
+        if seq is None:
+            seq = next(self._seq)
+        parts = [_FIXED.pack(MAGIC, PROTOCOL_VERSION, kind, sender, len(entries), arg, seq, ack)]
         parts.extend(
             _ENTRY.pack(entry.id, entry.status, len(entry.frames), entry.digest)
             for entry in entries
@@ -211,7 +238,7 @@ class Codec:
             )
         if head.nbytes < _ENTRIES_START:
             raise ProtocolError(f"header of {head.nbytes} bytes is shorter than {_ENTRIES_START}")
-        _, _, kind, sender, count, arg, seq = _FIXED.unpack_from(head, _HEADER_START)
+        _, _, kind, sender, count, arg, seq, ack = _FIXED.unpack_from(head, _HEADER_START)
         if head.nbytes != _ENTRIES_START + count * _ENTRY.size:
             raise ProtocolError(f"header length does not match its {count} entries")
         try:
@@ -227,7 +254,7 @@ class Codec:
             raise ProtocolError(
                 f"message has {len(frames) - 1} payload frames, its header says {position - 1}"
             )
-        return Message(kind, sender, arg, entries, seq)
+        return Message(kind, sender, arg, entries, seq, ack)
 
     def verify(self, entry: Entry) -> None:
         """Check an entry's payload against its authenticated digest, before unpickling it."""
@@ -238,21 +265,80 @@ class Codec:
 
 
 class SequenceCheck:
-    """Accepts from each sender only messages numbered above the last one accepted.
+    """Accepts from each sender only the next message of its stream (see the module docstring).
 
-    Transports deliver each sender's messages in order, so a number that does not increase is a
-    message sent again: captured on the network and replayed, which must not run a task twice.
+    Transports deliver each stream in order, so a number at or below the last one accepted is a
+    message sent again (sent twice after a reconnection, or captured on the network and
+    replayed, which must not run a task twice), and a number further on comes after a message
+    lost with a broken connection: its sender sends both again, in order.
     """
 
     def __init__(self) -> None:
         self._last: dict[int, int] = {}
 
     def accept(self, message: Message) -> bool:
-        """Record and accept ``message``, or return False if its number is not new."""
-        if message.seq <= self._last.get(message.sender, 0):
+        """Record and accept ``message`` if it is the next of its stream; else return False."""
+        if message.seq != self._last.get(message.sender, 0) + 1:
             return False
         self._last[message.sender] = message.seq
         return True
+
+    def explain(self, message: Message) -> str:
+        """Why :meth:`accept` refused ``message``, for the log."""
+        last = self._last.get(message.sender, 0)
+        if message.seq <= last:
+            return f"{message.kind.name} number {message.seq} came again (sent twice, or replayed)"
+        return f"{message.kind.name} number {message.seq} came after {last}: one went missing"
+
+    def last(self, sender: int) -> int:
+        """The number of the last message accepted from ``sender`` (0: none)."""
+        return self._last.get(sender, 0)
+
+
+class Outbox:
+    """The stream of messages to one peer: numbers them, keeps them until acknowledged.
+
+    ``resend_after``: when the oldest unacknowledged message is older than this many seconds,
+    everything kept is sent again (the receiver drops what it already has).
+    """
+
+    def __init__(self, resend_after: float) -> None:
+        self.resend_after = resend_after
+        self.next_seq = 1
+        self._kept: deque[tuple[int, list[Frame]]] = deque()
+        self._oldest_since = 0.0
+
+    def number(self) -> int:
+        """The number of the next message of the stream."""
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    def keep(self, seq: int, frames: list[Frame], now: float) -> None:
+        """Keep a message sent (or that could not be sent) until it is acknowledged."""
+        if not self._kept:
+            self._oldest_since = now
+        self._kept.append((seq, frames))
+
+    def acknowledged(self, ack: int, now: float) -> None:
+        """The peer accepted every message up to number ``ack``."""
+        kept = self._kept
+        if kept and kept[0][0] <= ack:
+            while kept and kept[0][0] <= ack:
+                kept.popleft()
+            self._oldest_since = now
+
+    def overdue(self, now: float) -> bool:
+        """Whether what is kept waited too long for an acknowledgement."""
+        return bool(self._kept) and now - self._oldest_since > self.resend_after
+
+    def to_resend(self, now: float) -> list[list[Frame]]:
+        """Everything kept, in order, to send again now."""
+        self._oldest_since = now
+        return [frames for _, frames in self._kept]
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 def worker_of(task_id: int) -> int:

@@ -575,13 +575,19 @@ class NngWorkerEndpoint(_Endpoint):
         self._pipe_removed = threading.Event()
         out = pynng.Push0(send_buffer_size=SEND_BUFFER, send_timeout=SEND_TIMEOUT_MS)
         back = pynng.Pull0(recv_max_size=0)
+        self._pipes = 0
+        #: Set when nng re-dialed the broker: the next send says HELLO on the new connection
+        #: first, so that the broker dials back to this worker again.
+        self._hello_again = False
         try:
             out.add_post_pipe_remove_cb(self._on_pipe_removed)
+            out.add_post_pipe_connect_cb(self._on_pipe_added)
             with _mapped_errors(f"connect {options.address}"):
                 out.dial(options.address, block=True)
                 listener = back.listen(_tcp_url(local_host, 0))
                 back_port = _port_of(listener.local_address)
             self._out, self._recv_socket = out, back
+            self._hello: list[Frame] = [local_host.encode(), b"%d" % back_port]
             self._send_msg(out, _encode(_HELLO, [local_host.encode(), b"%d" % back_port]), "hello")
             self._sent += 1
             # wakeup()'s way into a blocked recv: a private message on an inproc pipe into the
@@ -600,11 +606,22 @@ class NngWorkerEndpoint(_Endpoint):
         self._broker_lost.set()
         self._pipe_removed.set()
 
+    def _on_pipe_added(self, _pipe: Any) -> None:
+        # Runs on an nng thread. After the first connection, nng re-dialed a lost one.
+        self._pipes += 1
+        if self._pipes > 1:
+            self._broker_lost.clear()
+            self._hello_again = True
+
     def send(self, frames: Sequence[Frame]) -> None:
         """Queue one message of ``frames`` to the broker."""
         self._check_usable()
         if not frames:
             raise ValueError("a message needs at least one frame")
+        if self._hello_again:
+            self._hello_again = False
+            self._send_msg(self._out, _encode(_HELLO, self._hello), "hello")
+            self._sent += 1
         self._send_msg(self._out, _encode(_DATA, frames), "send")
         self._sent += 1
 

@@ -1,0 +1,192 @@
+"""Handing tasks away: a worker's queued tasks go to the broker, for other workers.
+
+:class:`Handover` is a part of :class:`scoop._worker.WorkerScheduler` (a mixin, for the size of
+the module). Tasks leave a worker's queue when
+
+* the broker reports idle workers (DEMAND, or the demand a TASKS or RESULTS carries): the
+  communication thread hands the oldest queued tasks away at once, even while a task runs
+  (``_meet_demand``; the main thread does the same before it starts a task, ``offload``); the
+  policy, how many go, is :mod:`scoop._balance`;
+* a wait with a timeout begins on tasks still queued here (``offer``/``end_offer``);
+* the worker leaves the run (``_hand_back``);
+* the broker reports that the worker holding one of this worker's tasks was lost (LOST): the
+  task is queued again here, from the payload its Future kept (``_queue_again``).
+
+The queue is shared by both threads under ``queue_lock``; a queued Future changes state only
+under it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from scoop import _balance
+from scoop._comm import Communicator
+from scoop._future import PENDING, RUNNING, Future
+from scoop._protocol import Codec, Entry, Kind, LostStatus, Message
+
+
+class Handover:
+    """Tasks leaving a worker's queue; mixed into the worker's scheduler, whose state it uses."""
+
+    # The scheduler's state this part reads and changes (see scoop._worker.WorkerScheduler).
+    codec: Codec
+    comm: Communicator
+    size: int
+    local: deque[Any]
+    held: deque[Future[Any]]
+    remote: dict[int, Future[Any]]
+    inbox: deque[Message]
+    queue_lock: threading.Lock
+    wake_event: threading.Event
+    demand: int
+    requested: bool
+    busy: bool
+    ready: deque[Any]
+    deadline_waits: int
+    tasks_started: int
+    tasks_ended: int
+    said_bye: bool
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def _queue_again(self, message: Message) -> None:
+        """Own tasks whose worker was lost: queue them again (their Futures kept the payload).
+
+        They go to the front of the queue, the end idle workers are given tasks from. Those
+        that were running when their worker died go back to the broker at once (it keeps them
+        from the root), and those given up (they killed too many workers) fail in the main
+        thread (inbox).
+        """
+        given_up = False
+        suspects: list[Entry] = []
+        with self.queue_lock:
+            for entry in message.entries:
+                fut = self.remote.get(entry.id)
+                if fut is None:
+                    continue
+                if entry.status == LostStatus.SUSPECT:  # straight back to the broker
+                    suspects.append(Entry(fut.id, 0, b"", [fut._fn_frame, *fut._call_frames]))
+                elif entry.status == LostStatus.RERUN:
+                    del self.remote[entry.id]
+                    fut._state = PENDING
+                    (self.held if fut._offered else self.local).appendleft(fut)
+                else:
+                    given_up = True
+        if suspects:
+            self.comm.send_now(Kind.TASKS, 0, self._with_digests(suspects))
+        if given_up:
+            self.inbox.append(message)
+        self.wake_event.set()
+        self._meet_demand()
+
+    def _meet_demand(self) -> None:
+        """Hand queued tasks to idle workers at once (communication thread)."""
+        if self.demand > 0 and self.comm.started:
+            entries = self._take_surplus()
+            if entries:
+                self.comm.send_now(Kind.TASKS, 0, entries)
+                self.wake_event.set()  # the main thread asks again once it runs out
+
+    def _hand_back(self) -> None:
+        """Leaving: give every queued task to the broker; say BYE once nothing runs here."""
+        with self.queue_lock:
+            tasks = [*self.held, *self.local]
+            self.held.clear()
+            self.local.clear()
+            entries = [entry for entry in map(self._as_entry, tasks) if entry is not None]
+        if entries:
+            self.comm.post(Kind.TASKS, 0, self._with_digests(entries))
+        if self.tasks_started == self.tasks_ended and not self.ready:
+            self.flush()
+            self.said_bye = True
+            self.comm.post(Kind.BYE)
+
+    def offload(self) -> None:
+        if self.demand > 0 and (self.held or len(self.local) > 1 or self.deadline_waits):
+            entries = self._take_surplus()
+            if entries:
+                self.comm.post(Kind.TASKS, 0, entries)
+
+    def _take_surplus(self) -> list[Entry]:
+        """Take the held tasks, and the oldest queued ones the policy hands to idle workers."""
+        with self.queue_lock:
+            held, self.held = self.held, deque()
+            keep_one = not (self.busy or self.ready or self.deadline_waits)
+            count = _balance.handover_count(len(self.local), self.demand, keep_one=keep_one)
+            if count == 0 and not held:
+                return []
+            local = self.local
+            taken = [self._as_entry(task) for task in held]
+            taken += [self._as_entry(local.popleft()) for _ in range(count)]
+            entries = [e for e in taken if e is not None]  # cancelled ones are dropped
+            if entries:
+                self.demand = max(0, self.demand - len(entries))
+                self._handed_away()
+        return self._with_digests(entries)
+
+    def offer(self, futures: list[Future[Any]]) -> None:
+        """A wait with a timeout begins: hand the broker the awaited tasks queued here.
+
+        Tasks are not preempted, so one of them run here could hold the waiter past its
+        timeout. They go to the broker, for an idle worker; one that comes back (this worker
+        asked for work before anyone else) is held, not run, and handed out again as soon as a
+        worker is idle (DEMAND), until the wait ends (:meth:`end_offer`).
+        """
+        if self.size < 2 or not self.comm.started:
+            return
+        with self.queue_lock:
+            chosen = [f for f in futures if f._state == PENDING and not f._offered]
+            if not chosen:
+                return
+            ids = {f.id for f in chosen}
+            self.local = deque(t for t in self.local if not (isinstance(t, Future) and t.id in ids))
+            entries = []
+            for fut in chosen:
+                fut._offered = True
+                entry = self._as_entry(fut)
+                if entry is not None:
+                    entries.append(entry)
+            if not entries:
+                return
+            self._handed_away()
+        self.comm.post(Kind.TASKS, 0, self._with_digests(entries))
+
+    def end_offer(self, futures: list[Future[Any]]) -> None:
+        """The wait with a timeout on ``futures`` is over: held tasks may run here again."""
+        if not any(f._offered for f in futures):
+            return
+        with self.queue_lock:
+            for fut in futures:
+                fut._offered = False
+            if self.held:
+                back = [t for t in self.held if not t._offered]
+                self.held = deque(t for t in self.held if t._offered)
+                self.local.extend(back)
+
+    def _handed_away(self) -> None:
+        # The broker takes a worker that hands out tasks off its list of idle workers: it must
+        # ask again the next time it runs out.
+        self.requested = False
+
+    def _as_entry(self, task: Any) -> Entry | None:
+        """A queued task as an entry to send (under queue_lock); None for a cancelled one."""
+        if not isinstance(task, Future):
+            return task  # type: ignore[no-any-return]
+        if task._state != PENDING:
+            return None
+        task._state = RUNNING
+        self.remote[task.id] = task
+        return Entry(task.id, 0, b"", [task._fn_frame, *task._call_frames])
+
+    def _with_digests(self, entries: list[Entry]) -> list[Entry]:
+        for entry in entries:
+            if not entry.digest:
+                entry.digest = self.codec.digest(entry.frames)
+        return entries
+
+
+__all__ = ["Handover"]

@@ -257,9 +257,7 @@ class Broker(Departures):
                 reason,
             )
 
-    def _send(
-        self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()
-    ) -> None:
+    def _send(self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()) -> None:
         """Send the next message of the stream to worker (or supervisor) ``index``."""
         peer = self.workers.get(index)
         if peer is None:

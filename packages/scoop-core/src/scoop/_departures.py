@@ -46,9 +46,7 @@ class Departures:
     supervisors: dict[int, Hashable]
     index_of: dict[Hashable, int]
 
-    def _send(
-        self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()
-    ) -> None:
+    def _send(self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()) -> None:
         raise NotImplementedError
 
     def _resend(self, index: int) -> None:
@@ -56,7 +54,6 @@ class Departures:
 
     def _forget(self, index: int) -> None:
         raise NotImplementedError
-
 
     def _dispatch(self) -> set[int]:
         raise NotImplementedError

@@ -12,8 +12,9 @@ The main thread never touches the endpoint once the thread runs, and the thread 
 code: it decodes messages and hands them to the scheduler's ``on_message``, which acts on the
 ones that must be answered while a task runs (tasks arriving, demand from idle workers, the end of
 the run) and queues the rest (results, constants) for the main thread. Every outgoing message is
-encoded here, in the order it is sent, so that the sequence numbers the broker checks for replays
-always increase.
+encoded here, in the order it is sent, so that its numbers follow each other in the stream the
+broker checks (see scoop._protocol); each is kept until the broker acknowledges it, and sent again
+if no acknowledgement comes for RESEND_AFTER (a connection broke and came back).
 
 A transport endpoint without ``wakeup()`` (written for an older interface) still works: the
 thread then looks at its outgoing queue every :data:`FALLBACK_POLL_INTERVAL`.

@@ -116,13 +116,17 @@ def test_worker_joins_despite_a_forged_message_waiting_for_it(stranger) -> None:
 @pytest.mark.timeout(60)
 def test_broker_dials_back_only_to_the_address_a_hello_came_from(stranger) -> None:
     """A HELLO is not authenticated: the host it names is ignored, so that nobody can make the
-    broker open connections to a third machine. Only its port is used, on the sender's address."""
+    broker open connections to a third machine. Only its port is used, on the sender's address,
+    and only once the broker answers that peer (core answers only authenticated workers)."""
     import threading
 
-    from scoop_nng._transport import _HELLO, _encode, ffi, lib
+    from scoop_nng._transport import _DATA, _HELLO, _encode, ffi, lib
 
     def hello_body(host: bytes, port: int) -> bytes:
-        msg = _encode(_HELLO, [host, b"%d" % port])
+        return body(_HELLO, [host, b"%d" % port])
+
+    def body(kind: int, frames: list[bytes]) -> bytes:
+        msg = _encode(kind, frames)
         try:
             return ffi.unpack(ffi.cast("char *", lib.nng_msg_body(msg)), lib.nng_msg_len(msg))
         finally:
@@ -148,7 +152,11 @@ def test_broker_dials_back_only_to_the_address_a_hello_came_from(stranger) -> No
         with pynng.Push0(send_timeout=5000) as honest:
             honest.dial(broker.address, block=True)
             honest.send(hello_body(b"ignored", own_port))
-            broker.recv(0.2)
+            honest.send(body(_DATA, [b"first words"]))
+            received = broker.recv(5)
+            assert received is not None, "the HELLO's connection was not served"
+            assert not own_dialed.wait(0.2), "the broker dialed back before it answered"
+            broker.send(received[0], [b"an answer"])
             assert own_dialed.wait(5), "the broker did not dial back to the sender's address"
         assert not third_dialed.is_set()
     finally:

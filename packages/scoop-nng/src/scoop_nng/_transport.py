@@ -11,15 +11,18 @@ one-way sockets::
 
     worker                                   broker
     Push0 --dial--> tcp://host:port ------> Pull0 (listens; every message carries its pipe)
-    Pull0 <--------- tcp://worker:port <--dial-- Push0 (one per worker, made on its HELLO)
+    Pull0 <--------- tcp://worker:port <--dial-- Push0 (one per worker, made when first used)
 
 A worker dials the broker's Pull0, listens on an ephemeral port of the interface it uses to
-reach the broker, and sends a HELLO naming that port. The broker, on the HELLO, dials a Push0 to
-that port at the address the worker's connection comes from (never to a host a HELLO names: it
-is not authenticated). The peer value the broker sees is an :class:`NngPeer` (this broker's
-token and the pipe id of the worker's connection). When that connection goes, nng's
-pipe-removed callback marks the peer gone and ``send`` to it raises PeerUnreachable. The broker
-must be able to open TCP connections to the workers' hosts (on one machine: loopback).
+reach the broker, and sends a HELLO naming that port (again on each connection nng re-dials).
+The broker notes it, and on its first send to that peer dials a Push0 to that port at the
+address the worker's connection comes from (never to a host a HELLO names: it is not
+authenticated). Core sends only to a worker that authenticated itself, so a stranger's HELLO
+costs the broker no outgoing connection. The peer value the broker sees is an
+:class:`NngPeer` (this broker's token and the pipe id of the worker's connection). When that
+connection goes, nng's pipe-removed callback marks the peer gone and ``send`` to it raises
+PeerUnreachable. The broker must be able to open TCP connections to the workers' hosts (on one
+machine: loopback).
 
 nng messages are single-part: a message is one nng_msg whose body is a small header (kind byte,
 frame count, frame lengths) then the frames. Sending copies each frame once, straight into the
@@ -104,6 +107,9 @@ _T = TypeVar("_T")
 ZERO_COPY_MIN_BYTES = 64 * 1024
 #: How long a worker's close() lets queued messages go out, in seconds.
 LINGER_S = 2.0
+#: How long the broker still delivers what a connection that said HELLO sent, once it went
+#: without ever being answered (a stranger, or a worker gone before its WELCOME).
+GONE_HELLO_KEPT_S = 60.0
 #: How long a send waits when nng's send buffer is full before giving up, in milliseconds.
 SEND_TIMEOUT_MS = 5000
 #: Messages nng buffers per sending socket (nng's maximum).
@@ -435,6 +441,13 @@ class NngBrokerEndpoint(_Endpoint):
             raise InvalidAddress(f"bind: {host!r} is not a host name or address")
         self._token = uuid.uuid4().hex
         self._peers: dict[int, _PeerState] = {}
+        #: Connections that said HELLO, by pipe id: where to dial back (host, port), on the
+        #: first send to them. Core sends only to a worker that authenticated itself, so a
+        #: stranger's HELLO costs no outgoing connection.
+        self._pending: dict[int, tuple[str, int]] = {}
+        #: Those of them whose connection went, and when: what they sent before may still be
+        #: queued (and is delivered); forgotten after GONE_HELLO_KEPT_S.
+        self._pending_gone: dict[int, float] = {}
         self._gone: set[int] = set()
         self._gone_lock = threading.Lock()
         self._pipe_removed = threading.Event()  # wakes close()'s linger when a worker goes
@@ -473,20 +486,29 @@ class NngBrokerEndpoint(_Endpoint):
         return self._recv_until(timeout, self._take)
 
     def _take(self, msg: Any) -> tuple[Hashable, list[Frame]] | None:
+        if self._gone:  # forget connections that went, strangers' included
+            self._reap()
         pipe = lib.nng_msg_get_pipe(msg)
         pipe_id = int(lib.nng_pipe_id(pipe))
         decoded = _decode(msg)
         if decoded is not None and decoded[0] == _HELLO:
             self._welcome(pipe, pipe_id, decoded[1])
-        elif decoded is not None and decoded[0] == _DATA and pipe_id in self._peers:
+        elif (
+            decoded is not None
+            and decoded[0] == _DATA
+            and (
+                pipe_id in self._peers or pipe_id in self._pending or pipe_id in self._pending_gone
+            )
+        ):
             return NngPeer(self._token, pipe_id), decoded[1]
         return None  # anything else is not from a SCOOP nng worker (core counts what it gets)
 
     def _welcome(self, pipe: Any, pipe_id: int, frames: list[Frame]) -> None:
         # The HELLO is not authenticated (core authenticates what follows): dial back only to
         # the address the connection came from, never to a host the sender names, so that a
-        # stranger cannot make the broker open connections elsewhere; and once per pipe.
-        if pipe_id in self._peers:
+        # stranger cannot make the broker open connections elsewhere; once per pipe; and only
+        # when core first sends to it (_dial_back), that is once it proved itself.
+        if pipe_id in self._peers or pipe_id in self._pending:
             return
         try:
             port = _check_port(int(bytes(frames[1])), "hello")
@@ -495,6 +517,14 @@ class NngBrokerEndpoint(_Endpoint):
         host = _remote_host(pipe)
         if host is None:
             return
+        self._pending[pipe_id] = (host, port)
+
+    def _dial_back(self, pipe_id: int) -> _PeerState | None:
+        """Open the connection to a worker that said HELLO on ``pipe_id`` (first send to it)."""
+        where = self._pending.pop(pipe_id, None)
+        if where is None:
+            return None
+        host, port = where
         out = pynng.Push0(send_buffer_size=SEND_BUFFER, send_timeout=SEND_TIMEOUT_MS)
         state = _PeerState(out)
         out.add_post_pipe_remove_cb(lambda _pipe: self._on_out_pipe_removed(state))
@@ -503,8 +533,9 @@ class NngBrokerEndpoint(_Endpoint):
                 out.dial(_tcp_url(host, port), block=False)
         except TransportError:
             out.close()
-            return
+            return None
         self._peers[pipe_id] = state
+        return state
 
     def _untransmitted(self, transmitted: dict[int, int]) -> bool:
         """True while a worker that is still there has not been written all it was sent."""
@@ -518,7 +549,14 @@ class NngBrokerEndpoint(_Endpoint):
     def _reap(self) -> None:
         with self._gone_lock:
             gone, self._gone = self._gone, set()
+        now = time.monotonic()
+        if self._pending_gone:
+            expired = now - GONE_HELLO_KEPT_S
+            for pipe_id in [p for p, when in self._pending_gone.items() if when < expired]:
+                del self._pending_gone[pipe_id]
         for pipe_id in gone:
+            if self._pending.pop(pipe_id, None) is not None:
+                self._pending_gone[pipe_id] = now
             state = self._peers.get(pipe_id)
             if state is not None and not state.gone:
                 state.gone = True
@@ -533,7 +571,7 @@ class NngBrokerEndpoint(_Endpoint):
             raise PeerUnreachable(f"not a peer of this broker: {peer!r}")
         if self._gone:
             self._reap()
-        state = self._peers.get(peer.pipe)
+        state = self._peers.get(peer.pipe) or self._dial_back(peer.pipe)
         if state is None or state.gone:
             raise PeerUnreachable(f"the worker {peer!r} is gone")
         self._send_msg(state.out, _encode(_DATA, frames), "send")

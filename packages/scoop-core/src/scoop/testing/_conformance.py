@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -55,7 +56,39 @@ from scoop.transport import (
 __all__ = ["CheckResult", "ConformanceReport", "Harness", "TransportConformance", "run_conformance"]
 
 _T = TypeVar("_T")
+#: Peers that connect and send without being answered, in the check that they cost nothing.
+STRANGERS = 20
+#: How long that check watches for connections opened in the background: an observation
+#: window for something that must not happen, not a wait for something to happen.
+STRANGER_SETTLE_S = 0.5
 _FRAME_TYPES = (bytes, bytearray, memoryview)
+
+
+def _connections_besides(port: int) -> int:
+    """TCP connections of this process (Linux) that do not involve ``port`` at either end.
+
+    Connections of workers to a broker bound on ``port`` involve it at both ends (the worker's
+    remote port, the broker's local one); a connection the broker opens towards a worker does
+    not.
+    """
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
+            next(handle)  # the header
+            for line in handle:
+                fields = line.split()
+                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                ports = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
+                # 01 ESTABLISHED, 02 SYN_SENT, 03 SYN_RECV
+                if inode in inodes and state in ("01", "02", "03") and port not in ports:
+                    count += 1
+    return count
 
 
 def _as_bytes(frames: Sequence[Frame]) -> list[bytes]:
@@ -374,6 +407,37 @@ class TransportConformance:
                 break
         broker.send(kept, [b"still served"])
         assert harness.worker_recv(worker) == [b"still served"]
+
+    def test_a_peer_never_answered_costs_no_connection(self, harness: Harness) -> None:
+        """Peers the broker receives from but never sends to make it open no connection.
+
+        Anyone who reaches the port can connect and say what a worker says first; core answers
+        only a worker that authenticated itself. Whatever a transport sets up to answer a peer
+        (nng's broker dials back to each worker) must wait for that first answer, or a flood of
+        unauthenticated handshakes makes the broker open as many connections.
+        """
+        if not self.listens_on_tcp or not os.path.isdir("/proc/self/net"):
+            pytest.skip("reads this process's TCP connections in /proc (Linux, TCP transports)")
+        broker = harness.bind()
+        port = urlsplit(broker.address).port
+        assert port, f"cannot read the port of {broker.address!r}"
+        strangers = [harness.connect(broker.address) for _ in range(STRANGERS)]
+        before = _connections_besides(port)
+        for stranger in strangers:
+            stranger.send([b"not authenticated"])
+        received = 0
+        deadline = time.monotonic() + harness.deadline
+        while received < STRANGERS and time.monotonic() < deadline:
+            if broker.recv(max(0.0, deadline - time.monotonic())) is not None:
+                received += 1
+        assert received == STRANGERS, f"the broker received {received} of {STRANGERS} messages"
+        # Nothing may happen here, so watch a moment for what a transport does in the background.
+        time.sleep(STRANGER_SETTLE_S)
+        opened = _connections_besides(port) - before
+        assert opened <= 0, (
+            f"receiving from {STRANGERS} peers it never answered made the broker open {opened} "
+            "connections: set up what answering needs on the first send to a peer"
+        )
 
     def test_two_brokers_get_different_addresses(self, harness: Harness) -> None:
         """Two binds with port 0 get two addresses, each reaching its own broker."""

@@ -386,18 +386,16 @@ def test_losing_the_roots_host_stops_the_run_naming_it(test_hosts):
     assert_nothing_left(test_hosts)
 
 
-@pytest.mark.timeout(120)
-def test_a_host_cut_off_mid_run_is_lost_and_the_run_goes_on(test_hosts):
-    # Its link goes down: no reset, no error, just silence, on both sides.
-    options = ("--ssh-keepalive", "3", "--heartbeat-timeout", "3")
+def _long_run(test_hosts, options, hosts, env=None):
+    """A run of the script's ``long`` mode on ``hosts``, seen started (a task done on each)."""
     marker = new_marker()
     cmd = [sys.executable, "-m", "scoop_launch", "--ssh-config", str(test_hosts.ssh_config)]
-    cmd += [*options, "--hosts", "localhost", "h0", "h1", str(SCRIPT), "long", "3"]
+    cmd += [*options, "--hosts", *hosts, "--", str(SCRIPT), "long", str(len(set(hosts)))]
     process = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=marked_env(marker),
+        env=marked_env(marker, env),
         cwd=ROOT,
         start_new_session=True,
     )
@@ -405,6 +403,21 @@ def test_a_host_cut_off_mid_run_is_lost_and_the_run_goes_on(test_hosts):
         assert process.stdout is not None
         line = process.stdout.readline()
         assert b"started" in line, line + (process.stderr.read() if process.stderr else b"")
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        kill_marked(marker)
+        raise
+    return process, marker
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("transport", ["zmq", "nng"])
+def test_a_host_cut_off_mid_run_is_lost_and_the_run_goes_on(test_hosts, transport):
+    # Its link goes down: no reset, no error, just silence, on both sides.
+    options = ("--ssh-keepalive", "3", "--heartbeat-timeout", "3", "--transport", transport)
+    process, marker = _long_run(test_hosts, options, ["localhost", "h0", "h1"])
+    try:
         with test_hosts.cut_off("h1"):
             stdout, stderr = process.communicate(timeout=90)
             assert process.returncode == 0, stderr
@@ -473,4 +486,42 @@ def test_lines_of_different_hosts_never_mix(test_hosts, tmp_path):
     bad = [x for x in lines if not re.fullmatch(r"L \S+ \d+ \d+ x{300}", x)]
     assert not bad, bad[:3]
     assert {x.split()[1] for x in lines} >= {"h0", "h1"}, "the work did not spread"
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_workers_added_on_another_host_join_the_run(test_hosts, tmp_path):
+    env = {"SCOOP_RUNS_DIR": str(tmp_path / "runs")}
+    process, marker = _long_run(test_hosts, (), ["localhost", "h0"], env=env)
+    joiner = None
+    try:
+        joiner = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scoop_launch",
+                "--ssh-config",
+                str(test_hosts.ssh_config),
+                "--add-workers",
+                "1",
+                "--hosts",
+                "h1",
+            ],
+            capture_output=True,
+            timeout=90,
+            env=marked_env(marker, env),
+            cwd=ROOT,
+        )
+        stdout, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        kill_marked(marker)
+    assert joiner.returncode == 0, joiner.stderr
+    assert b"added workers 3..3 to run" in joiner.stderr, joiner.stderr
+    assert process.returncode == 0, stderr
+    assert re.search(rb"worker 3 on host h1 joined the run", stderr), stderr
+    hosts = json.loads(stdout.split(b"HOSTS ", 1)[1])
+    assert "h1" in hosts, stdout  # the added worker ran tasks
     assert_nothing_left(test_hosts)

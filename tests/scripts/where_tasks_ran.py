@@ -5,8 +5,8 @@ working directory, niceness, first PYTHONPATH entry); ``where`` (default) maps u
 worker has run a task, then prints
 ``WHERE {"root": host, "hosts": {host: [worker indices]}}``; ``exit K``; ``raise``; ``hang``
 (every worker busy in a blocking task; prints ``started``); ``vanish`` (a task on a worker
-other than the root ends its process with ``os._exit(0)``); ``long`` (150 tasks per worker;
-prints ``started`` once every host has run one, ``DONE n`` once all are in).
+other than the root ends its process with ``os._exit(0)``); ``long K`` (150 tasks per worker;
+prints ``started`` once K hosts have run one, ``DONE n HOSTS [...]`` once all are in).
 """
 
 import json
@@ -83,7 +83,8 @@ if __name__ == "__main__":
                 hosts_seen.add(host)
                 if len(hosts_seen) == expected_hosts:
                     print("started", flush=True)
-        print(f"DONE {count}", flush=True)
+            hosts_seen.add(host)
+        print(f"DONE {count} HOSTS {json.dumps(sorted(hosts_seen))}", flush=True)
     elif mode == "hang":
         pending = [futures.submit(forever, i) for i in range(scoop.SIZE * 2)]
         print("started", flush=True)

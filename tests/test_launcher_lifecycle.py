@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from scoop_e2e_support import EXAMPLES, SCRIPTS, describe_processes, run_launcher, wait_until
@@ -199,6 +200,27 @@ def test_a_killed_root_ends_the_run_at_once_naming_it(start_launcher) -> None:
     assert returncode == 128 + signal.SIGKILL, (returncode, err)
     assert "the root worker (0) was killed by signal 9" in err, err
     # The others are told to stop at once, not after the grace period of a normal end.
+    from scoop_launch._lifecycle import GRACE_SECONDS
+
+    assert time.monotonic() - started < GRACE_SECONDS, time.monotonic() - started
+    assert_nothing_left(run)
+
+
+@pytest.mark.timeout(90)
+def test_a_killed_broker_ends_the_run_at_once_naming_it(start_launcher) -> None:
+    # The broker is a single point of the run, like the root: no worker can go on without it.
+    run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=3)
+    run.wait_for_line("started")
+    (broker,) = [
+        pid
+        for pid in run.leftover()
+        if b"scoop._run\0broker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    started = time.monotonic()
+    os.kill(broker, signal.SIGKILL)
+    returncode, _, err = run.finish(timeout=30)
+    assert returncode == 1, (returncode, err)
+    assert "the broker was killed by signal 9 before the root finished" in err, err
     from scoop_launch._lifecycle import GRACE_SECONDS
 
     assert time.monotonic() - started < GRACE_SECONDS, time.monotonic() - started

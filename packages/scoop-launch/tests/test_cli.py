@@ -1,5 +1,6 @@
 """The launcher's command line: usage errors and --dry-run placement (no process is started)."""
 
+import os
 import subprocess
 import sys
 
@@ -66,6 +67,11 @@ def test_dry_run_shows_the_placement(tmp_path, script, hostfile, n, expected):
         (["--hostfile", "/nonexistent/hosts"], "does not exist"),
         (["--transport", "carrier-pigeon"], "is not installed (installed: "),
         (["--transport", "nng-missing"], "install the package that provides"),
+        (["--heartbeat-timeout", "-1"], "expected 0 or more seconds, got -1"),
+        (["--heartbeat-timeout", "soon"], "expected a number of seconds"),
+        (["--max-task-deaths", "0"], "expected at least 1, got 0"),
+        (["--add-workers", "2"], "--add-workers runs the script of the run it joins"),
+        (["--add-workers", "2", "-n", "3"], "--add-workers runs the script of the run"),
     ],
 )
 def test_usage_errors_exit_2_and_say_why(tmp_path, script, args, message):
@@ -132,3 +138,27 @@ def test_loopback_addresses_are_this_machine(host, local):
     from scoop_launch._processes import is_local
 
     assert is_local(host) is local
+
+
+def test_adding_workers_with_no_run_going_on_says_so(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "scoop_launch", "--add-workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SCOOP_RUNS_DIR": str(tmp_path / "runs")},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "no SCOOP run is going on" in result.stderr, result.stderr
+
+
+def test_adding_workers_to_a_run_that_is_not_there_lists_those_that_are(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "scoop_launch", "--add-workers", "1", "--run", "nowhere-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SCOOP_RUNS_DIR": str(tmp_path / "runs")},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "no run 'nowhere-1'" in result.stderr and "runs going on: none" in result.stderr

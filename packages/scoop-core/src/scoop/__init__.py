@@ -15,12 +15,18 @@ Layout of the package (private modules start with an underscore and are re-expor
     testing/        the conformance kit for transports, and an in-memory transport
     _future.py      the Future type
     _scheduler.py   the greenlet scheduler of one worker (serial mode uses it alone)
-    _worker.py      the scheduler on a network (main thread): hand-outs, results, the root task
+    _worker.py      the scheduler on a network (main thread): results, leaving, the root task
+    _handover.py    a worker's queued tasks handed to the broker (demand, timeouts, losses)
     _comm.py        a worker's communication thread: owns the endpoint, answers while tasks run
     _balance.py     the load-balancing policy: how many queued tasks go to idle workers
     _outcome.py     a task's outcome as it travels: exceptions, tracebacks, exit codes
+    _slot.py        the running-task slot: which task a worker runs, read after it died
     _broker.py      the broker: routes frames, never unpickles payloads
-    _protocol.py    message framing and authentication
+    _membership.py  who is in the run, who was lost and why, deaths per task
+    _departures.py  the broker's side of lost and leaving workers: reruns, the root alone
+    _streams.py     the broker's numbered, acknowledged stream to each worker
+    _supervisor.py  the connection of a launcher that added workers to a running run
+    _protocol.py    message framing, authentication, sequence checks and outboxes
     _serialize.py   pickling with out-of-band buffers
     _plugins.py     transport discovery through entry points
     _run.py         process entry points started by the launcher

@@ -1,6 +1,10 @@
 """The public API end to end: each script of tests/scripts runs once per worker count, through
 the launcher, and every check it holds is reported as its own test.
 
+Each script also runs with ``--root-runs-no-task`` (the "client" cases, at -n 2 and 4 on every
+transport): then every task travels to another worker, so that nothing passes only because the
+root happened to run a task itself (a function defined under the main guard, say).
+
 The scripts assert internally and print ``CHECK <name> PASS|FAIL`` (see tests/scripts/_checks.py);
 one launch per (script, -n) keeps the suite fast.
 """
@@ -12,10 +16,18 @@ import re
 from typing import Any
 
 import pytest
-from scoop_e2e_support import SCRIPTS, LaunchResult, run_launcher, transport_cases
+from scoop_e2e_support import (
+    SCRIPTS,
+    LaunchResult,
+    installed_transport_names,
+    run_launcher,
+    transport_cases,
+)
 
 SCRIPT_NAMES = ("api_core.py", "api_errors.py", "api_responsive.py")
-_RUNS: dict[tuple[str, int, str], LaunchResult] = {}
+_RUNS: dict[tuple[str, int, str, str], LaunchResult] = {}
+#: How the root runs: "" as usual, "client" with --root-runs-no-task.
+MODES = ("", "client")
 
 # (script, check) -> (worker counts, reason): checks expected to fail because of a known bug,
 # marked strict xfail so that they turn red once it is fixed. None today.
@@ -33,11 +45,18 @@ def _check_names(script: str) -> list[str]:
     ]
 
 
+def _runs() -> list[tuple[str, int, str]]:
+    """(transport, -n, mode) of every launch of each script."""
+    runs = [(transport, n, "") for transport, n in transport_cases()]
+    runs += [(transport, n, "client") for transport in installed_transport_names() for n in (2, 4)]
+    return runs
+
+
 def _cases() -> list[Any]:
     cases = []
     for script in SCRIPT_NAMES:
         for name in _check_names(script):
-            for transport, n in transport_cases():
+            for transport, n, mode in _runs():
                 marks = []
                 counts, reason = KNOWN_BUGS.get((script, name), ((), ""))
                 if n in counts:
@@ -47,43 +66,49 @@ def _cases() -> list[Any]:
                         script,
                         n,
                         transport,
+                        mode,
                         name,
                         marks=marks,
-                        id=f"{script[:-3]}-{transport}-n{n}-{name}",
+                        id=f"{script[:-3]}-{transport}-n{n}{'-' + mode if mode else ''}-{name}",
                     )
                 )
     return cases
 
 
-def _run(script: str, n: int, transport: str) -> LaunchResult:
-    key = (script, n, transport)
+def _run(script: str, n: int, transport: str, mode: str) -> LaunchResult:
+    key = (script, n, transport, mode)
     if key not in _RUNS:
         _RUNS[key] = run_launcher(
-            SCRIPTS / script, str(n), n=n, timeout=150, env={"SCOOP_TRANSPORT": transport}
+            SCRIPTS / script,
+            str(n),
+            n=n,
+            timeout=150,
+            env={"SCOOP_TRANSPORT": transport},
+            options=["--root-runs-no-task"] if mode == "client" else [],
         )
     return _RUNS[key]
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("script", "n", "transport", "name"), _cases())
-def test_api(script: str, n: int, transport: str, name: str) -> None:
-    result = _run(script, n, transport)
+@pytest.mark.parametrize(("script", "n", "transport", "mode", "name"), _cases())
+def test_api(script: str, n: int, transport: str, mode: str, name: str) -> None:
+    result = _run(script, n, transport, mode)
     out = result.stdout
     if f"CHECK {name} PASS" in out:
         return
     block = re.search(rf"^BEGIN {name}\n(.*?)^END {name}$", out, re.S | re.M)
-    where = f"-n {n} over {transport}"
+    where = f"-n {n} over {transport}" + (" with a root that runs no task" if mode else "")
     if block:
         pytest.fail(f"{name} failed with {where}:\n{block.group(1)}", pytrace=False)
     pytest.fail(f"{name} did not report with {where} (the run ended early)\n{result.explain()}")
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("transport", "n"), transport_cases())
+@pytest.mark.parametrize(("transport", "n", "mode"), _runs())
 @pytest.mark.parametrize("script", SCRIPT_NAMES)
-def test_api_script_ran_to_the_end(script: str, transport: str, n: int) -> None:
+def test_api_script_ran_to_the_end(script: str, transport: str, n: int, mode: str) -> None:
     """Every check reported, and the exit code says whether any failed."""
-    result = _run(script, n, transport)
+    result = _run(script, n, transport, mode)
     done = re.search(r"^CHECKS DONE (\d+)$", result.stdout, re.M)
     assert done, result.explain()
     reported = re.findall(r"^CHECK (\w+) (?:PASS|FAIL)", result.stdout, re.M)

@@ -33,12 +33,25 @@ def wait_for_every_worker(rounds=200):
     import scoop
     from scoop import futures
 
+    expected = set(range(scoop.SIZE)) if root_runs_tasks() else set(range(1, scoop.SIZE))
     seen = set()
     for _ in range(rounds):
         seen.update(futures.map(_worker_index, range(scoop.SIZE * 2)))
-        if len(seen) == scoop.SIZE:
+        if seen == expected:
             return
-    raise AssertionError(f"only workers {sorted(seen)} of {scoop.SIZE} ever ran a task")
+    raise AssertionError(f"only workers {sorted(seen)} of {sorted(expected)} ever ran a task")
+
+
+def task_runners(size):
+    """How many of ``size`` workers run tasks (all but the root with --root-runs-no-task)."""
+    return size if root_runs_tasks() else size - 1
+
+
+def root_runs_tasks():
+    """False when the run was started with --root-runs-no-task (every task travels)."""
+    from scoop import _runtime
+
+    return getattr(_runtime.current(), "runs_tasks", True)
 
 
 def run_checks():

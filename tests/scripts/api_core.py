@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-from _checks import check, run_checks
+from _checks import check, root_runs_tasks, run_checks, task_runners
 
 import scoop
 from scoop import futures, shared
@@ -487,12 +487,24 @@ def check_chain_of_200_waiting_tasks():
 
 @check
 def check_work_spreads_over_workers():
-    if EXPECTED_SIZE == 1:
-        return
+    if task_runners(EXPECTED_SIZE) < 2:
+        return  # only one worker runs tasks
     # Several rounds, each with far more work than one worker should take alone.
     for round_ in range(5):
         workers = {w for _, w in futures.map(work, range(120))}
         assert len(workers) > 1, f"round {round_}: all 120 tasks ran on workers {workers}"
+
+
+@check
+def check_a_root_that_runs_no_task_runs_none():
+    if root_runs_tasks():
+        return
+    ran = {w for _, w in futures.map(work, range(60))}
+    ran.add(futures.submit(work, 0).result()[1])
+    ran |= {
+        f.result()[1] for f in futures.as_completed([futures.submit(work, i) for i in range(9)])
+    }
+    assert 0 not in ran, f"the root ran tasks: {sorted(ran)}"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ the module). Tasks leave a worker's queue when
   (``_meet_demand``; the main thread does the same before it starts a task, ``offload``); the
   policy, how many go, is :mod:`scoop._balance`;
 * a wait with a timeout begins on tasks still queued here (``offer``/``end_offer``);
-* the worker leaves the run (``_hand_back``);
+* the worker leaves the run (``_hand_back``), or is a client that runs no task
+  (``_give_all_queued``, every turn);
 * the broker reports that the worker holding one of this worker's tasks was lost (LOST): the
   task is queued again here, from the payload its Future kept (``_queue_again``).
 
@@ -49,6 +50,7 @@ class Handover:
     tasks_started: int
     tasks_ended: int
     said_bye: bool
+    runs_tasks: bool
 
     def flush(self) -> None:
         raise NotImplementedError
@@ -91,8 +93,8 @@ class Handover:
                 self.comm.send_now(Kind.TASKS, 0, entries)
                 self.wake_event.set()  # the main thread asks again once it runs out
 
-    def _hand_back(self) -> None:
-        """Leaving: give every queued task to the broker; say BYE once nothing runs here."""
+    def _give_all_queued(self) -> None:
+        """Give every queued task to the broker (a worker leaving, or a client)."""
         with self.queue_lock:
             tasks = [*self.held, *self.local]
             self.held.clear()
@@ -100,6 +102,10 @@ class Handover:
             entries = [entry for entry in map(self._as_entry, tasks) if entry is not None]
         if entries:
             self.comm.post(Kind.TASKS, 0, self._with_digests(entries))
+
+    def _hand_back(self) -> None:
+        """Leaving: give every queued task to the broker; say BYE once nothing runs here."""
+        self._give_all_queued()
         if self.tasks_started == self.tasks_ended and not self.ready:
             self.flush()
             self.said_bye = True
@@ -115,7 +121,7 @@ class Handover:
         """Take the held tasks, and the oldest queued ones the policy hands to idle workers."""
         with self.queue_lock:
             held, self.held = self.held, deque()
-            keep_one = not (self.busy or self.ready or self.deadline_waits)
+            keep_one = self.runs_tasks and not (self.busy or self.ready or self.deadline_waits)
             count = _balance.handover_count(len(self.local), self.demand, keep_one=keep_one)
             if count == 0 and not held:
                 return []

@@ -226,6 +226,7 @@ def worker_main() -> int:
         parent_pid=parent_pid,
         heartbeat_interval=float(config.get("heartbeat_interval", 0.0)),
         running_slot=config.get("running_slot"),
+        runs_tasks=bool(config.get("runs_tasks", True)),
     )
     _runtime.install(scheduler)
     try:

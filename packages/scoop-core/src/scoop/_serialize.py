@@ -183,9 +183,14 @@ def dumps_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Frame]:
 
 def dumps_in_band(obj: Any) -> bytes:
     """Pickle ``obj`` into one frame, buffers included (for task functions)."""
-    try:
-        return pickle.dumps(obj, protocol=5)
-    except Exception:
-        stream = io.BytesIO()
-        _ScoopPickler(stream, protocol=5).dump(obj)
-        return stream.getvalue()
+    # Plain pickle sends a function of __main__ by name: right for one workers define too
+    # (they import the script), wrong for one defined under the main guard. With such names,
+    # every function goes through the pickler that tells the two apart (as in dumps).
+    if not main_only_names:
+        try:
+            return pickle.dumps(obj, protocol=5)
+        except Exception:
+            pass
+    stream = io.BytesIO()
+    _ScoopPickler(stream, protocol=5).dump(obj)
+    return stream.getvalue()

@@ -79,8 +79,12 @@ class WorkerScheduler(Handover, Scheduler):
         parent_pid: int | None = None,
         heartbeat_interval: float = 0.0,
         running_slot: str | None = None,
+        runs_tasks: bool = True,
     ) -> None:
         super().__init__()
+        #: False for a client (a root started with --root-runs-no-task, an Executor's owner):
+        #: every task it submits goes to the broker, and it never asks for work.
+        self.runs_tasks = runs_tasks
         self.codec = codec
         self.index = index
         self.size = size
@@ -222,6 +226,12 @@ class WorkerScheduler(Handover, Scheduler):
             self._read_inbox()
         if self.leaving and not self.said_bye:
             self._hand_back()
+        elif not self.runs_tasks and (self.local or self.held):
+            self._give_all_queued()
+
+    def _next_local(self) -> Any:
+        # A client runs no task: what is queued goes to the broker at the next turn.
+        return super()._next_local() if self.runs_tasks else None
 
     def _read_inbox(self) -> None:
         inbox = self.inbox
@@ -275,7 +285,7 @@ class WorkerScheduler(Handover, Scheduler):
         self.flush()
         if self.stopping:
             return
-        if not self.requested and not self.held and not self.leaving:  # held: see offer()
+        if not (self.requested or self.held or self.leaving) and self.runs_tasks:  # see offer()
             self.requested = True
             self.comm.request_work()
         event = self.wake_event

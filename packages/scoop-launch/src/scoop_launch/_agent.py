@@ -158,6 +158,7 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
             **config["worker"],
             "index": index,
             "root": index == 0,
+            "runs_tasks": index != 0 or config.get("root_runs_tasks", True),
             "script": script,
             "parent_pid": os.getpid(),
         }

@@ -212,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the run --add-workers joins, when several are going on (their ids are listed)",
     )
+    parser.add_argument(
+        "--root-runs-no-task",
+        action="store_true",
+        help="the root submits and waits but runs no task itself: every task travels to "
+        "another worker (a check that a script works wherever its tasks run; needs -n 2 or more)",
+    )
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("script", nargs="?", help="the Python script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
@@ -413,7 +419,11 @@ def main(argv: list[str] | None = None) -> None:
         verify_payloads=options.verify_payloads,
         heartbeat_timeout=options.heartbeat_timeout,
         max_task_deaths=options.max_task_deaths,
+        root_runs_tasks=not options.root_runs_no_task,
     )
+    if options.root_runs_no_task and config.size < 2:
+        close_connections()
+        parser.error("--root-runs-no-task needs another worker to run the tasks: -n 2 or more")
     if options.dry_run:
         print_placement(source, placement, config)
         close_connections()

@@ -114,6 +114,8 @@ class RunConfig:
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT
     #: Worker deaths a task may cause before it is given up.
     max_task_deaths: int = MAX_TASK_DEATHS
+    #: Whether the root runs tasks too (False: it submits and waits only, like a client).
+    root_runs_tasks: bool = True
 
     @property
     def size(self) -> int:
@@ -283,6 +285,7 @@ class Run:
                     "script": self.config.script,
                     "script_base64": source,
                     "silence_timeout": options.silence_timeout,
+                    "root_runs_tasks": self.config.root_runs_tasks,
                     "indices": indices,
                     "worker": self._shared_worker_config(),
                 }
@@ -392,6 +395,7 @@ class Run:
             **self._shared_worker_config(),
             "index": index,
             "root": index == 0,
+            "runs_tasks": index != 0 or self.config.root_runs_tasks,
             "script": self.config.script,
             "parent_pid": os.getpid(),
         }

@@ -115,3 +115,18 @@ def test_api_script_ran_to_the_end(script: str, transport: str, n: int, mode: st
     assert reported == _check_names(script), result.explain()
     assert result.returncode == (1 if int(done.group(1)) else 0), result.explain()
     assert "printed by a task" in result.stdout or script != "api_core.py"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("transport", installed_transport_names())
+def test_definitions_under_the_main_guard_travel_wherever_tasks_run(transport: str) -> None:
+    # Workers import the script without its guarded block: a function or class defined only
+    # there must travel by value, also when the task runs on another worker than the root.
+    result = run_launcher(
+        SCRIPTS / "under_main_guard.py",
+        n=2,
+        env={"SCOOP_TRANSPORT": transport},
+        options=["--root-runs-no-task"],
+    )
+    assert result.returncode == 0, result.explain()
+    assert "GUARD OK [0, 2, 4, 6, 8, 10] [1]" in result.stdout, result.explain()

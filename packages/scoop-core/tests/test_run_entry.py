@@ -65,3 +65,39 @@ def test_an_unwritable_log_file_falls_back_to_stderr(tmp_path) -> None:
     )
     assert "cannot write the log file" in result.stderr and "logging to stderr" in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_python_m_scoop_without_the_launcher_says_what_to_install():
+    import subprocess
+    import sys
+
+    # scoop_launch made unimportable, as in an environment with scoop-core alone.
+    code = (
+        "import sys, runpy; sys.modules['scoop_launch'] = None; "
+        "runpy.run_module('scoop', run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "pip install scoop-launch" in done.stderr, done.stderr
+
+
+def test_the_original_scoop_in_the_same_folder_is_named_with_the_fix(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import scoop
+
+    mixed = tmp_path / "site" / "scoop"
+    shutil.copytree(Path(scoop.__file__).parent, mixed)
+    (mixed / "_control.py").write_text("# the original SCOOP's\n")
+    (mixed / "bootstrap").mkdir()
+    env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}
+    for command in (["-c", "import scoop"], ["-m", "scoop_launch", "--help"]):
+        done = subprocess.run(
+            [sys.executable, *command], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert done.returncode != 0, done.stdout
+        assert "the original SCOOP (0.7) is installed in the same folder" in done.stderr
+        assert "pip uninstall -y scoop scoop-core" in done.stderr, done.stderr

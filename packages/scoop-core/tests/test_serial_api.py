@@ -196,3 +196,13 @@ def test_batched_map_names_the_unpicklable_item():
     items = [1] * 600 + [threading.Lock()]
     with pytest.raises(SerializationError, match=r"item 600 of the map: argument 0 .*lock"):
         futures.map(square, items)
+
+
+def test_the_originals_extra_map_keywords_are_ignored_with_a_warning_naming_them():
+    # The original SCOOP's examples pass parallelLevel=2 to futures.map; it ignored it.
+    with pytest.warns(DeprecationWarning, match="map\\(\\) ignores parallelLevel"):
+        assert list(futures.map(abs, [-1, -2], parallelLevel=2)) == [1, 2]
+    with pytest.warns(DeprecationWarning, match="mapReduce\\(\\) ignores a, b"):
+        assert futures.mapReduce(abs, operator.add, [-1, -2], b=1, a=2) == 3
+    with pytest.raises(TypeError):
+        futures.submit(abs, -1, unknown=1).result()  # a task's own keywords still count

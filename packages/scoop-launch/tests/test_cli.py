@@ -81,6 +81,10 @@ def test_usage_errors_exit_2_and_say_why(tmp_path, script, args, message):
     result = launcher(*args, script)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
+    # What is wrong comes first, not after a screen of usage.
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("python -m scoop_launch: error: "), result.stderr
+    assert len(lines) <= 2, result.stderr
 
 
 def test_missing_script_is_a_usage_error(tmp_path):
@@ -162,3 +166,15 @@ def test_adding_workers_to_a_run_that_is_not_there_lists_those_that_are(tmp_path
     )
     assert result.returncode == 1, result.stderr
     assert "no run 'nowhere-1'" in result.stderr and "runs going on: none" in result.stderr
+
+
+def test_python_m_scoop_is_the_launcher(script):
+    # The original SCOOP's command, in every existing batch script and tutorial.
+    done = subprocess.run(
+        [sys.executable, "-m", "scoop", "-n", "3", "--dry-run", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert placement(done.stdout) == [("localhost", 3)], done.stdout

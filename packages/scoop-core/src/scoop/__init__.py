@@ -38,6 +38,11 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from scoop._install_check import mixed_with_original
+
+if (_problem := mixed_with_original()) is not None:
+    raise ImportError(_problem)
+
 from scoop.errors import RemoteTraceback, ScoopError
 
 if TYPE_CHECKING:

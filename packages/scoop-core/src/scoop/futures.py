@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
@@ -112,24 +113,45 @@ def _ordered_results(
             yield value
 
 
+def _ignored(function: str, options: dict[str, Any]) -> None:
+    # The original SCOOP's maps took and ignored any keyword (its examples pass parallelLevel).
+    if options:
+        names = ", ".join(sorted(options))
+        warnings.warn(
+            f"futures.{function}() ignores {names}, as the original SCOOP did; remove "
+            f"{'it' if len(options) == 1 else 'them'}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
 def map(
-    func: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None
+    func: Callable[..., T],
+    *iterables: Iterable[Any],
+    timeout: float | None = None,
+    **ignored: Any,
 ) -> Iterator[T]:
     """Apply ``func`` to every item of the iterables in parallel; yield results in input order.
 
     All tasks are submitted when ``map`` is called; many small items are batched into fewer
     tasks (see ``scoop._batch``), keeping order and load balance. A call's exception is raised
     when its result is reached. ``timeout`` (seconds, from the call) raises ``TimeoutError``
-    when a result is not ready in time.
+    when a result is not ready in time. Other keywords are ignored, with a DeprecationWarning
+    (the original SCOOP ignored them).
     """
+    _ignored("map", ignored)
     futures, batched = _submit_all(func, iterables)
     return _ordered_results(futures, batched, _deadline(timeout))
 
 
 def map_as_completed(
-    func: Callable[..., T], *iterables: Iterable[Any], timeout: float | None = None
+    func: Callable[..., T],
+    *iterables: Iterable[Any],
+    timeout: float | None = None,
+    **ignored: Any,
 ) -> Iterator[T]:
     """Like :func:`map`, but yield each result as soon as its task finishes."""
+    _ignored("map_as_completed", ignored)
     futures, batched = _submit_all(func, iterables)
     if not batched:
         return (fut.result() for fut in as_completed(futures, timeout))
@@ -170,12 +192,14 @@ def mapReduce(
     reductionOp: Callable[[T, T], T],
     *iterables: Iterable[Any],
     timeout: float | None = None,
+    **ignored: Any,
 ) -> T:
     """Map in parallel, then reduce the results in input order with ``reductionOp``.
 
     ``mapReduce(f, op, xs)`` equals ``functools.reduce(op, map(f, xs))``; an empty input raises
     TypeError as ``reduce`` does.
     """
+    _ignored("mapReduce", ignored)
     results = map(mapFunc, *iterables, timeout=timeout)
     try:
         return functools.reduce(reductionOp, results)
@@ -190,11 +214,13 @@ def mapScan(
     reductionOp: Callable[[T, T], T],
     *iterables: Iterable[Any],
     timeout: float | None = None,
+    **ignored: Any,
 ) -> list[T]:
     """Map in parallel, then return every prefix reduction, in input order.
 
     ``mapScan(f, op, xs)`` equals ``list(itertools.accumulate(map(f, xs), op))``.
     """
+    _ignored("mapScan", ignored)
     return list(itertools.accumulate(map(mapFunc, *iterables, timeout=timeout), reductionOp))
 
 

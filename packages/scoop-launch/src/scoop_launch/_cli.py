@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from scoop import _plugins
 from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS
@@ -65,9 +65,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line first, not after a screen of usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m scoop_launch",
         description="Run a Python script with SCOOP workers on local cores and other hosts.",
         epilog="Examples: python -m scoop_launch -n 4 examples/full_tree.py\n"
@@ -308,6 +315,11 @@ def _check_script_compiles(parser: argparse.ArgumentParser, script: str) -> None
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m scoop_launch`` and the ``scoop`` command."""
+    from scoop._install_check import mixed_with_original
+
+    problem = mixed_with_original()
+    if problem is not None:  # the original SCOOP's __init__ won: name the mix, not a symptom
+        sys.exit(f"scoop: {problem}")
     parser = build_parser()
     options = parser.parse_args(_end_hosts_at_the_script(sys.argv[1:] if argv is None else argv))
     if options.list_transports:

@@ -349,3 +349,44 @@ def test_workers_busy_with_abandoned_tasks_are_stopped_and_the_run_succeeds() ->
     assert re.search(r"abandoned [1-9]", result.stdout), result.explain()
     assert result.duration < 30, result.duration  # killed after the grace period, not 60 s
     assert not result.leftover()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_before_the_run_starts_prints_one_line_and_no_traceback(tmp_path) -> None:
+    # The launcher waits on an ssh server that never answers (placement asks the host for its
+    # CPU count); Ctrl-C then must end it quietly: nothing is running yet.
+    import selectors
+    import socket
+    import subprocess
+    import sys
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host silent\n  HostName 127.0.0.1\n  Port {listener.getsockname()[1]}\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("silent\n")  # no count: placement asks the host for its CPU count
+    launcher = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "scoop_launch", "--ssh-config", str(config)),
+            *("--hostfile", str(hosts), str(EXAMPLES / "hello_map.py")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(listener, selectors.EVENT_READ)
+            assert sel.select(timeout=30), "the launcher never tried to reach the host"
+        connection, _ = listener.accept()  # it waits for the server's greeting now
+        launcher.send_signal(signal.SIGINT)
+        _, err = launcher.communicate(timeout=20)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        listener.close()
+    assert launcher.returncode == 130, err
+    assert b"Traceback" not in err, err
+    assert err.decode().strip().splitlines()[-1] == "scoop: SIGINT before the run started", err
+    connection.close()

@@ -3,15 +3,39 @@
 Layout::
 
     __main__.py    python -m scoop_launch
+    _early.py      Ctrl-C before the run starts: one line, no traceback
     _cli.py        command line parsing, usage errors (exit 2), --list-transports
+    _hosts.py      host sources (hostfile, --hosts, scheduler allocations) and placement
     _lifecycle.py  one run: start the broker and the workers, wait for the root, tear down
+    _processes.py  local processes, addresses
+    _ssh.py        ssh connections and the per-host agent as seen from here
+    _agent.py      the per-host agent (python -m scoop_launch._agent, on remote hosts)
+    _runfile.py    the run file that lets --add-workers join a running run
+    _join.py       --add-workers: workers added to a running run, and their supervisor
+
+Importing the package is cheap: what it exports is loaded on first use.
 """
 
 from __future__ import annotations
 
-from scoop_launch._cli import main
-from scoop_launch._lifecycle import LaunchError, Run, RunConfig
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scoop_launch._cli import main
+    from scoop_launch._lifecycle import LaunchError, Run, RunConfig
 
 __all__ = ["LaunchError", "Run", "RunConfig", "__version__", "main"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from scoop_launch._cli import main
+
+        return main
+    if name in ("LaunchError", "Run", "RunConfig"):
+        from scoop_launch import _lifecycle
+
+        return getattr(_lifecycle, name)
+    raise AttributeError(f"module 'scoop_launch' has no attribute {name!r}")

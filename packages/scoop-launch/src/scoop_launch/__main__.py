@@ -1,10 +1,13 @@
 """``python -m scoop_launch``."""
 
-import sys
+# First: a Ctrl-C while the rest is imported must not print a traceback.
+from scoop_launch._early import quiet_interrupts
 
-# Before anything imports scoop: with the original SCOOP's __init__ in the same folder, the
-# error would otherwise name neither.
-try:
+quiet_interrupts()
+
+import sys  # noqa: E402
+
+try:  # before anything else imports scoop: a mix with the original SCOOP is named, not a symptom
     from scoop._install_check import mixed_with_original
 except ImportError as exc:  # scoop-core's own __init__ found the mix, or scoop is missing
     sys.exit(f"scoop: {exc}")
@@ -12,6 +15,6 @@ except ImportError as exc:  # scoop-core's own __init__ found the mix, or scoop 
 if (problem := mixed_with_original()) is not None:
     sys.exit(f"scoop: {problem}")
 
-from scoop_launch._cli import main
+from scoop_launch._cli import main  # noqa: E402
 
 main()

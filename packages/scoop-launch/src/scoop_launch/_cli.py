@@ -316,6 +316,9 @@ def _check_script_compiles(parser: argparse.ArgumentParser, script: str) -> None
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m scoop_launch`` and the ``scoop`` command."""
     from scoop._install_check import mixed_with_original
+    from scoop_launch._early import quiet_interrupts
+
+    quiet_interrupts()  # until the run installs its own (the scoop command comes here first)
 
     problem = mixed_with_original()
     if problem is not None:  # the original SCOOP's __init__ won: name the mix, not a symptom

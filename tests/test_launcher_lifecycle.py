@@ -390,3 +390,22 @@ def test_ctrl_c_before_the_run_starts_prints_one_line_and_no_traceback(tmp_path)
     assert b"Traceback" not in err, err
     assert err.decode().strip().splitlines()[-1] == "scoop: SIGINT before the run started", err
     connection.close()
+
+
+@pytest.mark.timeout(60)
+def test_standard_input_reaches_the_script() -> None:
+    # `cat data | python -m scoop_launch script.py`: the root reads what the launcher is fed.
+    import subprocess
+    import sys
+
+    data = "".join(f"word{i} " * 10 + "\n" for i in range(5000))  # more than a pipe holds
+    done = subprocess.run(
+        [sys.executable, "-m", "scoop_launch", "-n", "2", str(SCRIPTS / "reads_stdin.py")],
+        input=data.encode(),
+        capture_output=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stderr
+    letters = sum(len(word) for word in data.split())
+    expected = f"READ {len(data)} bytes, {len(data.split())} words, {letters} letters"
+    assert done.stdout.decode().strip() == expected, done.stdout + done.stderr

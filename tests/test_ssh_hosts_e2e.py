@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from scoop_e2e_support import ROOT, kill_marked, marked_env, new_marker, wait_until
 
-SCRIPT = Path(__file__).parent / "scripts" / "where_tasks_ran.py"
+SCRIPTS = Path(__file__).parent / "scripts"
+SCRIPT = SCRIPTS / "where_tasks_ran.py"
 LOCAL = socket.gethostname()
 SECRET_LIKE = re.compile(rb"[0-9a-f]{64}")
 
@@ -524,4 +525,29 @@ def test_workers_added_on_another_host_join_the_run(test_hosts, tmp_path):
     assert re.search(rb"worker 3 on host h1 joined the run", stderr), stderr
     hosts = json.loads(stdout.split(b"HOSTS ", 1)[1])
     assert "h1" in hosts, stdout  # the added worker ran tasks
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_standard_input_reaches_a_root_on_another_host(test_hosts):
+    data = "".join(f"word{i} " * 10 + "\n" for i in range(3000))
+    marker = new_marker()
+    try:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "scoop_launch", "--ssh-config", str(test_hosts.ssh_config)),
+                *("--hosts", "h0", "localhost", "--", str(SCRIPTS / "reads_stdin.py")),
+            ],
+            input=data.encode(),
+            capture_output=True,
+            timeout=90,
+            env=marked_env(marker),
+            cwd=ROOT,
+        )
+    finally:
+        kill_marked(marker)
+    assert done.returncode == 0, done.stderr
+    letters = sum(len(word) for word in data.split())
+    expected = f"READ {len(data)} bytes, {len(data.split())} words, {letters} letters"
+    assert done.stdout.decode().strip() == expected, done.stdout + done.stderr
     assert_nothing_left(test_hosts)

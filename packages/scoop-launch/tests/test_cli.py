@@ -178,3 +178,9 @@ def test_python_m_scoop_is_the_launcher(script):
     )
     assert done.returncode == 0, done.stderr
     assert placement(done.stdout) == [("localhost", 3)], done.stdout
+
+
+def test_debug_says_it_records_nothing_yet(script):
+    result = launcher("--debug", "--dry-run", "-n", "1", script)
+    assert result.returncode == 0, result.stderr
+    assert "--debug records nothing yet" in result.stderr, result.stderr

@@ -12,6 +12,7 @@ Nothing secret is on the command line. Each process reads JSON lines on its stan
   "log_level", "parent_pid", "heartbeat_interval", "running_slot", "supervisor"}`` (given at
   start, so the script is imported while the broker starts; "supervisor" for a worker added to a
   running run, see scoop._supervisor), then line 2 ``{"address": ...}`` once the broker is bound.
+  The root's standard input then carries the launcher's own, as the script's ``sys.stdin``.
 
 Exit codes: a worker returns the root script's code (root) or 0; 3 means the worker could not
 start (its message on stderr says why).
@@ -211,8 +212,11 @@ def worker_main() -> int:
             _runtime.install(None)
     address = _read_line()["address"]
     scoop.BROKER_ADDRESS = address
-    sys.stdin.close()
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - the user's script must not read our pipe
+    if not is_root:
+        sys.stdin.close()
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - a task must not read our pipe
+    # The root keeps it: after the configuration, the launcher forwards its own standard input
+    # there (`cat data | python -m scoop_launch script.py` feeds the script).
     endpoint = transport.connect(ConnectOptions(address=address))
     scheduler = WorkerScheduler(
         endpoint,

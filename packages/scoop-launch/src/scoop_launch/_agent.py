@@ -18,6 +18,8 @@ it runs. Conversation with the launcher, on the ssh channel:
                         worker other than the root ends before the run does (the launcher tells
                         the broker, which has its tasks run elsewhere)
     launcher -> stdin   ``{"kill": index}``: the broker took that worker for lost; SIGKILL it
+    launcher -> stdin   ``{"stdin": base64}`` ... ``{"stdin_eof": true}``: the launcher's own
+                        standard input, for the root's (on the root's host)
 
 Exit status: on the root's host, the root's exit code; elsewhere 0; 1 when it stopped its workers
 because the launcher fell silent.
@@ -189,6 +191,10 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
                 events.put(("ending", None))
             elif "kill" in message:  # the broker took this worker for lost
                 events.put(("kill", message["kill"]))
+            elif "stdin" in message:  # the launcher's standard input, for the root
+                events.put(("stdin", base64.b64decode(message["stdin"])))
+            elif "stdin_eof" in message:
+                events.put(("stdin", b""))
         events.put(("eof", None))
 
     threading.Thread(target=read_launcher, daemon=True).start()
@@ -226,11 +232,22 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
             ending = True
             orphans_deadline = None
         elif kind == "address":
-            for popen in workers.values():
+            for index, popen in workers.items():
                 assert popen.stdin is not None
                 with contextlib.suppress(OSError):
                     popen.stdin.write(value.encode())
-                    popen.stdin.close()
+                    popen.stdin.flush()
+                    if index != 0:  # the root's carries the launcher's standard input next
+                        popen.stdin.close()
+        elif kind == "stdin":
+            root = workers.get(0)
+            if root is not None and root.stdin is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    if value:
+                        root.stdin.write(value)
+                        root.stdin.flush()
+                    else:
+                        root.stdin.close()
         elif kind == "eof":
             _stop(workers)
             break

@@ -225,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the root submits and waits but runs no task itself: every task travels to "
         "another worker (a check that a script works wherever its tasks run; needs -n 2 or more)",
     )
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="accepted for the original SCOOP's scripts; records nothing yet (it says so)",
+    )
     parser.add_argument("script", nargs="?", help="the Python script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     return parser
@@ -328,6 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     if options.list_transports:
         sys.exit(list_transports())
     _split_script_from_hosts(options)
+    if options.debug:
+        print(
+            "scoop: --debug records nothing yet (the original wrote per-worker data files); "
+            "the run goes on without it",
+            file=sys.stderr,
+        )
     joining = options.add_workers is not None
     if joining:
         if options.script is not None:

@@ -42,6 +42,7 @@ class Joining(Run):
         self.supervisor_index = first_index
         self.first_index = first_index + 1
         self.link: SupervisorLink | None = None
+        self.forward_stdin = False  # no root here
 
     def _shared_worker_config(self) -> dict[str, Any]:
         return {

@@ -145,6 +145,8 @@ class Run:
         self.first_index = 0
         #: Where ``--add-workers`` finds this run (None until the broker is bound).
         self.run_file: Path | None = None
+        #: Whether this launcher's standard input goes to the root's.
+        self.forward_stdin = True
         self._stopping = threading.Event()
         # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
         # loopback TCP cannot be altered in flight and the header tag alone authenticates.
@@ -423,13 +425,42 @@ class Run:
     def _hand_out(self, address: str, advertised_host: str | None) -> None:
         """Give the broker's address to the workers, which then connect."""
         for process in self.local:
-            process.send_line({"address": address}, last=True)
+            process.send_line({"address": address}, last=process is not self.root)
         for agent in self.agents:
             if self.config.tunnel:
                 agent_address = advertised(address, "127.0.0.1", agent.tunnel_port)
             else:
                 agent_address = advertised(address, advertised_host)
             agent.send_line({"address": agent_address})
+        if self.root is not None and self.forward_stdin:
+            threading.Thread(target=self._forward_stdin, daemon=True).start()
+
+    def _forward_stdin(self) -> None:
+        """Copy this process's standard input to the root's (over ssh for a remote root)."""
+        root: Any = self.root  # a local process, or the agent of the root's host
+        local = root if isinstance(root, Local) else None
+        while True:
+            try:
+                data = os.read(0, 65536)
+            except OSError:
+                data = b""
+            if local is not None:
+                stdin = local.popen.stdin
+                if stdin is None:
+                    return
+                try:
+                    if not data:
+                        stdin.close()
+                        return
+                    stdin.write(data)
+                    stdin.flush()
+                except (BrokenPipeError, OSError, ValueError):
+                    return  # the root is gone, or does not read it any more
+            else:
+                if not data:
+                    root.send_line({"stdin_eof": True})
+                    return
+                root.send_line({"stdin": base64.b64encode(data).decode("ascii")})
 
     def _wait_for_address(self) -> str:
         while True:

@@ -195,16 +195,13 @@ def check_unpicklable_function_refused_at_once():
 
 @check
 def check_unpicklable_result():
+    # It fails wherever the task ran, the root included: a task may run on any worker.
     fs = [futures.submit(return_lock, i) for i in range(60)]
     for fut in fs:
         exc = fut.exception()
-        if exc is None:
-            worker, lock = fut.result()
-            assert worker == 0  # a result that never left the root needs no pickling
-            assert isinstance(lock, type(LOCK))
-        else:
-            assert isinstance(exc, SerializationError), repr(exc)
-            assert "lock" in str(exc).lower() and "return_lock" in str(exc), exc
+        assert isinstance(exc, SerializationError), repr(exc)
+        assert "lock" in str(exc).lower() and "return_lock" in str(exc), exc
+        if " on worker 0 " not in str(exc):
             REMOTE_SEEN["unpicklable result"] = REMOTE_SEEN.get("unpicklable result", 0) + 1
     assert [x for x, _ in futures.map(work, range(40))] == list(range(40))  # the pool goes on
     # In a map, many items travel as one task: the error names the function and the item.

@@ -340,16 +340,44 @@ class WorkerScheduler(Handover, Scheduler):
         try:
             frames = _serialize.dumps(value)
         except Exception as exc:
-            what = f"the result of {_serialize.describe(fn)}, {_serialize.describe(value)},"
-            if fn is _batch.run_chunk:  # a chunk of a map: name the user's function and item
-                what = _batch.describe_unpicklable(args[0], args[1], value) or what
-            result_error = SerializationError(
-                f"{what} on {self.where} cannot be pickled to travel back: "
-                f"{_serialize.safe_str(exc)}"
-            )
+            result_error = self._unpicklable_result(fn, args, value, exc)
             self._queue_result(task_id, Status.RAISED, pack_exception(result_error, self.where))
         else:
             self._queue_result(task_id, Status.OK, frames)
+
+    def run_own(self, fut: Future[Any]) -> None:
+        """Run a task submitted here; its result must be one that could travel.
+
+        A task may run on any worker, so a result that cannot be pickled fails here as it
+        would on another worker: a program must not work only when the scheduler happened to
+        run a task where it was submitted. Out-of-band buffers are not copied by the check.
+        """
+        fut._release()
+        fn, args = fut._fn, fut._args
+        try:
+            value = fn(*args, **fut._kwargs)
+        except TaskUnwound:
+            raise
+        except BaseException as exc:
+            fut._set_exception(exc)
+            return
+        try:
+            _serialize.dumps(value)
+        except Exception as exc:
+            fut._set_exception(self._unpicklable_result(fn, args, value, exc))
+        else:
+            fut._set_result(value)
+
+    def _unpicklable_result(
+        self, fn: Any, args: tuple[Any, ...], value: Any, exc: Exception
+    ) -> SerializationError:
+        what = f"the result of {_serialize.describe(fn)}, {_serialize.describe(value)},"
+        if fn is _batch.run_chunk:  # a chunk of a map: name the user's function and item
+            what = _batch.describe_unpicklable(args[0], args[1], value) or what
+        return SerializationError(
+            f"{what} on {self.where} cannot be pickled to travel back: "
+            f"{_serialize.safe_str(exc)}"
+        )
 
     def _queue_result(self, task_id: int, status: int, frames: list[Frame]) -> None:
         self.comm.add_result((task_id, status, frames))

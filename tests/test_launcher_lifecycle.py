@@ -409,3 +409,22 @@ def test_standard_input_reaches_the_script() -> None:
     letters = sum(len(word) for word in data.split())
     expected = f"READ {len(data)} bytes, {len(data.split())} words, {letters} letters"
     assert done.stdout.decode().strip() == expected, done.stdout + done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_script_that_fails_to_import_shows_its_traceback_once(tmp_path) -> None:
+    # Every worker imports the script; the error must not come once per worker, interleaved.
+    script = tmp_path / "bad_import.py"
+    script.write_text(
+        "import not_a_module_anywhere_xyz\n"
+        "from scoop import futures\n"
+        "if __name__ == '__main__':\n    print('never')\n"
+    )
+    result = run_launcher(script, n=4)
+    assert result.returncode == 1, result.explain()
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    assert result.stderr.count("No module named 'not_a_module_anywhere_xyz'") >= 1
+    for line in result.stderr.splitlines():
+        if "could not import" in line:  # one line each, naming the line and the error
+            assert "(line 1): ModuleNotFoundError: No module named" in line, line
+    assert not result.leftover(), result.leftover()

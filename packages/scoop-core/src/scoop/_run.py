@@ -194,11 +194,14 @@ def worker_main() -> int:
         try:
             exec(code, module.__dict__)
         except Exception as exc:
+            # One line: every worker imports the script, and the root, which runs it, prints
+            # the whole traceback of the same failure; n copies would bury it.
             print(
-                f"scoop: worker {index} on host {hostname} could not import {script}:",
+                f"scoop: worker {index} on host {hostname} could not import {script}"
+                f"{_failing_line(exc, script)}: "
+                f"{''.join(traceback.format_exception_only(exc)).strip()}",
                 file=sys.stderr,
             )
-            traceback.print_exception(exc)
             return STARTUP_FAILED
         except SystemExit as exc:
             print(
@@ -257,6 +260,14 @@ def worker_main() -> int:
     finally:
         scheduler.close()
     return code_
+
+
+def _failing_line(exc: BaseException, script: str) -> str:
+    """`` (line N)``: the script's line where ``exc`` was raised, if it is the script's."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == script]
+    if not frames:
+        return ""
+    return f" (line {frames[-1].lineno})"
 
 
 def _line_buffered_output() -> None:

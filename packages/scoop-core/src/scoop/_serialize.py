@@ -122,6 +122,28 @@ def dumps(obj: Any) -> list[Frame]:
     return _pickle(obj, fast=False)
 
 
+#: Results of these types always pickle: no need to check them.
+_ATOMS = frozenset({int, float, str, bytes, bytearray, bool, type(None), complex})
+
+
+def _out_of_band(_buffer: pickle.PickleBuffer) -> bool:
+    return False  # out of band: the check below never copies a large buffer
+
+
+def check_picklable(obj: Any) -> None:
+    """Raise if ``obj`` cannot be pickled to travel; cheap for the usual results.
+
+    Plain pickle's C code first (large buffers out of band, so not copied), then the pickler
+    that sends travels use (cloudpickle), whose error is the one raised.
+    """
+    if type(obj) in _ATOMS:
+        return
+    try:
+        pickle.dumps(obj, protocol=5, buffer_callback=_out_of_band)
+    except Exception:
+        _pickle(obj, fast=False)
+
+
 def loads(frames: Sequence[Frame]) -> Any:
     """Rebuild an object from the frames :func:`dumps` made."""
     return pickle.loads(frames[0], buffers=frames[1:])

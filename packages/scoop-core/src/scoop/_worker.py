@@ -362,7 +362,7 @@ class WorkerScheduler(Handover, Scheduler):
             fut._set_exception(exc)
             return
         try:
-            _serialize.dumps(value)
+            _serialize.check_picklable(value)
         except Exception as exc:
             fut._set_exception(self._unpicklable_result(fn, args, value, exc))
         else:

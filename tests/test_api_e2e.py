@@ -130,3 +130,12 @@ def test_definitions_under_the_main_guard_travel_wherever_tasks_run(transport: s
     )
     assert result.returncode == 0, result.explain()
     assert "GUARD OK [0, 2, 4, 6, 8, 10] [1]" in result.stdout, result.explain()
+
+
+@pytest.mark.timeout(120)
+def test_a_map_over_millions_of_items_keeps_the_roots_memory_bounded() -> None:
+    # Drawn whole, the items of this map alone took about 200 MiB on the root.
+    result = run_launcher(SCRIPTS / "lazy_map_memory.py", "2000000", n=2)
+    assert result.returncode == 0, result.explain()
+    grew = int(result.stdout.split("GREW ", 1)[1].split()[0])
+    assert grew < 80, result.stdout

@@ -8,6 +8,7 @@ never set), so slow futures cost no worker time.
 
 import concurrent.futures
 import functools
+import itertools
 import logging
 import operator
 import socket
@@ -493,6 +494,26 @@ def check_work_spreads_over_workers():
     for round_ in range(5):
         workers = {w for _, w in futures.map(work, range(120))}
         assert len(workers) > 1, f"round {round_}: all 120 tasks ran on workers {workers}"
+
+
+@check
+def check_map_reads_its_iterables_lazily():
+    read = [0]
+
+    def counted():
+        for i in itertools.count():
+            read[0] = i
+            yield i
+
+    squares = futures.map(square, counted())  # an endless input: only what is needed is read
+    assert list(itertools.islice(squares, 3000)) == [i * i for i in range(3000)]
+    assert read[0] < 600_000, f"the map read {read[0]} items ahead"
+    unordered = futures.map_as_completed(square, itertools.count())
+    taken = list(itertools.islice(unordered, 2000))
+    assert len(set(taken)) == 2000 and all(int(v**0.5) ** 2 == v for v in taken)
+    # A short generator is chunked as a list would be: results in order, all of them.
+    assert list(futures.map(square, (i for i in range(100)))) == [i * i for i in range(100)]
+    assert sorted(futures.map_as_completed(square, iter(range(50)))) == [i * i for i in range(50)]
 
 
 @check

@@ -375,8 +375,7 @@ class WorkerScheduler(Handover, Scheduler):
         if fn is _batch.run_chunk:  # a chunk of a map: name the user's function and item
             what = _batch.describe_unpicklable(args[0], args[1], value) or what
         return SerializationError(
-            f"{what} on {self.where} cannot be pickled to travel back: "
-            f"{_serialize.safe_str(exc)}"
+            f"{what} on {self.where} cannot be pickled to travel back: {_serialize.safe_str(exc)}"
         )
 
     def _queue_result(self, task_id: int, status: int, frames: list[Frame]) -> None:

@@ -15,13 +15,14 @@ import functools
 import itertools
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
-from scoop import _batch, _serialize
+from scoop import _batch
 from scoop._future import Future
+from scoop._mapfeed import MapFeed
 from scoop._runtime import current
-from scoop.errors import SerializationError
 
 __all__ = [
     "ALL_COMPLETED",
@@ -74,43 +75,46 @@ def submit(func: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
     return current().submit(func, args, kwargs)
 
 
-def _submit_all(
-    func: Callable[..., T], iterables: tuple[Iterable[Any], ...]
-) -> tuple[list[Future[Any]], bool]:
-    """Submit a map's calls; return the futures and whether they are batched (chunks)."""
-    scheduler = current()
-    fn_frame = scheduler.pickle_function(func)  # once for the whole map; names a bad function
-    items = list(zip(*iterables, strict=False))
-    per_task = _batch.chunk_size(len(items), scheduler.size)
-    if per_task == 1:
-        return [scheduler.submit(func, args, {}, fn_frame) for args in items], False
-    chunk_frame = scheduler.pickle_function(_batch.run_chunk)
-    chunks = []
-    for start in range(0, len(items), per_task):
-        chunk = items[start : start + per_task]
-        try:
-            chunks.append(scheduler.submit(_batch.run_chunk, (func, chunk), {}, chunk_frame))
-        except SerializationError:
-            for offset, args in enumerate(chunk):  # name the item that cannot travel
-                try:
-                    _serialize.dumps_call(args, {})
-                except SerializationError as exc:
-                    raise SerializationError(f"item {start + offset} of the map: {exc}") from exc
-            raise
-    return chunks, True
+def _ordered_results(feed: MapFeed, deadline: float | None) -> Iterator[Any]:
+    # Results are dropped as they are yielded, and the next task is submitted as each result
+    # is taken, so that a long map keeps neither its items nor its results.
+    in_flight: deque[Future[Any]] = deque()
+    feed.fill(in_flight)
+    return _ordered_from(feed, in_flight, deadline)
 
 
-def _ordered_results(
-    futures: list[Future[Any]], batched: bool, deadline: float | None
+def _ordered_from(
+    feed: MapFeed, in_flight: deque[Future[Any]], deadline: float | None
 ) -> Iterator[Any]:
-    # Results are dropped as they are yielded so that a long map does not keep them all.
-    futures.reverse()
-    while futures:
-        value = futures.pop().result(_remaining(deadline))
-        if batched:
+    while in_flight:
+        value = in_flight.popleft().result(_remaining(deadline))
+        feed.fill(in_flight)
+        if feed.batched:
             yield from _batch.unwrap(value)
         else:
             yield value
+
+
+def _completed_results(feed: MapFeed, deadline: float | None) -> Iterator[Any]:
+    in_flight: deque[Future[Any]] = deque()
+    feed.fill(in_flight)
+    return _completed_from(feed, set(in_flight), deadline)
+
+
+def _completed_from(
+    feed: MapFeed, pending: set[Future[Any]], deadline: float | None
+) -> Iterator[Any]:
+    while pending:
+        done, pending = wait(pending, _remaining(deadline), FIRST_COMPLETED)
+        if not done:
+            raise TimeoutError(f"{len(pending)} tasks of the map were not done in time")
+        while len(pending) < feed.window and (task := feed.next_task()) is not None:
+            pending.add(task)
+        for fut in done:
+            if feed.batched:
+                yield from _batch.unwrap(fut.result())
+            else:
+                yield fut.result()
 
 
 def _ignored(function: str, options: dict[str, Any]) -> None:
@@ -133,15 +137,17 @@ def map(
 ) -> Iterator[T]:
     """Apply ``func`` to every item of the iterables in parallel; yield results in input order.
 
-    All tasks are submitted when ``map`` is called; many small items are batched into fewer
-    tasks (see ``scoop._batch``), keeping order and load balance. A call's exception is raised
-    when its result is reached. ``timeout`` (seconds, from the call) raises ``TimeoutError``
-    when a result is not ready in time. Other keywords are ignored, with a DeprecationWarning
-    (the original SCOOP ignored them).
+    The iterables are read lazily: the call submits the first tasks (many small items batched
+    into fewer tasks, see ``scoop._batch``), and each result taken makes room for the next, so
+    that a map over millions of items, or an endless generator, keeps a bounded number in
+    flight (``scoop._mapfeed``). A call's exception is raised when its result is reached.
+    ``timeout`` (seconds, from the call) raises ``TimeoutError`` when a result is not ready in
+    time. Other keywords are ignored, with a DeprecationWarning (the original SCOOP ignored
+    them).
     """
     _ignored("map", ignored)
-    futures, batched = _submit_all(func, iterables)
-    return _ordered_results(futures, batched, _deadline(timeout))
+    deadline = _deadline(timeout)
+    return _ordered_results(MapFeed(current(), func, iterables), deadline)
 
 
 def map_as_completed(
@@ -152,10 +158,8 @@ def map_as_completed(
 ) -> Iterator[T]:
     """Like :func:`map`, but yield each result as soon as its task finishes."""
     _ignored("map_as_completed", ignored)
-    futures, batched = _submit_all(func, iterables)
-    if not batched:
-        return (fut.result() for fut in as_completed(futures, timeout))
-    return (item for fut in as_completed(futures, timeout) for item in _batch.unwrap(fut.result()))
+    deadline = _deadline(timeout)
+    return _completed_results(MapFeed(current(), func, iterables), deadline)
 
 
 def as_completed(fs: Iterable[Future[T]], timeout: float | None = None) -> Iterator[Future[T]]:

@@ -47,7 +47,8 @@ class MapFeed:
         ahead = list(itertools.islice(self._items, _batch.TASKS_PER_WORKER * workers * most + 1))
         ended = len(ahead) <= _batch.TASKS_PER_WORKER * workers * most
         self.per_task = min(most, _batch.chunk_size(len(ahead), workers)) if ended else most
-        self._ahead: deque[tuple[Any, ...]] = deque(ahead)
+        self._ahead = ahead
+        self._at = 0
         self.batched = self.per_task > 1
         self.chunk_frame = scheduler.pickle_function(_batch.run_chunk) if self.batched else b""
         self.window = WINDOW_TASKS_PER_WORKER * workers
@@ -55,10 +56,14 @@ class MapFeed:
         self.exhausted = False
 
     def _take(self, count: int) -> list[tuple[Any, ...]]:
-        taken: list[tuple[Any, ...]] = []
-        ahead = self._ahead
-        while ahead and len(taken) < count:
-            taken.append(ahead.popleft())
+        # Slices, not item by item: a map of tiny items spends its time here otherwise.
+        ahead, at = self._ahead, self._at
+        if at >= len(ahead):
+            return list(itertools.islice(self._items, count))
+        taken = ahead[at : at + count]
+        self._at = at + len(taken)
+        if self._at >= len(ahead):
+            self._ahead, self._at = [], 0  # read ahead and all given out: let it go
         if len(taken) < count:
             taken.extend(itertools.islice(self._items, count - len(taken)))
         return taken

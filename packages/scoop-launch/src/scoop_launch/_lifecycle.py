@@ -60,6 +60,9 @@ GRACE_SECONDS = 5.0
 BROKER_START_TIMEOUT = 60.0
 #: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
 WORKER_STARTUP_FAILED = 3
+#: When a worker could not start, how long the root gets to end (and show why) before the
+#: launcher stops the run.
+ROOT_FAILURE_WAIT = 2.0
 
 
 class LaunchError(Exception):
@@ -67,6 +70,10 @@ class LaunchError(Exception):
 
     #: The launcher's exit code when this ends the run.
     exit_code = 1
+
+
+class StartupFailed(LaunchError):
+    """A worker other than the root could not start (it could not import the script, say)."""
 
 
 class RootLost(LaunchError):
@@ -496,45 +503,68 @@ class Run:
         """Wait for the root worker; return its exit code (128+N if killed by signal N).
 
         Another worker that ends before the run does is reported to the broker, which has its
-        tasks run elsewhere. The broker, or a worker that could not start, ends the run.
+        tasks run elsewhere. The broker, or a worker that could not start, ends the run; in the
+        latter case the root gets ROOT_FAILURE_WAIT to end first, since it most often fails the
+        same way (it imports the same script) and shows the whole traceback.
         """
+        could_not_start: tuple[StartupFailed, float] | None = None
         while True:
-            kind, value = self.events.get()
-            if kind == "worker_exit":  # reported by the agent on its host
-                _, index, code, running = value
-                if index != 0:
-                    self._worker_ended(f"worker {index}", int(index), int(code), int(running))
+            try:
+                if could_not_start is None:
+                    kind, value = self.events.get()
+                else:
+                    left = could_not_start[1] - time.monotonic()
+                    kind, value = self.events.get(timeout=max(0.0, left))
+            except queue.Empty:
+                assert could_not_start is not None
+                raise could_not_start[0] from None
+            try:
+                code = self._on_event(kind, value)
+            except StartupFailed as failure:
+                if could_not_start is None:
+                    could_not_start = (failure, time.monotonic() + ROOT_FAILURE_WAIT)
                 continue
-            if kind != "exit":
-                continue
-            handle, code = value
-            code = int(code)
-            if handle is self.root and handle is not None:
-                if code == -1 and handle in self.agents:
-                    raise RootLost(
-                        f"{handle.name}, the root's among them, lost their ssh connection (or "
-                        "their agent died); stopping the run",
-                        1,
-                    )
-                if code < 0:
-                    raise RootLost(
-                        f"{handle.name} was killed by signal {-code}; stopping the run", 128 - code
-                    )
+            if code is not None:
                 return code
-            if handle is self.broker:
-                if code != 0:  # it exits with 0 only once the run ends
-                    self._abort_on_exit(handle, code)
-            elif handle in self.agents:
-                self._host_ended(handle, code)
-            else:
-                running = read_running(handle.running_slot) if handle.running_slot else 0
-                self._worker_ended(handle.name, handle.index, code, running)
+
+    def _on_event(self, kind: str, value: Any) -> int | None:
+        """Act on one event of :meth:`wait`; return the root's exit code once it ended."""
+        if kind == "worker_exit":  # reported by the agent on its host
+            _, index, code, running = value
+            if index != 0:
+                self._worker_ended(f"worker {index}", int(index), int(code), int(running))
+            return None
+        if kind != "exit":
+            return None
+        handle, code = value
+        code = int(code)
+        if handle is self.root and handle is not None:
+            if code == -1 and handle in self.agents:
+                raise RootLost(
+                    f"{handle.name}, the root's among them, lost their ssh connection (or "
+                    "their agent died); stopping the run",
+                    1,
+                )
+            if code < 0:
+                raise RootLost(
+                    f"{handle.name} was killed by signal {-code}; stopping the run", 128 - code
+                )
+            return code
+        if handle is self.broker:
+            if code != 0:  # it exits with 0 only once the run ends
+                self._abort_on_exit(handle, code)
+        elif handle in self.agents:
+            self._host_ended(handle, code)
+        else:
+            running = read_running(handle.running_slot) if handle.running_slot else 0
+            self._worker_ended(handle.name, handle.index, code, running)
+        return None
 
     def _worker_ended(self, name: str, index: int, code: int, running: int) -> None:
         if self.ending:
             return  # workers end with the run: whatever they did then changes nothing
         if code == WORKER_STARTUP_FAILED:
-            raise LaunchError(
+            raise StartupFailed(
                 f"{name} could not start (its error is printed above); stopping the run"
             )
         if code < 0:

@@ -167,7 +167,10 @@ class WorkerScheduler(Handover, Scheduler):
         kind = message.kind
         if kind == Kind.TASKS:
             with self.queue_lock:
-                for entry in message.entries:
+                # Newest last in, first run: reversed, a batch runs oldest first here (a map's
+                # first chunks first, so its results come in order), and what this worker hands
+                # on is the newest of it.
+                for entry in reversed(message.entries):
                     own = (
                         self.remote.pop(entry.id, None)
                         if worker_of(entry.id) == self.index

@@ -106,8 +106,9 @@ def check_sleeping_tasks_finish_in_the_longest_one():
     fs = [futures.submit(block, 0.5 * i) for i in range(1, 6)]
     workers = {f.result() for f in futures.as_completed(fs)}
     took = time.monotonic() - start
-    if task_runners(EXPECTED_SIZE) >= 3:
-        # Run one after the other on fewer workers, they take 4 s and more.
+    if task_runners(EXPECTED_SIZE) >= 4:
+        # One worker each but for one: 3 s at best; run one after the other on fewer workers,
+        # they take 4 s and more. (On 3 workers the best is 2.5 s but 3.5 s is common.)
         assert took < 3.5, f"took {took:.2f} s on workers {sorted(workers)}"
 
 

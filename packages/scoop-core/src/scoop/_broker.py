@@ -259,12 +259,10 @@ class Broker(Departures):
 
     def _send(self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()) -> None:
         """Send the next message of the stream to worker (or supervisor) ``index``."""
-        peer = self.workers.get(index)
+        peer = self._peer_of(index)
         if peer is None:
-            peer = self.supervisors.get(index)
-            if peer is None:
-                logger.debug("broker has no worker %d to send to", index)
-                return
+            logger.debug("broker has no worker %d to send to", index)
+            return
         frames = self.streams.encode(index, kind, arg, entries)
         try:
             self.endpoint.send(peer, frames)
@@ -280,8 +278,13 @@ class Broker(Departures):
                 # comes back; if it does not, it is lost (silence, or the launcher's report).
                 logger.info("broker cannot reach worker %d for now: %s", index, exc)
 
+    def _peer_of(self, index: int) -> Hashable | None:
+        """Where to send to worker (or supervisor) ``index``; None if nowhere."""
+        peer = self.workers.get(index)
+        return peer if peer is not None else self.supervisors.get(index)
+
     def _resend(self, index: int) -> None:
-        peer = self.workers.get(index, self.supervisors.get(index))
+        peer = self._peer_of(index)
         kept = self.streams.to_resend(index)
         if peer is None or not kept:
             return

@@ -252,17 +252,18 @@ class Communicator:
             if self._closing:
                 return
             wait = longest_wait
+            now = time.monotonic()
             if heartbeat:
-                due = self._last_sent + heartbeat - time.monotonic()
+                due = self._last_sent + heartbeat - now
                 if due <= 0:
                     self._emit(Kind.HEARTBEAT)
                     due = heartbeat
                 wait = min(wait, due)
-            if self.outbox.overdue(time.monotonic()):
+            if self.outbox.overdue(now):
                 self._resend()
             if self._results:  # not sent yet: wait until they are due, but do not spin (some
                 # transports count in whole milliseconds; a shorter wait would not wait at all)
-                due = self._results_since + RESULT_DELAY - time.monotonic()
+                due = self._results_since + RESULT_DELAY - now
                 wait = min(wait, max(due, 0.001))
             frames = self.endpoint.recv(wait)
             handled = 0

@@ -178,9 +178,8 @@ class Departures:
     # -- supervisors: launchers that added workers ---------------------------------------------
 
     def _supervisor_joined(self, index: int, peer: Hashable) -> None:
-        self.supervisors[index] = peer
+        self.supervisors[index] = peer  # its stream was opened by _hello
         self.index_of[peer] = index
-        self.streams.open(index)
         self._send(index, Kind.WELCOME)
         if self.exit_code is not None:
             self._send(index, Kind.SHUTDOWN, self.exit_code)

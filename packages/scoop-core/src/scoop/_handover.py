@@ -29,6 +29,11 @@ from scoop._future import PENDING, RUNNING, Future
 from scoop._protocol import Codec, Entry, Kind, LostStatus, Message
 
 
+def _payload_entry(fut: Future[Any]) -> Entry:
+    """The entry that carries ``fut``'s call (its digest is set before it is sent)."""
+    return Entry(fut.id, 0, b"", [fut._fn_frame, *fut._call_frames])
+
+
 class Handover:
     """Tasks leaving a worker's queue; mixed into the worker's scheduler, whose state it uses."""
 
@@ -71,7 +76,7 @@ class Handover:
                 if fut is None:
                     continue
                 if entry.status == LostStatus.SUSPECT:  # straight back to the broker
-                    suspects.append(Entry(fut.id, 0, b"", [fut._fn_frame, *fut._call_frames]))
+                    suspects.append(_payload_entry(fut))
                 elif entry.status == LostStatus.RERUN:
                     del self.remote[entry.id]
                     fut._state = PENDING
@@ -186,7 +191,7 @@ class Handover:
             return None
         task._state = RUNNING
         self.remote[task.id] = task
-        return Entry(task.id, 0, b"", [task._fn_frame, *task._call_frames])
+        return _payload_entry(task)
 
     def _with_digests(self, entries: list[Entry]) -> list[Entry]:
         for entry in entries:

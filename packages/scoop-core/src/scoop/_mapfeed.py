@@ -13,7 +13,6 @@ work starts at once, as it did when maps drew everything.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -91,13 +90,15 @@ class MapFeed:
                     raise SerializationError(f"item {start + offset} of the map: {exc}") from exc
             raise
 
-    def fill(self, in_flight: deque[Future[Any]]) -> None:
+    def more(self, in_flight: int) -> list[Future[Any]]:
         """Submit tasks until ``window`` are in flight or the iterables are exhausted."""
-        while len(in_flight) < self.window:
+        tasks: list[Future[Any]] = []
+        while in_flight + len(tasks) < self.window:
             task = self.next_task()
             if task is None:
-                return
-            in_flight.append(task)
+                break
+            tasks.append(task)
+        return tasks
 
 
 __all__ = ["MAX_ITEMS_IN_FLIGHT", "MapFeed"]

@@ -402,8 +402,16 @@ class Scheduler:
             raise
         except BaseException as exc:
             fut._set_exception(exc)
-        else:
+            return
+        problem = self.result_problem(fut, value)
+        if problem is None:
             fut._set_result(value)
+        else:
+            fut._set_exception(problem)
+
+    def result_problem(self, fut: Future[Any], value: Any) -> BaseException | None:
+        """Why the result of a task run here may not be kept (None: it may); serial: never."""
+        return None
 
     def run_foreign(self, task: Any) -> None:
         """Execute a task received from another worker (only workers on a network have them)."""

@@ -348,28 +348,17 @@ class WorkerScheduler(Handover, Scheduler):
         else:
             self._queue_result(task_id, Status.OK, frames)
 
-    def run_own(self, fut: Future[Any]) -> None:
-        """Run a task submitted here; its result must be one that could travel.
+    def result_problem(self, fut: Future[Any], value: Any) -> BaseException | None:
+        """A result that cannot be pickled fails here as it would on another worker.
 
-        A task may run on any worker, so a result that cannot be pickled fails here as it
-        would on another worker: a program must not work only when the scheduler happened to
-        run a task where it was submitted. Out-of-band buffers are not copied by the check.
+        A task may run on any worker: a program must not work only when the scheduler happened
+        to run a task where it was submitted. Out-of-band buffers are not copied by the check.
         """
-        fut._release()
-        fn, args = fut._fn, fut._args
-        try:
-            value = fn(*args, **fut._kwargs)
-        except TaskUnwound:
-            raise
-        except BaseException as exc:
-            fut._set_exception(exc)
-            return
         try:
             _serialize.check_picklable(value)
         except Exception as exc:
-            fut._set_exception(self._unpicklable_result(fn, args, value, exc))
-        else:
-            fut._set_result(value)
+            return self._unpicklable_result(fut._fn, fut._args, value, exc)
+        return None
 
     def _unpicklable_result(
         self, fn: Any, args: tuple[Any, ...], value: Any, exc: Exception

@@ -78,9 +78,7 @@ def submit(func: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
 def _ordered_results(feed: MapFeed, deadline: float | None) -> Iterator[Any]:
     # Results are dropped as they are yielded, and the next task is submitted as each result
     # is taken, so that a long map keeps neither its items nor its results.
-    in_flight: deque[Future[Any]] = deque()
-    feed.fill(in_flight)
-    return _ordered_from(feed, in_flight, deadline)
+    return _ordered_from(feed, deque(feed.more(0)), deadline)
 
 
 def _ordered_from(
@@ -88,7 +86,7 @@ def _ordered_from(
 ) -> Iterator[Any]:
     while in_flight:
         value = in_flight.popleft().result(_remaining(deadline))
-        feed.fill(in_flight)
+        in_flight.extend(feed.more(len(in_flight)))
         if feed.batched:
             yield from _batch.unwrap(value)
         else:
@@ -96,9 +94,7 @@ def _ordered_from(
 
 
 def _completed_results(feed: MapFeed, deadline: float | None) -> Iterator[Any]:
-    in_flight: deque[Future[Any]] = deque()
-    feed.fill(in_flight)
-    return _completed_from(feed, set(in_flight), deadline)
+    return _completed_from(feed, set(feed.more(0)), deadline)
 
 
 def _completed_from(
@@ -108,8 +104,7 @@ def _completed_from(
         done, pending = wait(pending, _remaining(deadline), FIRST_COMPLETED)
         if not done:
             raise TimeoutError(f"{len(pending)} tasks of the map were not done in time")
-        while len(pending) < feed.window and (task := feed.next_task()) is not None:
-            pending.add(task)
+        pending.update(feed.more(len(pending)))
         for fut in done:
             if feed.batched:
                 yield from _batch.unwrap(fut.result())

@@ -124,16 +124,6 @@ def main() -> int:
             shutil.rmtree(shipped_dir, ignore_errors=True)
 
 
-def _read_running(path: str) -> int:
-    # The worker's running slot (scoop._slot): 8 bytes, the id of the task whose code ran.
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(8)
-    except OSError:
-        return 0
-    return int.from_bytes(data, "little") if len(data) == 8 else 0
-
-
 def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
     slots = tempfile.mkdtemp(prefix="scoop-run-")
     try:
@@ -272,8 +262,10 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
                     )
             elif not ending:
                 # The launcher tells the broker, which has its tasks run elsewhere.
+                from scoop._slot import read_running  # scoop is there: _check imported it
+
                 slot = os.path.join(slots, f"running-{index}")
-                _reply({"exit": index, "code": code, "running": _read_running(slot)})
+                _reply({"exit": index, "code": code, "running": read_running(slot)})
     for popen in workers.values():
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=STOP_GRACE_SECONDS)

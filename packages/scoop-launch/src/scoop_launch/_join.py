@@ -117,17 +117,9 @@ class Joining(Run):
         left = {*self.local, *self.agents}
         while left:
             kind, value = self.events.get()
-            if kind == "worker_exit":  # reported by the agent on its host
-                _, index, code, running = value
-                self._worker_ended(f"worker {index}", int(index), int(code), int(running))
-            elif kind == "exit":
-                handle, code = value
-                left.discard(handle)
-                if handle in self.agents:
-                    self._host_ended(handle, int(code))
-                else:
-                    running = _runfile_running(handle.running_slot)
-                    self._worker_ended(handle.name, handle.index, int(code), running)
+            if kind == "exit":
+                left.discard(value[0])
+            self._on_event(kind, value)  # no root and no broker here: it never returns a code
         return 0
 
     def terminate(self) -> None:
@@ -152,12 +144,6 @@ class Joining(Run):
         finally:
             if self.link is not None:
                 self.link.close()
-
-
-def _runfile_running(slot: str | None) -> int:
-    from scoop._slot import read_running
-
-    return read_running(slot) if slot else 0
 
 
 def add_workers(

@@ -42,7 +42,6 @@ from typing import Any
 
 # The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
 from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, heartbeat_interval
-from scoop._slot import read_running
 from scoop_launch import _runfile
 from scoop_launch._processes import (
     Handle,
@@ -556,8 +555,7 @@ class Run:
         elif handle in self.agents:
             self._host_ended(handle, code)
         else:
-            running = read_running(handle.running_slot) if handle.running_slot else 0
-            self._worker_ended(handle.name, handle.index, code, running)
+            self._worker_ended(handle.name, handle.index, code, handle.running_task())
         return None
 
     def _worker_ended(self, name: str, index: int, code: int, running: int) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from scoop._slot import read_running
+
 #: Host names that mean this machine: their workers start as local processes, not over ssh.
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -56,6 +58,10 @@ class Local:
         #: The worker's index (None for the broker), and the file of its running slot.
         self.index = index
         self.running_slot = running_slot
+
+    def running_task(self) -> int:
+        """The task its running slot names (see scoop._slot); 0 if none, or no slot."""
+        return read_running(self.running_slot) if self.running_slot else 0
 
     def wait(self) -> int:
         return self.popen.wait()

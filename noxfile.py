@@ -17,6 +17,8 @@ PACKAGES = [
     "./packages/scoop-launch",
 ]
 TEST_TOOLS = ["pytest==9.2.0", "pytest-timeout==2.4.0", "uv==0.13.9"]
+#: The notebook tests drive a real Jupyter kernel.
+NOTEBOOK_TOOLS = ["ipykernel==7.4.0", "nbclient==0.11.0", "nbformat==5.11.1"]
 SOURCES = [f"{p}/src" for p in PACKAGES]
 # Every install uses --no-sources: without it uv reads the workspace's [tool.uv.sources] and
 # installs the scoop packages editable, not as a user gets them.
@@ -25,7 +27,7 @@ SOURCES = [f"{p}/src" for p in PACKAGES]
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite, against the packages installed as a user would install them."""
-    session.install("--no-sources", *PACKAGES, *TEST_TOOLS)
+    session.install("--no-sources", *PACKAGES, *TEST_TOOLS, *NOTEBOOK_TOOLS)
     session.run("pytest", *session.posargs)
 
 

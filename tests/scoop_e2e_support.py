@@ -9,6 +9,7 @@ process group would not reach them).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import os
@@ -146,8 +147,24 @@ def run_launcher(
 
     On timeout the launcher and every process of its run are killed and the test fails.
     """
+    return run_command(
+        launcher_command(script, *args, n=n, options=options), timeout=timeout, env=env, cwd=cwd
+    )
+
+
+def run_command(
+    cmd: list[str],
+    *,
+    timeout: float = RUN_TIMEOUT,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> LaunchResult:
+    """Run ``cmd`` (a launcher, or a program that opens a scoop.Executor) to the end.
+
+    Every process it starts carries a marker: on timeout they are all killed and the test
+    fails; ``left_at_exit`` lists those still alive once it ended.
+    """
     marker = new_marker()
-    cmd = launcher_command(script, *args, n=n, options=options)
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd,
@@ -265,4 +282,15 @@ def transport_cases() -> list[tuple[str, int]]:
         (name, n)
         for name in installed_transport_names()
         for n in ((1, 2, 4) if name == default else (2, 4))
+    ]
+
+
+def check_names(script: str) -> list[str]:
+    """The checks a script of tests/scripts registers with ``@check``, in order."""
+    tree = ast.parse((SCRIPTS / script).read_text())
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any(isinstance(d, ast.Name) and d.id == "check" for d in node.decorator_list)
     ]

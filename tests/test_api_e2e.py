@@ -11,7 +11,6 @@ one launch per (script, -n) keeps the suite fast.
 
 from __future__ import annotations
 
-import ast
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from scoop_e2e_support import (
     SCRIPTS,
     LaunchResult,
+    check_names,
     installed_transport_names,
     run_launcher,
     transport_cases,
@@ -35,14 +35,7 @@ KNOWN_BUGS: dict[tuple[str, str], tuple[tuple[int, ...], str]] = {}
 
 
 def _check_names(script: str) -> list[str]:
-    tree = ast.parse((SCRIPTS / script).read_text())
-    return [
-        node.name
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef)
-        and node.name.startswith("check_")
-        and any(isinstance(d, ast.Name) and d.id == "check" for d in node.decorator_list)
-    ]
+    return [name for name in check_names(script) if name.startswith("check_")]
 
 
 def _runs() -> list[tuple[str, int, str]]:

@@ -551,3 +551,24 @@ def test_standard_input_reaches_a_root_on_another_host(test_hosts):
     expected = f"READ {len(data)} bytes, {len(data.split())} words, {letters} letters"
     assert done.stdout.decode().strip() == expected, done.stdout + done.stderr
     assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_an_executor_starts_its_workers_on_other_hosts(test_hosts):
+    marker = new_marker()
+    try:
+        result = subprocess.run(
+            [sys.executable, str(SCRIPTS / "executor_hosts.py"), str(test_hosts.ssh_config)],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=marked_env(marker),
+            cwd=ROOT,
+        )
+    finally:
+        kill_marked(marker)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("HOSTS "))
+    # This machine opened the Executor and runs no task: every task ran on the two hosts.
+    assert json.loads(line[len("HOSTS ") :]) == ["h0", "h1"], result.stdout
+    assert_nothing_left(test_hosts)

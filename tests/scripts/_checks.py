@@ -54,9 +54,10 @@ def root_runs_tasks():
     return getattr(_runtime.current(), "runs_tasks", True)
 
 
-def run_checks():
+def run_checks(wait_for_workers=True):
     """Run the registered checks (or those named in ``sys.argv[2:]``) and exit."""
-    wait_for_every_worker()
+    if wait_for_workers:
+        wait_for_every_worker()
     wanted = set(sys.argv[2:])
     failed = 0
     for fn in CHECKS:

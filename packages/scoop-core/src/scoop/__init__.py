@@ -8,6 +8,8 @@ Spread a Python program over every core of a machine, a cluster or a grid::
 Layout of the package (private modules start with an underscore and are re-exported here)::
 
     futures.py      the public API: submit, map, wait, as_completed, mapReduce, mapScan...
+    _executor.py    scoop.Executor: a concurrent.futures.Executor that starts its own workers
+    _client.py      an Executor's client: its thread (worker 0, runs no task), its user's side
     shared.py       setConst / getConst: constants broadcast to every worker
     errors.py       every error class SCOOP raises
     transport.py    the transport interface (Protocols) that plugins implement
@@ -47,6 +49,7 @@ from scoop.errors import RemoteTraceback, ScoopError
 
 if TYPE_CHECKING:
     from scoop import futures, shared
+    from scoop._executor import Executor
 
 __all__ = [
     "BROKER_ADDRESS",
@@ -54,6 +57,7 @@ __all__ = [
     "IS_ORIGIN",
     "IS_RUNNING",
     "SIZE",
+    "Executor",
     "RemoteTraceback",
     "ScoopError",
     "__version__",
@@ -86,4 +90,8 @@ def __getattr__(name: str) -> Any:
     # plugin machinery, does not pay for greenlet and cloudpickle.
     if name in ("futures", "shared"):
         return importlib.import_module(f"scoop.{name}")
+    if name == "Executor":
+        from scoop._executor import Executor
+
+        return Executor
     raise AttributeError(f"module 'scoop' has no attribute {name!r}")

@@ -236,6 +236,8 @@ class Broker(Departures):
                 self._route_results(message)
         elif message.kind == Kind.CONST:
             self._constant(sender, message)
+        elif message.kind == Kind.CANCEL:
+            self._cancel(sender, message.entries)
         elif message.kind == Kind.SHUTDOWN:
             self._forget(sender)  # the root has left
             self.shutdown(message.arg, sender)
@@ -434,6 +436,25 @@ class Broker(Departures):
             idle = len(self.hungry) - (origin in self.hungry)
             self._send(origin, Kind.RESULTS, idle, entries)
         return set(by_origin)
+
+    def _cancel(self, sender: int, entries: list[Entry]) -> None:
+        """Drop tasks their submitter cancelled: from the queue, and at the worker holding them.
+
+        Best effort: a task already running finishes (its submitter drops the result).
+        """
+        ids = {entry.id for entry in entries if worker_of(entry.id) == sender}  # its own only
+        if not ids:
+            return
+        if self.queue:
+            self.queue = deque(entry for entry in self.queue if entry.id not in ids)
+        by_holder: dict[int, list[Entry]] = {}
+        no_payload = self.codec.digest([])
+        for task_id in ids:
+            holder = self.holder.pop(task_id, None)
+            if holder is not None:
+                by_holder.setdefault(holder, []).append(Entry(task_id, 0, no_payload, []))
+        for holder, held in by_holder.items():
+            self._send(holder, Kind.CANCEL, 0, held)
 
     def _constant(self, sender: int, message: Message) -> None:
         for entry in message.entries:

@@ -85,6 +85,8 @@ class Kind(enum.IntEnum):
     GONE = 14  # supervisor -> broker: entries id = index of one of its workers whose process
     #            ended, payload = JSON {"reason": text, "running": task id}
     STOP = 15  # broker -> supervisor: arg = index of one of its workers taken for lost: kill it
+    CANCEL = 16  # submitter -> broker -> holder: entries id = its tasks nobody waits for any more
+    #              (no payload): dropped wherever they are still queued
 
 
 #: ``arg`` of a worker's TASKS or RESULTS: it has nothing left to run, as if a REQUEST followed

@@ -30,6 +30,7 @@ import socket
 import sys
 import threading
 import traceback
+import types
 from typing import Any
 
 import scoop
@@ -177,42 +178,13 @@ def worker_main() -> int:
         print(f"scoop: worker {index} on host {hostname}: {exc}", file=sys.stderr)
         return STARTUP_FAILED
     script = config["script"]
-    _script.prepare(script, list(config.get("args", [])))
-    try:
-        source, code = _script.read_script(script)
-    except (OSError, SyntaxError, ValueError) as exc:  # e.g. changed since the launcher read it
-        print(f"scoop: worker {index} on host {hostname} cannot read {script}:", file=sys.stderr)
-        print("".join(traceback.format_exception_only(exc)), end="", file=sys.stderr)
-        return STARTUP_FAILED
-    _serialize.main_only_names = _script.names_only_under_main_guard(source)
-    if is_root:
-        module = _script.new_module(script, "__main__")
-    else:
-        # Import the script as a module so that its functions and classes exist here.
-        module = _script.new_module(script, _script.WORKER_MODULE_NAME)
-        _runtime.install(_runtime.ImportingScript(script, index))  # type: ignore[arg-type]
-        try:
-            exec(code, module.__dict__)
-        except Exception as exc:
-            # One line: every worker imports the script, and the root, which runs it, prints
-            # the whole traceback of the same failure; n copies would bury it.
-            print(
-                f"scoop: worker {index} on host {hostname} could not import {script}"
-                f"{_failing_line(exc, script)}: "
-                f"{''.join(traceback.format_exception_only(exc)).strip()}",
-                file=sys.stderr,
-            )
-            return STARTUP_FAILED
-        except SystemExit as exc:
-            print(
-                f"scoop: worker {index} on host {hostname}: {script} called sys.exit({exc.code!r})"
-                " while the worker imported it; code that ends the program belongs under "
-                "`if __name__ == '__main__':`",
-                file=sys.stderr,
-            )
-            return STARTUP_FAILED
-        finally:
-            _runtime.install(None)
+    if script:
+        loaded = _load_script(script, config, index, hostname, is_root)
+        if isinstance(loaded, int):
+            return loaded
+        module, code = loaded
+    else:  # an Executor's worker: no script, the client's functions travel by value
+        _script.blank_main(config.get("path", []))
     address = _read_line()["address"]
     scoop.BROKER_ADDRESS = address
     if not is_root:
@@ -260,6 +232,52 @@ def worker_main() -> int:
     finally:
         scheduler.close()
     return code_
+
+
+def _load_script(
+    script: str, config: dict[str, Any], index: int, hostname: str, is_root: bool
+) -> tuple[types.ModuleType, types.CodeType] | int:
+    """Prepare the user's script: the root's ``__main__``, imported on other workers.
+
+    Returns the module and the script's code, or the exit code of a worker that cannot start.
+    """
+    _script.prepare(script, list(config.get("args", [])))
+    try:
+        source, code = _script.read_script(script)
+    except (OSError, SyntaxError, ValueError) as exc:  # e.g. changed since the launcher read it
+        print(f"scoop: worker {index} on host {hostname} cannot read {script}:", file=sys.stderr)
+        print("".join(traceback.format_exception_only(exc)), end="", file=sys.stderr)
+        return STARTUP_FAILED
+    _serialize.main_only_names = _script.names_only_under_main_guard(source)
+    if is_root:
+        module = _script.new_module(script, "__main__")
+    else:
+        # Import the script as a module so that its functions and classes exist here.
+        module = _script.new_module(script, _script.WORKER_MODULE_NAME)
+        _runtime.install(_runtime.ImportingScript(script, index))  # type: ignore[arg-type]
+        try:
+            exec(code, module.__dict__)
+        except Exception as exc:
+            # One line: every worker imports the script, and the root, which runs it, prints
+            # the whole traceback of the same failure; n copies would bury it.
+            print(
+                f"scoop: worker {index} on host {hostname} could not import {script}"
+                f"{_failing_line(exc, script)}: "
+                f"{''.join(traceback.format_exception_only(exc)).strip()}",
+                file=sys.stderr,
+            )
+            return STARTUP_FAILED
+        except SystemExit as exc:
+            print(
+                f"scoop: worker {index} on host {hostname}: {script} called sys.exit({exc.code!r})"
+                " while the worker imported it; code that ends the program belongs under "
+                "`if __name__ == '__main__':`",
+                file=sys.stderr,
+            )
+            return STARTUP_FAILED
+        finally:
+            _runtime.install(None)
+    return module, code
 
 
 def _failing_line(exc: BaseException, script: str) -> str:

@@ -146,16 +146,28 @@ class Scheduler:
         fn_frame: bytes | None = None,
     ) -> Future[Any]:
         """Queue a call as a new task; raise SerializationError at once if it cannot travel."""
+        fut = self.new_future(fn, args, kwargs, fn_frame)
+        self.enqueue(fut)
+        return fut
+
+    def new_future(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fn_frame: bytes | None = None,
+    ) -> Future[Any]:
+        """A task's Future, its call pickled (SerializationError if it cannot travel)."""
         if fn_frame is None:
             fn_frame = self.pickle_function(fn)
         call_frames = _serialize.dumps_call(args, kwargs)
-        fut: Future[Any] = Future(
-            self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames
-        )
+        return Future(self, self.next_task_id(), fn, args, kwargs, fn_frame, call_frames)
+
+    def enqueue(self, fut: Future[Any]) -> None:
+        """Queue a new Future's task here (whence it may be handed away)."""
         fut._blame = self.blame
         self.unfinished[fut.id] = fut
         self.local.append(fut)
-        return fut
 
     # -- waiting -----------------------------------------------------------------------------
 

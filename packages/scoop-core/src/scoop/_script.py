@@ -82,3 +82,18 @@ def new_module(path: str, name: str) -> types.ModuleType:
     sys.modules["__main__"] = module
     sys.modules[WORKER_MODULE_NAME] = module
     return module
+
+
+def blank_main(path: Iterable[str]) -> types.ModuleType:
+    """An empty ``__main__`` for an Executor's worker, which runs no script.
+
+    The client's ``__main__`` (a notebook, a script that opened the Executor) exists only there:
+    its functions and classes travel by value. ``path`` is the client's ``sys.path``, so that
+    its other modules import here by name as they do there.
+    """
+    for entry in reversed([p for p in path if p not in sys.path]):
+        sys.path.insert(0, entry)
+    sys.argv = [""]
+    module = types.ModuleType("__main__")
+    sys.modules["__main__"] = sys.modules[WORKER_MODULE_NAME] = module
+    return module

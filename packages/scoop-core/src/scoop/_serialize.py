@@ -26,6 +26,9 @@ OUT_OF_BAND_MIN_BYTES = 64 * 1024
 #: Names defined only inside the ``if __name__ == "__main__":`` block of the user's script. Workers
 #: import the script without running that block, so these are pickled by value.
 main_only_names: frozenset[str] = frozenset()
+#: True in a process that opened a ``scoop.Executor``: its ``__main__`` (a notebook, the script
+#: that opened it) exists there alone, so every object of ``__main__`` is pickled by value.
+main_by_value = False
 
 
 class _ScoopPickler(cloudpickle.Pickler):  # type: ignore[misc]
@@ -35,6 +38,7 @@ class _ScoopPickler(cloudpickle.Pickler):  # type: ignore[misc]
         if (
             isinstance(obj, type | types.FunctionType)
             and getattr(obj, "__module__", None) == "__main__"
+            and not main_by_value
             and obj.__qualname__.split(".", 1)[0] not in main_only_names
             and "<" not in obj.__qualname__
             and _resolves(obj)
@@ -116,10 +120,19 @@ def dumps(obj: Any) -> list[Frame]:
     obj = _wrap_large(obj)
     if not main_only_names:
         try:
-            return _pickle(obj, fast=True)
+            frames = _pickle(obj, fast=True)
         except Exception:
             pass
+        else:
+            if not _names_main(frames[0]):
+                return frames
     return _pickle(obj, fast=False)
+
+
+def _names_main(stream: Frame) -> bool:
+    # The C pickler refers to __main__ objects by name: fine where workers import the script,
+    # not for an Executor's client (a cheap byte search; a false hit only costs cloudpickle).
+    return main_by_value and b"__main__" in stream
 
 
 #: Results of these types always pickle: no need to check them.
@@ -210,9 +223,12 @@ def dumps_in_band(obj: Any) -> bytes:
     # every function goes through the pickler that tells the two apart (as in dumps).
     if not main_only_names:
         try:
-            return pickle.dumps(obj, protocol=5)
+            frame = pickle.dumps(obj, protocol=5)
         except Exception:
             pass
+        else:
+            if not _names_main(frame):
+                return frame
     stream = io.BytesIO()
     _ScoopPickler(stream, protocol=5).dump(obj)
     return stream.getvalue()

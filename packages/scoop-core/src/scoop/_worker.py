@@ -171,16 +171,14 @@ class WorkerScheduler(Handover, Scheduler):
                 # first chunks first, so its results come in order), and what this worker hands
                 # on is the newest of it.
                 for entry in reversed(message.entries):
-                    own = (
-                        self.remote.pop(entry.id, None)
-                        if worker_of(entry.id) == self.index
-                        else None
-                    )
+                    if worker_of(entry.id) != self.index:
+                        self.local.append(entry)
+                        continue
+                    own = self.remote.pop(entry.id, None)
                     if own is not None:
                         own._state = PENDING  # came back unstarted: run it with its own objects
                         (self.held if own._offered else self.local).append(own)
-                    else:
-                        self.local.append(entry)
+                    # else: one of ours that nobody waits for any more (cancelled): dropped
                 self.requested = False
                 self.demand = message.arg  # workers still idle once the broker gave these out
             self.wake_event.set()
@@ -197,6 +195,8 @@ class WorkerScheduler(Handover, Scheduler):
             self.wake_event.set()
         elif kind == Kind.LOST:
             self._queue_again(message)
+        elif kind == Kind.CANCEL:
+            self._drop_cancelled({entry.id for entry in message.entries})
         elif kind == Kind.MEMBERS:
             self._set_size(message.arg)
         elif kind == Kind.BYE:  # the broker understood that this worker leaves
@@ -208,6 +208,14 @@ class WorkerScheduler(Handover, Scheduler):
             self.wake_event.set()
         else:
             logger.warning("%s ignored an unexpected %s message", self.where, kind.name)
+
+    def _drop_cancelled(self, ids: set[int]) -> None:
+        # Tasks of another worker it cancelled, still queued here: not run (one started runs on).
+        with self.queue_lock:
+            kept = [task for task in self.local if isinstance(task, Future) or task.id not in ids]
+            if len(kept) != len(self.local):
+                self.local.clear()
+                self.local.extend(kept)
 
     def on_stop(self, error: BaseException | None) -> None:
         """The communication thread ended before it was asked to (called in that thread)."""
@@ -244,13 +252,17 @@ class WorkerScheduler(Handover, Scheduler):
                 for entry in message.entries:
                     fut = self.remote.pop(entry.id, None)
                     if fut is None:
-                        logger.warning("%s got a result for unknown task %#x", self.where, entry.id)
+                        self.unknown_result(entry.id)
                     else:
                         self.deliver(fut, entry)
             elif message.kind == Kind.LOST:
                 self._give_up(message.entries)
             else:
                 self._load_constants(message.entries)
+
+    def unknown_result(self, task_id: int) -> None:
+        """A result came for no task of ours: a defect somewhere, worth a warning."""
+        logger.warning("%s got a result for unknown task %#x", self.where, task_id)
 
     def _give_up(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -293,9 +305,13 @@ class WorkerScheduler(Handover, Scheduler):
             self.comm.request_work()
         event = self.wake_event
         event.clear()  # before looking: a wake-up after this point is not lost
-        if self.inbox or self.local or self.stopping:
+        if self.has_news():
             return
         event.wait(None if timeout is None else max(timeout, 0.0))
+
+    def has_news(self) -> bool:
+        """Whether another thread left the main thread something to do (see :meth:`idle`)."""
+        return bool(self.inbox or self.local or self.stopping)
 
     def flush(self) -> None:
         """Have the results of finished tasks sent now."""

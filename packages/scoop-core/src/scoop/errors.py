@@ -7,11 +7,17 @@ boundary, so that core and user code never see a library-specific exception.
 
 from __future__ import annotations
 
+from concurrent.futures import BrokenExecutor
+
 __all__ = [
     "AddressInUse",
     "AuthenticationError",
+    "ExecutorBrokenError",
+    "ExecutorOptionError",
+    "ExecutorStartError",
     "InvalidAddress",
     "KilledWorkerError",
+    "LauncherMissingError",
     "NoTransportError",
     "PeerUnreachable",
     "ProtocolError",
@@ -91,6 +97,25 @@ class NoTransportError(ScoopError):
 
 class UnknownTransportError(ScoopError):
     """The transport asked for is not installed."""
+
+
+class LauncherMissingError(ScoopError, ImportError):
+    """Starting workers needs scoop-launch, which is not installed."""
+
+
+class ExecutorOptionError(ScoopError, ValueError):
+    """An option of ``scoop.Executor`` cannot work; the message says which and why."""
+
+
+class ExecutorStartError(ScoopError):
+    """A ``scoop.Executor`` could not start its broker or workers; the message says why."""
+
+
+class ExecutorBrokenError(ScoopError, BrokenExecutor):
+    """The run of a ``scoop.Executor`` ended (its broker died, a worker could not start...).
+
+    Futures that had not finished fail with it, and the Executor takes no more tasks.
+    """
 
 
 class RemoteTraceback(Exception):

@@ -106,9 +106,9 @@ def main() -> int:
         except OSError as exc:
             problem = f"cannot use working directory {workdir!r} (--path): {exc}"
     shipped_dir = None
-    script = config["script"]
+    script = config["script"]  # "" for an Executor's workers
     source = base64.b64decode(config["script_base64"])
-    if problem is None and not _same_file(script, source):
+    if problem is None and script and not _same_file(script, source):
         shipped_dir = tempfile.mkdtemp(prefix="scoop-script-")
         script = os.path.join(shipped_dir, os.path.basename(config["script"]))
         with open(script, "wb") as handle:

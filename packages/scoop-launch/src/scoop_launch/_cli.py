@@ -6,25 +6,16 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from scoop import _plugins
 from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS
-from scoop.errors import NoTransportError, UnknownTransportError
-from scoop_launch import _hosts
+from scoop_launch._config import OptionError, prepare, run_config, usable_cpus
 from scoop_launch._lifecycle import RunConfig, run
-from scoop_launch._options import SILENCE_TIMEOUT, RemoteHostError, SshOptions
+from scoop_launch._options import SILENCE_TIMEOUT, RemoteHostError
 from scoop_launch._processes import is_local
 
 USAGE_ERROR = 2
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (affinity and cgroup cpusets respected)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 #: More workers than this in one run is surely a typo (one launcher, one broker for them all).
@@ -350,64 +341,17 @@ def main(argv: list[str] | None = None) -> None:
         if not os.path.isfile(options.script):
             parser.error(f"script {options.script!r} not found (or not a file)")
         _check_script_compiles(parser, options.script)
-    if options.log:
-        try:
-            with open(options.log, "a", encoding="utf-8"):
-                pass  # every process of the run appends to it: fail now, not in each of them
-        except OSError as exc:
-            parser.error(f"cannot write the log file {options.log!r} (--log): {exc.strerror}")
-    if options.hosts and options.hostfile:
-        parser.error("--hosts and --hostfile cannot be used together")
     try:
-        transport = _plugins.choose_transport(options.transport)
-    except (NoTransportError, UnknownTransportError) as exc:
+        prepared = prepare(options, joining=joining)
+    except OptionError as exc:
+        if exc.hint:
+            parser.error(str(exc))
         parser.exit(USAGE_ERROR, f"{parser.prog}: error: {exc}\n")
-    if joining and options.tunnel:
-        parser.error("--tunnel cannot carry workers added to a run")
-    if options.tunnel and transport.info.broker_connects_to_workers:
-        parser.error(
-            f"--tunnel cannot carry the {transport.info.name!r} transport (its broker connects to "
-            "the workers); use --transport zmq with --tunnel"
-        )
-    try:
-        source, hosts = _hosts.resolve_hosts(options.hostfile, options.hosts, os.environ)
-    except _hosts.HostSourceError as exc:
-        parser.exit(USAGE_ERROR, f"{parser.prog}: error: {exc}\n")
-
-    ssh = SshOptions(
-        python=options.python_executable,
-        path=options.path,
-        pythonpath=options.pythonpath,
-        prolog=options.prolog,
-        nice=options.nice,
-        ssh_config=options.ssh_config,
-        accept_unknown_host_keys=options.ssh_accept_unknown_host_keys,
-        connect_timeout=options.ssh_timeout,
-        silence_timeout=options.ssh_keepalive,
-    )
-    connections: Any = None  # opened on first need: local runs never import paramiko
-
-    def cpu_count(host: str) -> int:
-        nonlocal connections
-        if is_local(host):
-            return usable_cpus()
-        if connections is None:
-            from scoop_launch._ssh import Connections
-
-            connections = Connections(ssh)
-        return int(connections.cpu_count(host))
-
-    def close_connections() -> None:
-        if connections is not None:
-            connections.close_all()
-
-    level = "ERROR" if options.quiet else ("WARNING", "INFO", "DEBUG")[min(options.verbose, 2)]
-    try:
-        placement = _hosts.place(hosts, options.add_workers or options.workers, cpu_count)
     except RemoteHostError as exc:
-        close_connections()
         print(f"scoop: cannot place workers: {exc}", file=sys.stderr)
         sys.exit(1)
+    placement = prepared.placement
+    close_connections = prepared.close_connections
     if joining:
         from scoop_launch._join import add_workers
 
@@ -417,40 +361,23 @@ def main(argv: list[str] | None = None) -> None:
                 options.run,
                 placement,
                 {
-                    "log_level": level,
+                    "log_level": prepared.log_level,
                     "log_file": os.path.abspath(options.log) if options.log else None,
                     "debug": options.debug,
-                    "ssh": ssh,
-                    "connections": connections,
+                    "ssh": prepared.ssh,
+                    "connections": prepared.connections,
                 },
             )
         finally:
             close_connections()
         sys.exit(code)
     assert options.script is not None  # checked above
-    config = RunConfig(
-        script=os.path.abspath(options.script),
-        args=list(options.args),
-        placement=placement,
-        transport=transport.info.name,
-        transport_module=transport.module,
-        log_level=level,
-        log_file=os.path.abspath(options.log) if options.log else None,
-        debug=options.debug,
-        ssh=ssh,
-        connections=connections,
-        broker_hostname=options.broker_hostname,
-        tunnel=options.tunnel,
-        verify_payloads=options.verify_payloads,
-        heartbeat_timeout=options.heartbeat_timeout,
-        max_task_deaths=options.max_task_deaths,
-        root_runs_tasks=not options.root_runs_no_task,
-    )
+    config = run_config(options, prepared, options.script)
     if options.root_runs_no_task and config.size < 2:
         close_connections()
         parser.error("--root-runs-no-task needs another worker to run the tasks: -n 2 or more")
     if options.dry_run:
-        print_placement(source, placement, config)
+        print_placement(prepared.source, placement, config)
         close_connections()
         sys.exit(0)
     try:

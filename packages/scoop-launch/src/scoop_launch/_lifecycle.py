@@ -122,11 +122,14 @@ class RunConfig:
     max_task_deaths: int = MAX_TASK_DEATHS
     #: Whether the root runs tasks too (False: it submits and waits only, like a client).
     root_runs_tasks: bool = True
+    #: Worker 0 is the process that opened a ``scoop.Executor`` (a client, started by nobody
+    #: here); the placement's workers are 1 and on, and there is no script.
+    client: bool = False
 
     @property
     def size(self) -> int:
-        """Total number of workers."""
-        return sum(count for _, count in self.placement)
+        """Total number of workers (an Executor's client included)."""
+        return sum(count for _, count in self.placement) + (1 if self.client else 0)
 
 
 class Run:
@@ -141,14 +144,17 @@ class Run:
         self.agents: list[Any] = []  # scoop_launch._ssh.RemoteAgent
         self.root: Handle | None = None
         self._broker_port: int | None = None
+        #: The broker's address as this machine reaches it (None until it is bound).
+        self.broker_address: str | None = None
         #: Set once the broker announced the end of the run: workers may exit with 0 from then.
         self.ending = False
         #: Private to the user: the workers' running slots.
         self.run_dir = tempfile.mkdtemp(prefix="scoop-run-")
         #: The broker's address as other hosts reach it (None when it listens on loopback).
         self.advertised_address: str | None = None
-        #: The index of this launcher's first worker (workers added to a run start further on).
-        self.first_index = 0
+        #: The index of this launcher's first worker (workers added to a run start further on;
+        #: an Executor's client is worker 0).
+        self.first_index = 1 if config.client else 0
         #: Where ``--add-workers`` finds this run (None until the broker is bound).
         self.run_file: Path | None = None
         #: Whether this launcher's standard input goes to the root's.
@@ -270,9 +276,11 @@ class Run:
         from scoop import __version__ as core_version
         from scoop_launch import __version__ as launch_version
 
-        with open(self.config.script, "rb") as handle:
-            # base64 of the bytes: a script may declare another encoding than UTF-8 (PEP 263).
-            source = base64.b64encode(handle.read()).decode("ascii")
+        source = ""
+        if self.config.script:  # an Executor's workers have none
+            with open(self.config.script, "rb") as handle:
+                # base64 of the bytes: a script may declare another encoding (PEP 263).
+                source = base64.b64encode(handle.read()).decode("ascii")
         for (host, indices), client in zip(remote, clients, strict=True):
             agent = _ssh.RemoteAgent(host, client, options, indices)
             self.agents.append(agent)
@@ -358,7 +366,7 @@ class Run:
         self._watch_agents()
         if self.root is None:
             self.root = next((a for a in self.agents if 0 in a.indices), None)
-        address = self._wait_for_address()
+        address = self.broker_address = self._wait_for_address()
         self._broker_port = int(address.rpartition(":")[2])
         self._hand_out(address, advertised_host)
         self.advertised_address = advertised(address, advertised_host) if remote else None
@@ -367,6 +375,8 @@ class Run:
     def _write_run_file(self, address: str) -> None:
         """Let ``--add-workers`` find this run (see scoop_launch._runfile)."""
         config = self.config
+        if config.client:
+            return  # joiners import the run's script; an Executor's workers have none
         info = {
             "run": _runfile.run_id(),
             "host": socket.gethostname(),
@@ -494,7 +504,13 @@ class Run:
             how = f"was killed by signal {-code}"
         else:
             how = f"exited with code {code}"
-        when = "before the run started" if before_start else "before the root finished"
+        when = (
+            "before the run started"
+            if before_start
+            else (
+                "while the Executor was open" if self.config.client else "before the root finished"
+            )
+        )
         hint = " (its error is printed above)" if code in (WORKER_STARTUP_FAILED, 1) else ""
         raise LaunchError(f"{handle.name} {how} {when}{hint}; stopping the run")
 

@@ -1,0 +1,75 @@
+"""scoop.Executor when processes die: a lost worker's task runs again; a dead broker ends it."""
+
+import os
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _checks import check, run_checks
+
+import scoop
+from scoop.errors import ExecutorBrokenError
+
+
+def started_then_sleep(directory, seconds):
+    """Say which process started (a file named by its pid), then sleep."""
+    with open(os.path.join(directory, str(os.getpid())), "w"):
+        pass
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def wait_for_file(directory, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = os.listdir(directory)
+        if names:
+            return int(names[0])
+        time.sleep(0.01)
+    raise AssertionError("the task never started")
+
+
+def ended(process):
+    return process.popen.poll() is not None
+
+
+@check
+def a_killed_workers_task_runs_again_elsewhere():
+    directory = tempfile.mkdtemp()
+    with scoop.Executor(2) as executor:
+        fut = executor.submit(started_then_sleep, directory, 0.5)
+        first = wait_for_file(directory)
+        os.kill(first, signal.SIGKILL)
+        again = fut.result(60)
+        assert again != first, "the result came from the killed worker"
+        assert executor.submit(abs, -4).result(30) == 4  # the Executor goes on
+
+
+@check
+def a_dead_broker_ends_the_executor_with_a_clear_error():
+    directory = tempfile.mkdtemp()
+    executor = scoop.Executor(1)
+    fut = executor.submit(started_then_sleep, directory, 30)
+    wait_for_file(directory)
+    os.kill(executor._session.broker.popen.pid, signal.SIGKILL)
+    try:
+        fut.result(30)
+    except ExecutorBrokenError as exc:
+        assert "broker" in str(exc), exc
+    else:
+        raise AssertionError("no ExecutorBrokenError")
+    try:
+        executor.submit(abs, 1)
+    except ExecutorBrokenError:
+        pass
+    else:
+        raise AssertionError("submit on a broken Executor did not raise")
+    executor.shutdown()
+    assert all(ended(p) for p in executor._session.local)
+
+
+if __name__ == "__main__":
+    run_checks(wait_for_workers=False)

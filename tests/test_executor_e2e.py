@@ -22,6 +22,7 @@ from scoop_e2e_support import (
     marked_env,
     new_marker,
     run_command,
+    run_launcher,
 )
 
 import scoop
@@ -108,3 +109,14 @@ def test_without_scoop_launch_the_error_says_what_to_install() -> None:
         cwd=ROOT,
     )
     assert "ERROR" in out.stdout and "pip install scoop-launch" in out.stdout, out
+
+
+def test_an_executor_closed_in_a_launched_run_gives_the_run_back() -> None:
+    result = run_launcher(
+        SCRIPTS / "executor_in_a_run.py", n=2, options=["--root-runs-no-task"], timeout=120
+    )
+    assert result.returncode == 0, result.explain()
+    assert "INSIDE 1" in result.stdout, result.explain()
+    # Back on the run's own workers (worker 1; the root runs no task), not serial in the root.
+    assert "AFTER [1]" in result.stdout, result.explain()
+    assert "not running" not in result.stderr, result.explain()

@@ -7,6 +7,7 @@ that looks at where tasks ran fails if something ran here.
 
 import asyncio
 import concurrent.futures as cf
+import gc
 import itertools
 import os
 import sys
@@ -47,6 +48,13 @@ def reject_odd(x):
     if x % 2:
         raise Odd(f"{x} is odd")
     return x
+
+
+OFFSET = 0
+
+
+def add_offset(x):
+    return x + OFFSET
 
 
 def raises(error, call):
@@ -157,6 +165,7 @@ def map_timeout_counts_from_the_call_and_cancels_the_rest():
     assert next(results) is None
     raises(TimeoutError, lambda: next(results))
     assert time.monotonic() - start < 10
+    assert executor._run.pending() == [], "a future of the map was left running"
 
 
 def mark_and_sleep(directory, name, seconds):
@@ -240,6 +249,69 @@ def cancel_drops_a_result_not_yet_back():
     fut = executor.submit(time.sleep, 0.5)
     assert fut.cancel() and fut.cancelled()
     assert executor.submit(abs, -1).result(30) == 1
+    # Cancelled while it runs on a worker: done for every way of waiting.
+    running = executor.submit(time.sleep, 2)
+    time.sleep(0.3)
+    assert running.cancel()
+    done, not_done = cf.wait([running], timeout=5)
+    assert done == {running} and not not_done
+    assert list(cf.as_completed([running], timeout=5)) == [running]
+    futures.shutdown()  # scoop.futures' wait for what is pending here returns too
+
+
+@check
+def a_changed_global_reaches_the_workers():
+    global OFFSET
+    OFFSET = 1
+    assert executor.submit(add_offset, 1).result(30) == 2
+    OFFSET = 100
+    assert executor.submit(add_offset, 1).result(30) == 101
+    assert list(executor.map(add_offset, [1])) == [101]
+
+
+@check
+def done_callbacks_may_block_and_use_the_executor():
+    got = []
+    finished = threading.Event()
+
+    def callback(fut):
+        got.append(executor.submit(abs, -fut.result()).result(30))  # waits on the Executor
+        finished.set()
+
+    executor.submit(abs, 5).add_done_callback(callback)
+    assert finished.wait(30) and got == [5]
+
+
+@check
+def two_threads_setting_one_constant_one_wins():
+    errors = []
+
+    def set_it(value):
+        try:
+            shared.setConst(race=value)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=set_it, args=(v,)) for v in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 1, errors
+    assert executor.submit(abs, -6).result(30) == 6  # the Executor goes on
+
+
+@check
+def an_executor_nobody_refers_to_is_collected_and_its_run_ends():
+    other = scoop.Executor(hosts="localhost", workers=1)
+    assert other.submit(abs, -1).result(30) == 1
+    session = other._run.session
+    del other
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while any(p.popen.poll() is None for p in [*session.local, session.broker]):
+        assert time.monotonic() < deadline, "the run of a collected Executor went on"
+        time.sleep(0.05)
 
 
 @check
@@ -253,8 +325,8 @@ def submit_after_shutdown_raises():
         assert "after shutdown" in str(exc)
     else:
         raise AssertionError("no RuntimeError")
-    assert all(p.popen.poll() is not None for p in other._session.local)
-    assert other._session.broker.popen.poll() is not None
+    assert all(p.popen.poll() is not None for p in other._run.session.local)
+    assert other._run.session.broker.popen.poll() is not None
 
 
 @check
@@ -265,7 +337,7 @@ def shutdown_without_waiting_lets_tasks_finish():
     other.shutdown(wait=False)
     assert time.monotonic() - start < 1.0
     assert fut.result(30)[0] == 5
-    assert other._finished.wait(30)
+    assert other._run.finished.wait(30)
 
 
 @check
@@ -287,7 +359,7 @@ def an_exception_leaving_the_block_ends_the_run_now():
     try:
         with scoop.Executor(1) as other:
             other.submit(time.sleep, 60)
-            session = other._session
+            session = other._run.session
             raise Stop
     except Stop:
         pass

@@ -2,8 +2,10 @@
 
 import os
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +56,7 @@ def a_dead_broker_ends_the_executor_with_a_clear_error():
     executor = scoop.Executor(1)
     fut = executor.submit(started_then_sleep, directory, 30)
     wait_for_file(directory)
-    os.kill(executor._session.broker.popen.pid, signal.SIGKILL)
+    os.kill(executor._run.session.broker.popen.pid, signal.SIGKILL)
     try:
         fut.result(30)
     except ExecutorBrokenError as exc:
@@ -68,7 +70,68 @@ def a_dead_broker_ends_the_executor_with_a_clear_error():
     else:
         raise AssertionError("submit on a broken Executor did not raise")
     executor.shutdown()
-    assert all(ended(p) for p in executor._session.local)
+    assert all(ended(p) for p in executor._run.session.local)
+
+
+@check
+def a_broker_ending_the_run_fails_what_is_pending_even_submits_on_the_way():
+    executor = scoop.Executor(1)
+    submitted = []
+    stop = threading.Event()
+
+    def submit_without_pause():
+        while not stop.is_set():
+            try:
+                submitted.append(executor.submit(time.sleep, 0.01))
+            except (ExecutorBrokenError, RuntimeError):
+                return
+
+    thread = threading.Thread(target=submit_without_pause)
+    thread.start()
+    while len(submitted) < 50:
+        time.sleep(0.01)
+    os.kill(executor._run.session.broker.popen.pid, signal.SIGTERM)
+    thread.join(30)
+    stop.set()
+    executor.shutdown()
+    assert "broken" in repr(executor), executor
+    assert all(f.done() for f in submitted), "futures left pending"
+    assert all(ended(p) for p in executor._run.session.local)
+
+
+def die():
+    os._exit(1)
+
+
+@check
+def an_executor_that_lost_every_worker_says_so():
+    start = time.monotonic()
+    with scoop.Executor(1) as executor:
+        fut = executor.submit(die)
+        try:
+            fut.result(60)
+        except ExecutorBrokenError as exc:
+            assert "every worker" in str(exc), exc
+        else:
+            raise AssertionError("no ExecutorBrokenError")
+    assert time.monotonic() - start < 30
+
+
+@check
+def shutdown_without_waiting_then_the_end_of_the_program_lets_tasks_finish():
+    directory = tempfile.mkdtemp()
+    program = (
+        "import os, sys, time, scoop\n"
+        "def write(directory, name):\n"
+        "    time.sleep(0.2)\n"
+        "    open(os.path.join(directory, str(name)), 'w').close()\n"
+        "executor = scoop.Executor(2)\n"
+        "for i in range(4):\n"
+        "    executor.submit(write, sys.argv[1], i)\n"
+        "executor.shutdown(wait=False)\n"
+    )
+    subprocess.run([sys.executable, "-c", program, directory], timeout=60, check=True)
+    assert sorted(os.listdir(directory)) == ["0", "1", "2", "3"]
 
 
 if __name__ == "__main__":

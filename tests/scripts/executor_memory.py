@@ -41,7 +41,7 @@ def peak():
 def _check_kind(kind):
     with scoop.Executor(1) as executor:
         assert executor.submit(abs, 1).result(60) == 1  # everything started and warm
-        broker = executor._session.broker.popen.pid
+        broker = executor._run.session.broker.popen.pid
         client_before, broker_before = _status("VmRSS"), _status("VmRSS", broker)
         value, worker_before = executor.submit(make, kind).result(120)
         assert len(value) == SIZE and value[-1] == 1

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from scoop import _serialize
+from scoop._comm import LauncherGone
 from scoop._future import Future
 from scoop._protocol import Entry, Kind
 from scoop._scheduler import Scheduler
@@ -63,7 +64,8 @@ class ClientScheduler(WorkerScheduler):
 
     def service(self) -> None:
         calls = self.calls
-        while calls:
+        # Bounded: threads that submit without pause must not keep results from being read.
+        for _ in range(min(len(calls), MAX_CALLS_PER_TURN)):
             calls.popleft()()
         if self.to_cancel:
             digest = self.codec.digest([])
@@ -92,24 +94,50 @@ class ClientScheduler(WorkerScheduler):
         """End the run once every unfinished task is done (no more will be submitted)."""
         self.closing = True
 
-    def serve_client(self) -> None:
-        """Hand tasks out and take results in until the Executor closes; then end the run."""
+    def on_stop(self, error: BaseException | None) -> None:
+        # The communication thread ended early: the broker is gone, or the session told us the
+        # run is broken (the parent check, see scoop._executor); the reason is the run's.
+        if not isinstance(error, LauncherGone):
+            self.comm_error = error
+        self.stopping = True
+        self.wake_event.set()
+
+    def serve_client(self) -> str | None:
+        """Hand tasks out and take results in until the Executor closes; then end the run.
+
+        Returns None when it ended as asked, else why the run ended under it (its unfinished
+        futures then failed with that reason).
+        """
         self._start()
         try:
             self.run_loop(
                 lambda: self.stopping or (self.closing and not self.unfinished and not self.calls)
             )
         finally:
-            reason = self.broken or (
-                None if self.comm_error is None else f"the broker is gone: {self.comm_error}"
-            )
-            if reason is None and self.stopping:
-                reason = "the run ended"
+            reason = self._end_reason()
             if reason is not None:
                 self.fail_unfinished(reason)
-        if self.shutdown_code is None and self.comm_error is None and self.broken is None:
+        if reason is None:
             self.flush()
             self.comm.post(Kind.SHUTDOWN, 0)
+        return reason
+
+    def _end_reason(self) -> str | None:
+        if self.broken is not None:
+            return self.broken
+        if self.comm_error is not None:
+            return f"the broker is gone: {self.comm_error}"
+        if self.stopping:
+            return "the broker ended the run"
+        return None
+
+    def share_constant(self, name: str, value: Any) -> None:
+        """Set a shared constant a user thread checked (the first of a name wins, as on the broker).
+
+        Another thread, or a worker, may have set it since the check.
+        """
+        if name not in self.constants:
+            self.set_constant(name, value)
 
     def break_run(self, reason: str) -> None:
         """The run cannot go on (client thread): fail what is unfinished and stop."""
@@ -122,14 +150,8 @@ class ClientScheduler(WorkerScheduler):
             fut._set_exception(ExecutorBrokenError(f"the Executor's run ended: {reason}"))
 
 
-def settle(target: cf.Future[Any], fut: Future[Any]) -> None:
-    """Give a finished scoop Future's outcome to its concurrent future (unless cancelled)."""
-    if not target.set_running_or_notify_cancel():
-        return
-    if fut._exception is not None:
-        target.set_exception(fut._exception)
-    else:
-        target.set_result(fut._result)
+#: Most calls of other threads the client thread runs in one turn.
+MAX_CALLS_PER_TURN = 4096
 
 
 class ExecutorFront(Scheduler):
@@ -151,6 +173,7 @@ class ExecutorFront(Scheduler):
         self._submit = submit
         self._outstanding = outstanding
         self.size = task_runners
+        self._constants_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -187,8 +210,13 @@ class ExecutorFront(Scheduler):
                 f"shared constant {name!r} is already set; constants cannot change"
             )
         _serialize.dumps_or_explain((name, value), f"shared constant {name!r}")  # fail here
-        self.constants[name] = value
-        self.client.call_soon(lambda: self.client.set_constant(name, value))
+        with self._constants_lock:
+            if name in self.constants:
+                raise SharedConstantError(
+                    f"shared constant {name!r} is already set; constants cannot change"
+                )
+            self.constants[name] = value
+        self.client.call_soon(lambda: self.client.share_constant(name, value))
 
     def wait_constant(self, name: str, timeout: float | None) -> bool:
         known = self.client.constants
@@ -204,4 +232,4 @@ class ExecutorFront(Scheduler):
         raise RuntimeError("an Executor's front never runs the scheduler loop")
 
 
-__all__ = ["ClientScheduler", "ExecutorFront", "settle"]
+__all__ = ["ClientScheduler", "ExecutorFront"]

@@ -5,6 +5,10 @@ and host sources: locally, over ssh, inside an allocation), then joins the run a
 client that runs no task, served by its own thread (see :mod:`scoop._client`). While it is open,
 ``scoop.futures`` and ``scoop.shared`` called in this process's threads use it, and objects of
 ``__main__`` (a notebook's cells, the script that opened it) travel by value.
+
+The run lives in an :class:`_ExecutorRun`, which the client thread, ``atexit`` and the futures
+refer to; the Executor object only fronts it, so that an Executor nobody refers to any more (a
+notebook cell run twice) is collected, and its run ended, as ``ProcessPoolExecutor``'s is.
 """
 
 from __future__ import annotations
@@ -12,17 +16,24 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import contextlib
+import functools
 import itertools
+import logging
+import os
+import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from scoop import _batch, _plugins, _runtime, _serialize
-from scoop._client import ClientScheduler, ExecutorFront, settle
+from scoop._client import ClientScheduler, ExecutorFront
+from scoop._comm import LauncherGone
 from scoop._future import Future
 from scoop._protocol import Codec
+from scoop._scheduler import Scheduler
 from scoop.errors import (
     ExecutorBrokenError,
     ExecutorOptionError,
@@ -33,9 +44,14 @@ from scoop.transport import ConnectOptions
 
 T = TypeVar("T")
 
-#: Executors open in this process, newest last: ``scoop.futures`` uses the newest.
-_open: list[Executor] = []
+logger = logging.getLogger("scoop")
+
+#: Runs open in this process, newest last: ``scoop.futures`` uses the newest.
+_open: list[_ExecutorRun] = []
 _open_lock = threading.Lock()
+#: The scheduler this process used before its first Executor opened (the launcher's root's,
+#: or none), put back when the last one closes.
+_before: list[Scheduler | None] = []
 
 
 def _session_module() -> Any:
@@ -51,6 +67,295 @@ def _session_module() -> Any:
     return _session
 
 
+# -- done-callbacks --------------------------------------------------------------------------
+
+_client_thread = threading.local()
+_callbacks: queue.SimpleQueue[tuple[Callable[[Any], object], Any]] = queue.SimpleQueue()
+_callback_thread: list[threading.Thread] = []
+
+
+def _run_callbacks() -> None:
+    while True:
+        fn, future = _callbacks.get()
+        try:
+            fn(future)
+        except Exception:
+            logger.exception("exception calling callback for %r", future)
+
+
+def _call_back(fn: Callable[[Any], object], future: Any) -> None:
+    # A client thread must not run user code that may block (a callback that waits on another
+    # future of the same Executor would wait forever): one thread of the process runs those.
+    if not getattr(_client_thread, "active", False):
+        fn(future)
+        return
+    if not _callback_thread:
+        with _open_lock:
+            if not _callback_thread:
+                thread = threading.Thread(
+                    target=_run_callbacks, name="scoop-callbacks", daemon=True
+                )
+                thread.start()
+                _callback_thread.append(thread)
+    _callbacks.put((fn, future))
+
+
+class _TaskFuture(cf.Future[Any]):
+    """The ``concurrent.futures.Future`` of one task of an Executor.
+
+    ``cancel()`` works until the result is back (see :mod:`scoop._client`); done-callbacks never
+    run in the client thread.
+    """
+
+    def __init__(self, run: _ExecutorRun, task: Future[Any]) -> None:
+        super().__init__()
+        self._scoop_run = run
+        self._scoop_task = task
+        #: set_running_or_notify_cancel() was called (it may be called once; under run.lock).
+        self._scoop_told = False
+
+    def cancel(self) -> bool:
+        if not super().cancel():
+            return False
+        self._scoop_run.cancelled(self)
+        return True
+
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None:
+        super().add_done_callback(functools.partial(_call_back, fn))
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+class _ExecutorRun:
+    """The broker, workers and client of one Executor, and its state."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.client: ClientScheduler | None = None
+        self.lock = threading.Lock()
+        self.shut_down = False
+        #: End the run at once (kill the processes) rather than let them end.
+        self.stop_now = False
+        #: Why the run ended before it was shut down (then futures fail with it).
+        self.broken: str | None = None
+        self.outstanding: set[_TaskFuture] = set()
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self.serve, name="scoop-client", daemon=True)
+        self.pid = os.getpid()
+        self.front: ExecutorFront | None = None
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Join the run as worker 0 and start the client thread (cleans up if it cannot)."""
+        try:
+            client = self.client = self._join(self.session.client_config())
+            self.front = ExecutorFront(client, self.submit, self.pending, self.task_runners)
+            with _open_lock:
+                if not _open:
+                    _before[:] = [_runtime.installed()]
+                _open.append(self)
+                _runtime.install(self.front)
+                _serialize.main_by_value = True
+            atexit.register(self.at_exit)
+            self.thread.start()
+        except BaseException:  # Ctrl-C while it starts among others: leave nothing running
+            self._abandon_start()
+            raise
+
+    @property
+    def task_runners(self) -> int:
+        """Workers that run tasks (the client runs none)."""
+        return int(self.session.task_runners)
+
+    def _join(self, config: dict[str, Any]) -> ClientScheduler:
+        from scoop._broker import local_versions
+
+        transport = _plugins.load_transport(config["transport"], config.get("transport_module"))
+        endpoint = transport.connect(ConnectOptions(address=config["address"]))
+        client = ClientScheduler(
+            endpoint,
+            Codec(bytes.fromhex(config["secret"]), payload_digests=config["payload_digests"]),
+            0,
+            int(config["size"]),
+            heartbeat_interval=float(config["heartbeat_interval"]),
+        )
+        # The session may find the run broken (the broker died): the client's wait for its
+        # welcome, and later its communication thread, stop at once then.
+        client.comm.parent_alive = lambda: self.broken is None
+        try:
+            client.join(local_versions(transport.name))
+        except LauncherGone:
+            endpoint.close()
+            raise ExecutorStartError(f"the Executor could not start: {self.broken}") from None
+        except BaseException:
+            endpoint.close()
+            raise
+        return client
+
+    def _abandon_start(self) -> None:
+        if self.thread.is_alive():
+            self.stop_now = True
+            self.shutdown(wait=False, cancel_futures=True)
+            return
+        self.session.finish(now=True)
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        self._release()
+
+    # -- the client thread -------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Worker 0's hub until the run ends; then the processes end (the client thread)."""
+        client = self.client
+        assert client is not None
+        _client_thread.active = True
+        _runtime.install(client, thread_only=True)
+        reason: str | None = None
+        try:
+            reason = client.serve_client()
+        except BaseException as exc:  # a defect: fail the waiters rather than leave them hanging
+            logger.exception("the client thread of a scoop.Executor failed")
+            reason = f"its client thread failed: {exc!r}"
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+            with self.lock:
+                self.shut_down = True
+                if reason is not None and self.broken is None:
+                    self.broken = reason
+                left = list(self.outstanding)
+                self.outstanding.clear()
+            for target in left:  # submitted as the run ended: never handed to the client
+                self._fail(target, self.broken or "the run ended")
+            self.session.finish(now=self.stop_now or self.broken is not None)
+            if self.session.thread is not None:
+                self.session.thread.join()
+            self._release()
+            self.finished.set()
+
+    def on_broken(self, reason: str) -> None:
+        """The session found the run broken: the broker died, or no worker is left."""
+        with self.lock:
+            if self.broken is None:
+                self.broken = reason
+        client = self.client
+        if client is not None:
+            client.call_soon(lambda: client.break_run(reason))
+
+    def _release(self) -> None:
+        with _open_lock:
+            if self in _open:
+                _open.remove(self)
+            if _open:
+                _runtime.install(_open[-1].front)
+            else:
+                _runtime.install(_before[0] if _before else None)
+            _serialize.main_by_value = bool(_open)
+        atexit.unregister(self.at_exit)
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fn_frame: bytes | None,
+    ) -> _TaskFuture:
+        """A task for ``fn(*args, **kwargs)``, pickled in the calling thread."""
+        self._check_open()
+        client = self.client
+        assert client is not None
+        task = client.new_future(fn, args, kwargs, fn_frame)
+        target = _TaskFuture(self, task)
+        task._callbacks.append(lambda done: self._settle(target, done))
+        with self.lock:
+            self._check_open()
+            self.outstanding.add(target)
+            client.call_soon(lambda: client.enqueue(task))
+        return target
+
+    def _check_open(self) -> None:
+        if self.broken is not None:
+            raise ExecutorBrokenError(f"the Executor's run ended: {self.broken}")
+        if self.shut_down:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    def _start_settling(self, target: _TaskFuture) -> bool:
+        """Whether ``target`` may take an outcome now (False: it was cancelled).
+
+        ``set_running_or_notify_cancel`` may be called once: by whoever settles the future
+        (the client thread) or by ``cancel()`` (any thread), whichever comes first.
+        """
+        with self.lock:
+            self.outstanding.discard(target)
+            if target._scoop_told:
+                return False
+            target._scoop_told = True
+            return target.set_running_or_notify_cancel()
+
+    def _settle(self, target: _TaskFuture, task: Future[Any]) -> None:
+        # The client thread: a task's outcome reaches its concurrent future, unless cancelled.
+        if not self._start_settling(target):
+            return
+        if task._exception is not None:
+            target.set_exception(task._exception)
+        else:
+            target.set_result(task._result)
+
+    def _fail(self, target: _TaskFuture, reason: str) -> None:
+        if self._start_settling(target):
+            target.set_exception(ExecutorBrokenError(f"the Executor's run ended: {reason}"))
+
+    def cancelled(self, target: _TaskFuture) -> None:
+        """``target.cancel()`` succeeded (any thread): tell its waiters, drop its task."""
+        self._start_settling(target)  # concurrent.futures.wait counts it done from now
+        client = self.client
+        if client is not None:
+            client.call_soon(lambda: client.forget(target._scoop_task))
+
+    def pending(self) -> list[Any]:
+        """The futures not done yet."""
+        with self.lock:
+            return list(self.outstanding)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        """See :meth:`Executor.shutdown`."""
+        with self.lock:
+            first = not self.shut_down
+            self.shut_down = True
+            cancelling = list(self.outstanding) if cancel_futures else []
+        for target in cancelling:
+            target.cancel()
+        client = self.client
+        if first and client is not None:
+            client.call_soon(client.close_when_done)
+        # In the client thread itself (a done-callback's shutdown) nobody could end the wait.
+        if wait and threading.current_thread() is not self.thread:
+            self.finished.wait()
+
+    def at_exit(self) -> None:
+        """The interpreter ends: a run not shut down ends now; a shut down one, once done."""
+        if os.getpid() != self.pid:  # a forked child: the run is its parent's
+            return
+        if not self.shut_down:
+            self.stop_now = True
+            self.shutdown(wait=True, cancel_futures=True)
+        else:
+            self.finished.wait()
+
+    def abandon(self) -> None:
+        """Its Executor was collected with the run open: end the run now."""
+        if not self.shut_down and os.getpid() == self.pid:
+            self.stop_now = True
+            self.shutdown(wait=False, cancel_futures=True)
+
+
 class Executor(cf.Executor):
     """A ``concurrent.futures.Executor`` whose tasks run on SCOOP workers.
 
@@ -63,14 +368,16 @@ class Executor(cf.Executor):
     This process is a client: it runs no task, so it stays free while the workers compute.
     Tasks may submit and wait on subtasks with ``scoop.futures`` as under the launcher. Futures
     are ``concurrent.futures.Future`` instances; a task's exception is raised with its type,
-    message and the remote traceback chained.
+    message and the remote traceback chained. ``cancel()`` works until a task's result is back
+    (not only before it starts): a task not started yet is dropped wherever it waits; one
+    already running runs on, its result dropped.
     """
 
     def __init__(
         self,
         workers: int | None = None,
         *,
-        hosts: Sequence[str] | None = None,
+        hosts: Sequence[str] | str | None = None,
         hostfile: str | None = None,
         transport: str | None = None,
         **options: Any,
@@ -78,12 +385,8 @@ class Executor(cf.Executor):
         session_module = _session_module()
         from scoop_launch import LaunchError
 
-        self._lock = threading.Lock()
-        self._shut_down = False
-        self._stop_now = False
-        self._broken: str | None = None
-        self._outstanding: set[cf.Future[Any]] = set()
-        self._finished = threading.Event()
+        if isinstance(hosts, str):
+            hosts = [hosts]
         launch_options = {
             "workers": workers,
             "hosts": list(hosts) if hosts else None,
@@ -91,98 +394,31 @@ class Executor(cf.Executor):
             "transport": transport,
             **options,
         }
+        broken: list[str] = []
+        run: _ExecutorRun | None = None
+
+        def on_broken(reason: str) -> None:  # the session thread; the run may not exist yet
+            if run is None:
+                broken.append(reason)
+            else:
+                run.on_broken(reason)
+
         try:
-            self._session = session_module.open_session(launch_options, self._on_broken)
+            session = session_module.open_session(launch_options, on_broken)
         except session_module.OptionError as exc:
             raise ExecutorOptionError(str(exc)) from None
         except LaunchError as exc:
             raise ExecutorStartError(f"the Executor could not start: {exc}") from None
+        run = _ExecutorRun(session)
+        if broken:
+            run.broken = broken[0]
+        run.open()
+        self._run = run
         #: Workers that run tasks (this process runs none).
-        self.workers: int = self._session.task_runners
-        self._thread = threading.Thread(target=self._serve, name="scoop-client", daemon=True)
-        try:
-            self._client = self._join(self._session.client_config())
-            self._front = ExecutorFront(self._client, self._submit, self._pending, self.workers)
-            with _open_lock:
-                _open.append(self)
-                _runtime.install(self._front)
-                _serialize.main_by_value = True
-            atexit.register(self._at_exit)
-            self._thread.start()
-        except BaseException:  # Ctrl-C while it starts among others: leave nothing running
-            self._abandon(getattr(self, "_client", None))
-            raise
-
-    # -- starting ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _join(config: dict[str, Any]) -> ClientScheduler:
-        from scoop._broker import local_versions
-
-        transport = _plugins.load_transport(config["transport"], config.get("transport_module"))
-        endpoint = transport.connect(ConnectOptions(address=config["address"]))
-        client = ClientScheduler(
-            endpoint,
-            Codec(bytes.fromhex(config["secret"]), payload_digests=config["payload_digests"]),
-            0,
-            int(config["size"]),
-            heartbeat_interval=float(config["heartbeat_interval"]),
-        )
-        try:
-            client.join(local_versions(transport.name))
-        except BaseException:
-            endpoint.close()
-            raise
-        return client
-
-    def _abandon(self, client: ClientScheduler | None) -> None:
-        if self._thread.is_alive():
-            self._stop_now = True
-            self.shutdown(wait=False, cancel_futures=True)
-            return
-        self._session.finish(now=True)
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-        self._release()
-
-    def _serve(self) -> None:
-        # The client thread: worker 0's hub, until the run ends; then the processes end.
-        client = self._client
-        _runtime.install(client, thread_only=True)
-        try:
-            client.serve_client()
-        except BaseException as exc:  # a defect: fail the waiters rather than leave them hanging
-            client.fail_unfinished(f"its client thread failed: {exc!r}")
-        finally:
-            try:
-                client.close()
-            finally:
-                with self._lock:
-                    self._shut_down = True
-                    if self._broken is None and client.broken is not None:
-                        self._broken = client.broken
-                self._session.finish(now=self._stop_now or self._broken is not None)
-                if self._session.thread is not None:
-                    self._session.thread.join()
-                self._release()
-                self._finished.set()
-
-    def _on_broken(self, reason: str) -> None:
-        # The session thread: the broker died, or workers could not start.
-        with self._lock:
-            self._broken = reason
-        self._client.call_soon(lambda: self._client.break_run(reason))
-
-    def _release(self) -> None:
-        with _open_lock:
-            if self in _open:
-                _open.remove(self)
-            _runtime.install(_open[-1]._front if _open else None)
-            _serialize.main_by_value = bool(_open)
-        atexit.unregister(self._at_exit)
-
-    # -- submitting --------------------------------------------------------------------------
+        self.workers: int = run.task_runners
+        # Collected while open (a notebook cell that opens one, run twice): end its run. At the
+        # interpreter's end, run.at_exit does what is due.
+        weakref.finalize(self, run.abandon).atexit = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
         """Run ``fn(*args, **kwargs)`` on a worker; return its ``concurrent.futures.Future``.
@@ -190,42 +426,7 @@ class Executor(cf.Executor):
         The call is pickled here: one that cannot travel raises SerializationError at once.
         Raises RuntimeError after :meth:`shutdown`, ExecutorBrokenError once the run ended.
         """
-        return self._submit(fn, args, kwargs, None)
-
-    def _submit(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        fn_frame: bytes | None,
-    ) -> cf.Future[Any]:
-        self._check_open()
-        client = self._client
-        task = client.new_future(fn, args, kwargs, fn_frame)  # pickled in the caller's thread
-        target: cf.Future[Any] = cf.Future()
-        task._callbacks.append(lambda done: settle(target, done))
-        with self._lock:
-            self._check_open()
-            self._outstanding.add(target)
-            client.call_soon(lambda: client.enqueue(task))
-        target.add_done_callback(lambda done: self._on_done(done, task))
-        return target
-
-    def _check_open(self) -> None:
-        if self._broken is not None:
-            raise ExecutorBrokenError(f"the Executor's run ended: {self._broken}")
-        if self._shut_down:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-
-    def _on_done(self, target: cf.Future[Any], task: Future[Any]) -> None:
-        with self._lock:
-            self._outstanding.discard(target)
-        if target.cancelled():
-            self._client.call_soon(lambda: self._client.forget(task))
-
-    def _pending(self) -> list[cf.Future[Any]]:
-        with self._lock:
-            return list(self._outstanding)
+        return self._run.submit(fn, args, kwargs, None)
 
     def map(
         self,
@@ -239,7 +440,8 @@ class Executor(cf.Executor):
 
         Results come in input order. ``timeout`` counts from this call. ``chunksize`` items
         travel and run as one task. With ``buffersize``, at most that many tasks are in flight
-        and the iterables are read as results are taken; without, they are read now.
+        and the iterables are read as results are taken; without, they are read now. Leaving
+        the results unread (closing the iterator, an exception, a timeout) cancels the rest.
         """
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1")
@@ -249,62 +451,49 @@ class Executor(cf.Executor):
             if buffersize < 1:
                 raise ValueError("buffersize must be None or > 0")
         deadline = None if timeout is None else time.monotonic() + timeout
+        run = self._run
+        client = run.client
+        assert client is not None
         items = zip(*iterables, strict=False)
         calls: Iterator[Any] = items
         if chunksize > 1:
             calls = iter(lambda: list(itertools.islice(items, chunksize)), [])
-            chunk_frame = self._client.pickle_function(_batch.run_chunk)
+            chunk_frame = client.pickle_function(_batch.run_chunk)
 
             def submit_next(call: Any) -> cf.Future[Any]:
-                return self._submit(_batch.run_chunk, (fn, call), {}, chunk_frame)
+                return run.submit(_batch.run_chunk, (fn, call), {}, chunk_frame)
 
         else:
-            fn_frame = self._client.pickle_function(fn)
+            fn_frame = client.pickle_function(fn)
 
             def submit_next(call: Any) -> cf.Future[Any]:
-                return self._submit(fn, call, {}, fn_frame)
+                return run.submit(fn, call, {}, fn_frame)
 
         first = calls if buffersize is None else itertools.islice(calls, buffersize)
         in_flight = deque(submit_next(call) for call in first)
         more = None if buffersize is None else calls
         return _map_results(in_flight, more, submit_next, deadline, chunksize > 1)
 
-    # -- ending ------------------------------------------------------------------------------
-
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no more tasks; end the run once the submitted ones are done.
 
-        ``cancel_futures`` cancels the futures not yet done (their tasks may still run, their
-        results are dropped). ``wait`` waits until every process of the run has ended.
+        ``cancel_futures`` cancels the futures not yet done (see the class's note on
+        cancelling). ``wait`` waits until every process of the run has ended.
         """
-        with self._lock:
-            first = not self._shut_down
-            self._shut_down = True
-            cancelling = list(self._outstanding) if cancel_futures else []
-        for target in cancelling:
-            target.cancel()
-        if first:
-            self._client.call_soon(self._client.close_when_done)
-        if wait:
-            self._finished.wait()
+        self._run.shutdown(wait, cancel_futures)
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         if exc_type is not None:
             # An exception leaves the block (Ctrl-C in a notebook cell among them): nobody will
             # read the results, so the run ends now, tasks running or not.
-            self._stop_now = True
+            self._run.stop_now = True
             self.shutdown(wait=True, cancel_futures=True)
         else:
             self.shutdown(wait=True)
 
-    def _at_exit(self) -> None:
-        # The interpreter ends with the Executor open (a kernel restarted, a script that never
-        # shut it down): end the run now rather than leave workers behind.
-        self._stop_now = True
-        self.shutdown(wait=True, cancel_futures=True)
-
     def __repr__(self) -> str:
-        state = "broken" if self._broken else ("shut down" if self._shut_down else "open")
+        run = self._run
+        state = "broken" if run.broken else ("shut down" if run.shut_down else "open")
         return f"<scoop.Executor {self.workers} workers, {state}>"
 
 
@@ -317,12 +506,16 @@ def _map_results(
 ) -> Iterator[Any]:
     try:
         while in_flight:
-            fut = in_flight.popleft()
-            value = fut.result(None if deadline is None else deadline - time.monotonic())
-            if more is not None:
+            if more is not None:  # as Python 3.14: the next call goes out before the wait
                 call = next(more, None)
                 if call is not None:
                     in_flight.append(submit_next(call))
+            fut = in_flight.popleft()
+            try:
+                value = fut.result(None if deadline is None else deadline - time.monotonic())
+            except BaseException:
+                fut.cancel()
+                raise
             if chunked:
                 yield from _batch.unwrap(value)
             else:

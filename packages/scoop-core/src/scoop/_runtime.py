@@ -48,6 +48,11 @@ class ImportingScript:
         raise ScoopError(self.message)
 
 
+def installed() -> Scheduler | None:
+    """The scheduler installed for the whole process, if any."""
+    return _process
+
+
 def install(scheduler: Scheduler | None, *, thread_only: bool = False) -> None:
     """Make ``scheduler`` the one the API uses, for the process or only the calling thread."""
     global _process

@@ -128,11 +128,14 @@ class Scheduler:
                 f"the function {_serialize.describe(fn)} cannot be pickled to travel to another "
                 f"worker: {_serialize.safe_str(exc)}"
             ) from exc
-        # Functions pickled by name can be cached; closures and lambdas may change, so not them.
+        # Functions pickled by name can be cached; closures and lambdas may change, so not them,
+        # nor what of __main__ travels by value (an Executor's client): its globals may change.
         name = getattr(fn, "__name__", "<")
         by_name = isinstance(fn, type) or (
             getattr(fn, "__qualname__", None) == name and not name.startswith("<")
         )
+        if by_name and _serialize.main_by_value:
+            by_name = getattr(fn, "__module__", None) != "__main__"
         if by_name and len(self._fn_frames) < 1024:
             with contextlib.suppress(TypeError):  # unhashable callables are not cached
                 self._fn_frames[fn] = frame

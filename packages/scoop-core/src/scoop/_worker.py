@@ -56,6 +56,7 @@ from scoop.transport import Frame, WorkerEndpoint
 logger = logging.getLogger("scoop")
 
 _FUNCTION_CACHE_SIZE = 256
+_FUNCTION_CACHE_MAX_FRAME = 64 * 1024
 
 
 def constant_id(name: str) -> int:
@@ -324,6 +325,8 @@ class WorkerScheduler(Handover, Scheduler):
         fn = self._functions.get(key)
         if fn is None:
             fn = pickle.loads(key)
+            if len(key) > _FUNCTION_CACHE_MAX_FRAME:
+                return fn  # a function that carries data by value: not worth keeping
             if len(self._functions) >= _FUNCTION_CACHE_SIZE:
                 self._functions.clear()
             self._functions[key] = fn

@@ -16,6 +16,7 @@ started from a caller's short-lived thread.
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import sys
 import threading
@@ -101,6 +102,8 @@ class Session(Run):
         self._kill_at_finish = False
         #: The session thread: it started the processes and watches them (see the docstring).
         self.thread: threading.Thread | None = None
+        #: Workers lost so far.
+        self._gone: set[int] = set()
 
     @property
     def task_runners(self) -> int:
@@ -117,8 +120,18 @@ class Session(Run):
         }
 
     def _shared_worker_config(self) -> dict[str, Any]:
-        # The client's sys.path: its own modules import on the workers as they do there.
-        return {**super()._shared_worker_config(), "path": list(sys.path)}
+        # The client's own entries of sys.path (not its interpreter's): its modules import on
+        # the workers as they do here.
+        return {**super()._shared_worker_config(), "path": _user_paths()}
+
+    def _report_gone(self, index: int, reason: str, running: int = 0) -> None:
+        super()._report_gone(index, reason, running)
+        # The client runs no task: with no worker left, nothing would ever finish.
+        self._gone.add(index)
+        if len(self._gone) >= self.task_runners:
+            raise LaunchError(
+                f"every worker of the Executor was lost (the last, worker {index}: {reason})"
+            )
 
     def run(
         self, started: queue.SimpleQueue[BaseException | None], on_broken: Callable[[str], None]
@@ -134,15 +147,18 @@ class Session(Run):
             started.put(exc)
             return
         started.put(None)
-        failure = None if self._finishing.is_set() else self._watch_until_finished()
-        if failure is not None:
-            on_broken(str(failure))
-            self.terminate()
-        elif self._kill_at_finish:
-            self.terminate()
-        else:
-            self.stop()
-        self._prepared.close_connections()
+        failure: LaunchError | None = None
+        try:
+            if not self._finishing.is_set():
+                failure = self._watch_until_finished()
+            if failure is not None:
+                on_broken(str(failure))
+        finally:
+            if failure is not None or self._kill_at_finish:
+                self.terminate()
+            else:
+                self.stop()
+            self._prepared.close_connections()
 
     def _watch_until_finished(self) -> LaunchError | None:
         while True:
@@ -159,6 +175,17 @@ class Session(Run):
         self._kill_at_finish = now
         self._finishing.set()
         self.events.put(("finish", None))
+
+
+def _user_paths() -> list[str]:
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+
+    def installed(path: str) -> bool:
+        return any(path == p or path.startswith(p + os.sep) for p in prefixes) or any(
+            part in ("site-packages", "dist-packages") for part in path.split(os.sep)
+        )
+
+    return [path for path in sys.path if not installed(path)]
 
 
 def open_session(options: dict[str, Any], on_broken: Callable[[str], None]) -> Session:

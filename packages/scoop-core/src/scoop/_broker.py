@@ -51,6 +51,7 @@ from scoop._protocol import (
     worker_of,
 )
 from scoop._streams import Streams
+from scoop._trace import Recorder
 from scoop.errors import PeerUnreachable, ProtocolError
 from scoop.transport import BrokerEndpoint
 
@@ -139,6 +140,8 @@ class Broker(Departures):
         self.supervisors: dict[int, Hashable] = {}
         self._stop_deadline: float | None = None
         self._termination_code: int | None = None
+        #: Its queue and hungry workers over time, when the run is traced (scoop._trace).
+        self.trace: Recorder | None = None
 
     def request_termination(self, code: int) -> None:
         """Ask :meth:`serve` to end the run at once (safe to call from a signal handler).
@@ -175,6 +178,8 @@ class Broker(Departures):
             except Exception:  # one bad message must not end the run: log it and go on
                 self.dropped += 1
                 logger.exception("broker failed to handle a message from %r", peer)
+            if self.trace is not None:
+                self.trace.counted(len(self.queue), len(self.hungry))
 
     def handle(self, peer: Hashable, frames: list[Any]) -> None:
         """Decode, authenticate and act on one message; drop it if it is not ours."""

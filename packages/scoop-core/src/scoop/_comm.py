@@ -42,6 +42,7 @@ from scoop._protocol import (
     SequenceCheck,
     drop_is_logged,
 )
+from scoop._trace import Recorder
 from scoop.errors import ProtocolError, ScoopError, VersionMismatchError
 from scoop.transport import Frame, WorkerEndpoint
 
@@ -104,6 +105,8 @@ class Communicator:
         self.index = index
         self.where = where
         self.parent_alive = parent_alive
+        #: Counts bytes and task moves when the run is traced (scoop._trace).
+        self.recorder: Recorder | None = None
         self.dropped = 0
         self.sequence = SequenceCheck()
         #: What was sent to the broker and not acknowledged yet (sent again if it stays so).
@@ -316,6 +319,11 @@ class Communicator:
         seq = self.outbox.number()
         ack = self.sequence.last(BROKER_SENDER)
         frames = self.codec.encode_entries(kind, self.index, arg, entries, seq=seq, ack=ack)
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.bytes_out += sum(len(frame) for frame in frames)
+            if kind == Kind.TASKS:
+                recorder.moved(-len(entries))
         now = time.monotonic()
         self.outbox.keep(seq, frames, now)
         self.endpoint.send(frames)
@@ -341,6 +349,8 @@ class Communicator:
         broker (nng workers listen on a port anyone can reach). Another protocol version
         raises VersionMismatchError: that is the broker's, and the worker cannot go on.
         """
+        if self.recorder is not None:
+            self.recorder.bytes_in += sum(len(frame) for frame in frames)
         try:
             message = self.codec.decode(frames)
         except VersionMismatchError:

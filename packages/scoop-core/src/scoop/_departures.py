@@ -19,6 +19,7 @@ from typing import Any
 from scoop._membership import Membership
 from scoop._protocol import Codec, Entry, Kind, LostStatus, Message, worker_of
 from scoop._streams import Streams
+from scoop._trace import Recorder
 from scoop.errors import ProtocolError
 from scoop.transport import Frame
 
@@ -60,6 +61,8 @@ class Departures:
 
     def tasks_held_by(self, index: int) -> list[int]:
         raise NotImplementedError
+
+    trace: Recorder | None
 
     # -- counting ----------------------------------------------------------------------------
 
@@ -106,6 +109,8 @@ class Departures:
         if self._may_depart(index):
             self._depart(index, reason)
             rerun = self._rerun_tasks_of(index, reason, running)
+            if self.trace is not None:
+                self.trace.event(f"worker {index} lost ({reason})")
             self.say(
                 f"scoop: {self.members.describe(index)} lost ({reason}); "
                 f"{rerun} task{'s' if rerun != 1 else ''} to run again"

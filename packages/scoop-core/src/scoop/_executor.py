@@ -34,6 +34,7 @@ from scoop._comm import LauncherGone
 from scoop._future import Future
 from scoop._protocol import Codec
 from scoop._scheduler import Scheduler
+from scoop._trace import Recorder
 from scoop.errors import (
     ExecutorBrokenError,
     ExecutorOptionError,
@@ -144,6 +145,8 @@ class _ExecutorRun:
         self.thread = threading.Thread(target=self.serve, name="scoop-client", daemon=True)
         self.pid = os.getpid()
         self.front: ExecutorFront | None = None
+        #: Where the client writes what it recorded (see scoop._trace), if anything.
+        self.trace_dir = ""
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -181,6 +184,9 @@ class _ExecutorRun:
             int(config["size"]),
             heartbeat_interval=float(config["heartbeat_interval"]),
         )
+        if config.get("trace_dir"):  # trace=, report=, stats=: the client records its side too
+            client.trace = Recorder("client", 0)
+            self.trace_dir = str(config["trace_dir"])
         # The session may find the run broken (the broker died): the client's wait for its
         # welcome, and later its communication thread, stop at once then.
         client.comm.parent_alive = lambda: self.broken is None
@@ -222,6 +228,11 @@ class _ExecutorRun:
         finally:
             with contextlib.suppress(Exception):
                 client.close()
+            if client.trace is not None:
+                try:
+                    client.trace.write(self.trace_dir)
+                except OSError as exc:
+                    logger.error("the client's part of the trace was lost: %s", exc)
             with self.lock:
                 self.shut_down = True
                 if reason is not None and self.broken is None:

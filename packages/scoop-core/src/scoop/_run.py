@@ -38,6 +38,7 @@ from scoop import _plugins, _runtime, _script, _serialize
 from scoop._broker import Broker, local_versions
 from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, Membership
 from scoop._protocol import Codec
+from scoop._trace import Recorder
 from scoop._worker import WorkerScheduler
 from scoop.errors import ScoopError
 from scoop.transport import BindOptions, ConnectOptions
@@ -144,12 +145,17 @@ def broker_main() -> int:
         ),
         on_lost=lambda index: _tell_launcher({"lost": index}),
     )
+    trace_dir = str(config.get("trace_dir") or "")
+    if trace_dir:
+        broker.trace = Recorder("broker", 0)
     threading.Thread(target=_read_reports, args=(broker,), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: broker.request_termination(143))
     try:
         broker.serve()
     finally:
         endpoint.close()
+        if broker.trace is not None:
+            _write_trace(broker.trace, trace_dir)
     if broker.dropped:
         logging.getLogger("scoop.broker").warning(
             "broker dropped %d messages that failed to decode or authenticate", broker.dropped
@@ -207,6 +213,9 @@ def worker_main() -> int:
         running_slot=config.get("running_slot"),
         runs_tasks=bool(config.get("runs_tasks", True)),
     )
+    trace_dir = str(config.get("trace_dir") or "")
+    if trace_dir:
+        scheduler.trace = Recorder("worker", index)
     _runtime.install(scheduler)
     try:
         versions = local_versions(transport.name)
@@ -231,7 +240,16 @@ def worker_main() -> int:
             code_ = 0
     finally:
         scheduler.close()
+        if scheduler.trace is not None:
+            _write_trace(scheduler.trace, trace_dir)
     return code_
+
+
+def _write_trace(recorder: Recorder, directory: str) -> None:
+    try:
+        recorder.write(directory)
+    except OSError as exc:  # the run's result matters more than its trace
+        print(f"scoop: the trace of this process was lost: {exc}", file=sys.stderr)
 
 
 def _load_script(

@@ -35,6 +35,7 @@ import greenlet
 from scoop import _serialize
 from scoop._future import CANCELLED, PENDING, RUNNING, Future, TaskUnwound
 from scoop._slot import RunningSlot
+from scoop._trace import ROOT_TASK, Recorder, task_name
 from scoop.errors import SerializationError, SharedConstantError
 
 logger = logging.getLogger("scoop")
@@ -101,6 +102,10 @@ class Scheduler:
         self._blame_of: dict[greenlet.greenlet, int] = {}
         #: Where ``blame`` is published for whoever sees this process die (scoop._slot).
         self.running_slot: RunningSlot | None = None
+        #: What this worker did, when the run is traced (scoop._trace); None: nothing recorded.
+        self.trace: Recorder | None = None
+        #: While traced: the task each parked greenlet runs.
+        self._task_of: dict[greenlet.greenlet, int] = {}
 
     @property
     def where(self) -> str:
@@ -168,6 +173,8 @@ class Scheduler:
 
     def enqueue(self, fut: Future[Any]) -> None:
         """Queue a new Future's task here (whence it may be handed away)."""
+        if self.trace is not None:
+            self.trace.submitted(fut.id, task_name(fut._fn, fut._args))
         fut._blame = self.blame
         self.unfinished[fut.id] = fut
         self.local.append(fut)
@@ -335,12 +342,16 @@ class Scheduler:
                     self.busy = True
                     if self.running_slot is not None:
                         self._enter(glet, self._blame_of.get(glet, 0))
+                    if self.trace is not None:
+                        self.trace.begin(self._task_of.get(glet, ROOT_TASK))
                     try:
                         glet.switch()
                     finally:
                         self.busy = False
                         if self.running_slot is not None:
                             self._leave(glet)
+                        if self.trace is not None:
+                            self._traced_stop(glet)
                     continue
                 if until():
                     break
@@ -352,18 +363,30 @@ class Scheduler:
                     self.busy = True
                     if self.running_slot is not None:
                         self._enter(glet, task._blame if isinstance(task, Future) else task.id)
+                    if self.trace is not None:
+                        self._task_of[glet] = task.id
+                        self.trace.begin(task.id)
                     try:
                         glet.switch(task)
                     finally:
                         self.busy = False
                         if self.running_slot is not None:
                             self._leave(glet)
+                        if self.trace is not None:
+                            self._traced_stop(glet)
                     continue
                 if until():
                     break
                 self.idle(self.timers[0][0] - time.monotonic() if self.timers else None)
         finally:
             self.hub = previous_hub
+
+    def _traced_stop(self, glet: greenlet.greenlet) -> None:
+        # A task's stretch ends: it returned (its greenlet is dead) or parked to wait.
+        assert self.trace is not None
+        self.trace.end()
+        if glet.dead:
+            self._task_of.pop(glet, None)
 
     def _enter(self, glet: greenlet.greenlet, blame: int) -> None:
         # Only with a running slot: which task's code runs now, should this process die in it.
@@ -416,6 +439,8 @@ class Scheduler:
         except TaskUnwound:
             raise
         except BaseException as exc:
+            if self.trace is not None:
+                self.trace.failed(fut.id, exc)
             fut._set_exception(exc)
             return
         problem = self.result_problem(fut, value)

@@ -161,12 +161,15 @@ class WorkerScheduler(Handover, Scheduler):
 
     def _start(self) -> None:
         if not self.comm.started:
+            self.comm.recorder = self.trace
             self.comm.start(self)
 
     def on_message(self, message: Message) -> None:
         """Act on one message of the broker (in the communication thread, or during join)."""
         kind = message.kind
         if kind == Kind.TASKS:
+            if self.trace is not None:
+                self.trace.moved(len(message.entries))
             with self.queue_lock:
                 # Newest last in, first run: reversed, a batch runs oldest first here (a map's
                 # first chunks first, so its results come in order), and what this worker hands
@@ -357,6 +360,8 @@ class WorkerScheduler(Handover, Scheduler):
         except TaskUnwound:
             raise
         except BaseException as exc:
+            if self.trace is not None:
+                self.trace.failed(task_id, exc)
             self._queue_result(task_id, Status.RAISED, pack_exception(exc, self.where))
             return
         try:

@@ -51,9 +51,13 @@ STOP_GRACE_SECONDS = 2.0
 ENDING_ANNOUNCEMENT_WAIT = 5.0
 
 
+_reply_lock = threading.Lock()
+
+
 def _reply(message: dict[str, Any]) -> None:
-    sys.stdout.write(READY_PREFIX + json.dumps(message) + "\n")
-    sys.stdout.flush()
+    with _reply_lock:  # the main thread and the launcher's reader both answer
+        sys.stdout.write(READY_PREFIX + json.dumps(message) + "\n")
+        sys.stdout.flush()
 
 
 def _check(config: dict[str, Any]) -> str | None:
@@ -138,6 +142,8 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
     events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     workers: dict[int, subprocess.Popen[bytes]] = {}
     env = dict(os.environ)
+    # A traced run: the workers here record into a directory of this host, sent back at the end.
+    trace_dir = tempfile.mkdtemp(prefix="scoop-trace-") if config["worker"].get("trace_dir") else ""
     for index in config["indices"]:
         popen = subprocess.Popen(
             [sys.executable, "-m", "scoop._run", "worker"],
@@ -153,6 +159,7 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
             "runs_tasks": index != 0 or config.get("root_runs_tasks", True),
             "script": script,
             "parent_pid": os.getpid(),
+            "trace_dir": trace_dir,
         }
         if index != 0:
             line["running_slot"] = os.path.join(slots, f"running-{index}")
@@ -185,6 +192,8 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
                 events.put(("stdin", base64.b64decode(message["stdin"])))
             elif "stdin_eof" in message:
                 events.put(("stdin", b""))
+            elif "clock" in message:  # the launcher measures this host's clock against its own
+                _reply({"clock": message["clock"], "now": time.monotonic_ns(), "host": hostname})
         events.put(("eof", None))
 
     threading.Thread(target=read_launcher, daemon=True).start()
@@ -271,9 +280,25 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
             popen.wait(timeout=STOP_GRACE_SECONDS)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
+    if trace_dir:
+        _send_traces(trace_dir)
     if failed:
         return 1
     return root_code if root_code is not None else 0
+
+
+def _send_traces(directory: str) -> None:
+    """Send the launcher what this host's workers recorded (scoop._trace), then forget it."""
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json"):
+            try:
+                with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                    record = json.load(handle)
+            except (OSError, ValueError):
+                continue
+            with contextlib.suppress(OSError):
+                _reply({"trace": record})
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _stop(workers: dict[int, subprocess.Popen[bytes]]) -> None:

@@ -216,10 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="the root submits and waits but runs no task itself: every task travels to "
         "another worker (a check that a script works wherever its tasks run; needs -n 2 or more)",
     )
-    parser.add_argument(
+    seeing = parser.add_argument_group("seeing what the run did")
+    seeing.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="write a timeline of every task on every worker, in the Chrome trace format "
+        "(open it in https://ui.perfetto.dev or chrome://tracing)",
+    )
+    seeing.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="write a one-page HTML report: timeline, utilisation, tasks by function, task "
+        "tree, load balancing, failures",
+    )
+    seeing.add_argument(
+        "--stats",
+        action="store_true",
+        help="print a table per worker at the end (tasks, busy %%, hand-overs, bytes); -v too",
+    )
+    seeing.add_argument(
         "--debug",
         action="store_true",
-        help="accepted for the original SCOOP's scripts; records nothing yet (it says so)",
+        help="as the original SCOOP's: write the trace and the report into a new "
+        "scoop-debug-<date> directory here",
     )
     parser.add_argument("script", nargs="?", help="the Python script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
@@ -323,12 +342,6 @@ def main(argv: list[str] | None = None) -> None:
     if options.list_transports:
         sys.exit(list_transports())
     _split_script_from_hosts(options)
-    if options.debug:
-        print(
-            "scoop: --debug records nothing yet (the original wrote per-worker data files); "
-            "the run goes on without it",
-            file=sys.stderr,
-        )
     joining = options.add_workers is not None
     if joining:
         if options.script is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,13 @@ def prepare(options: argparse.Namespace, *, joining: bool = False) -> Prepared:
             ) from None
     if options.hosts and options.hostfile:
         raise OptionError("--hosts and --hostfile cannot be used together")
+    for flag, path in (("--trace", options.trace), ("--report", options.report)):
+        if path:
+            try:
+                with open(path, "a", encoding="utf-8"):
+                    pass  # fail now, not after the run
+            except OSError as exc:
+                raise OptionError(f"cannot write {path!r} ({flag}): {exc.strerror}") from None
     try:
         transport = _plugins.choose_transport(options.transport)
     except (NoTransportError, UnknownTransportError) as exc:
@@ -141,4 +149,20 @@ def run_config(
         max_task_deaths=options.max_task_deaths,
         root_runs_tasks=not options.root_runs_no_task,
         client=client,
+        **_seeing(options),
     )
+
+
+def _seeing(options: argparse.Namespace) -> dict[str, Any]:
+    """Where the trace and the report go, and whether to print the table at the end."""
+    trace, report = options.trace, options.report
+    if options.debug:  # the original's --debug: everything, in a directory of its own
+        directory = time.strftime("scoop-debug-%Y%m%d-%H%M%S")
+        os.makedirs(directory, exist_ok=True)
+        trace = trace or os.path.join(directory, "trace.json")
+        report = report or os.path.join(directory, "report.html")
+    return {
+        "trace_file": os.path.abspath(trace) if trace else None,
+        "report_file": os.path.abspath(report) if report else None,
+        "stats": bool(options.stats or options.verbose),
+    }

@@ -57,6 +57,8 @@ from scoop_launch._processes import (
 GRACE_SECONDS = 5.0
 #: How long the broker gets to report its address.
 BROKER_START_TIMEOUT = 60.0
+#: Probes of each remote host's clock when the run is traced.
+CLOCK_PROBES = 5
 #: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
 WORKER_STARTUP_FAILED = 3
 #: When a worker could not start, how long the root gets to end (and show why) before the
@@ -125,6 +127,16 @@ class RunConfig:
     #: Worker 0 is the process that opened a ``scoop.Executor`` (a client, started by nobody
     #: here); the placement's workers are 1 and on, and there is no script.
     client: bool = False
+    #: Where to write the run's trace (``--trace``) and report (``--report``); None: nowhere.
+    trace_file: str | None = None
+    report_file: str | None = None
+    #: Print the table of workers at the end (``--stats``, ``-v``).
+    stats: bool = False
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the processes record what they do (scoop._trace)."""
+        return bool(self.trace_file or self.report_file or self.stats)
 
     @property
     def size(self) -> int:
@@ -159,6 +171,19 @@ class Run:
         self.run_file: Path | None = None
         #: Whether this launcher's standard input goes to the root's.
         self.forward_stdin = True
+        #: Where the processes write what they recorded ("" when nothing is recorded).
+        self.trace_dir = ""
+        if config.recorded:
+            self.trace_dir = os.path.join(self.run_dir, "trace")
+            os.mkdir(self.trace_dir)
+        #: Records sent back by remote hosts' agents, and each host's clock offset (ns).
+        self.remote_records: list[dict[str, Any]] = []
+        self.clock_offsets: dict[str, int] = {}
+        #: How far off each offset may be (half the round trip of its probe), in ns.
+        self.clock_errors: dict[str, int] = {}
+        self._probes: dict[int, int] = {}
+        self.started_at = time.monotonic()
+        self._written = False
         self._stopping = threading.Event()
         # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
         # loopback TCP cannot be altered in flight and the header tag alone authenticates.
@@ -181,6 +206,7 @@ class Run:
             "log_file": self.config.log_file,
             "debug": self.config.debug,
             "payload_digests": self.payload_digests,
+            "trace_dir": self.trace_dir,
         }
 
     def _spawn(
@@ -247,8 +273,13 @@ class Run:
             self.broker.send_line({"gone": index, "reason": reason, "running": running})
 
     def _on_agent_line(self, agent: Any, message: dict[str, Any]) -> None:
-        # A line of a remote agent: one of its workers ended (see scoop_launch._agent).
-        if "exit" in message:
+        # A line of a remote agent: one of its workers ended (see scoop_launch._agent), what its
+        # workers recorded, or the answer to a clock probe.
+        if "trace" in message:
+            self.remote_records.append(message["trace"])
+        elif "clock" in message:
+            self._clock_answer(message, time.monotonic_ns())
+        elif "exit" in message:
             self.events.put(
                 ("worker_exit", (agent, message["exit"], message["code"], message["running"]))
             )
@@ -314,6 +345,28 @@ class Run:
             threading.Thread(
                 target=self._ping_agents, args=(options.silence_timeout / 3,), daemon=True
             ).start()
+        if self.trace_dir:
+            threading.Thread(target=self._probe_clocks, daemon=True).start()
+
+    def _probe_clocks(self) -> None:
+        # Each host's CLOCK_MONOTONIC against ours, for the trace: a few probes; the one with the
+        # shortest round trip wins, and is off by at most half that round trip.
+        for round_ in range(CLOCK_PROBES):
+            for position, agent in enumerate(self.agents):
+                number = round_ * len(self.agents) + position
+                self._probes[number] = time.monotonic_ns()
+                agent.send_line({"clock": number})
+            if self._stopping.wait(0.02):
+                return
+
+    def _clock_answer(self, message: dict[str, Any], received: int) -> None:
+        sent = self._probes.get(int(message["clock"]))
+        if sent is None:
+            return
+        host, round_trip = str(message["host"]), received - sent
+        if round_trip < self.clock_errors.get(host, 1 << 62) * 2:
+            self.clock_offsets[host] = int(message["now"]) - (sent + received) // 2
+            self.clock_errors[host] = round_trip // 2
 
     def _ping_agents(self, interval: float) -> None:
         # Each agent stops its workers when it hears nothing for the silence timeout: a host
@@ -638,11 +691,21 @@ class Run:
             agent.stop()  # EOF on its stdin: it stops whatever of its workers is left
         for agent in self.agents:
             agent.channel.status_event.wait(max(0.1, end - time.monotonic()))
+            if self.trace_dir:  # its last lines carry what its workers recorded
+                agent.wait_output(GRACE_SECONDS)
             agent.close()
         for process in processes:
             process.signal_group(signal.SIGKILL)  # also whatever its tasks started
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=5)
+        if self.trace_dir and not self._written:
+            self._written = True
+            from scoop_launch._trace import read_records, write_outputs
+
+            records = read_records(self.trace_dir) + self.remote_records
+            write_outputs(
+                self.config, records, self.clock_offsets, time.monotonic() - self.started_at
+            )
         shutil.rmtree(self.run_dir, ignore_errors=True)
         _runfile.remove(self.run_file)
 

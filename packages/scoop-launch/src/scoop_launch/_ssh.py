@@ -286,6 +286,11 @@ class RemoteAgent:
             thread.start()
             self._pumps.append(thread)
 
+    def wait_output(self, timeout: float) -> None:
+        """Wait until everything the agent wrote has been read (it has exited)."""
+        for thread in self._pumps:
+            thread.join(timeout=timeout)
+
     def wait(self) -> int:
         """Wait for the agent to exit; return its status (-1 if the connection broke)."""
         status = int(self.channel.recv_exit_status())

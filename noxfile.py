@@ -16,7 +16,8 @@ PACKAGES = [
     "./packages/scoop-nng",
     "./packages/scoop-launch",
 ]
-TEST_TOOLS = ["pytest==9.2.0", "pytest-timeout==2.4.0", "uv==0.13.9"]
+#: tqdm: examples/progress_bar.py shows a progress bar over a map with it.
+TEST_TOOLS = ["pytest==9.2.0", "pytest-timeout==2.4.0", "uv==0.13.9", "tqdm==4.70.1"]
 #: The notebook tests drive a real Jupyter kernel.
 NOTEBOOK_TOOLS = ["ipykernel==7.4.0", "nbclient==0.11.0", "nbformat==5.11.1"]
 SOURCES = [f"{p}/src" for p in PACKAGES]

@@ -11,6 +11,7 @@ EXPECTED = {
     "hello_map.py": ["hello_map: sum of squares of 0..15 = 1240"],
     "full_tree.py": ["full_tree: 256 leaves, total = 32640"],
     "monte_carlo_pi.py": ["monte_carlo_pi: samples=200000 chunks=20 seed=42 pi~3.145500"],
+    "progress_bar.py": ["progress_bar: 200 results, sum = 2646700"],
     "map_reduce.py": [
         "map_reduce: sum of squares 1..10 = 385",
         "map_reduce: scan of 1..6 = [1, 3, 6, 10, 15, 21]",

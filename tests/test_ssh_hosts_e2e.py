@@ -572,3 +572,17 @@ def test_an_executor_starts_its_workers_on_other_hosts(test_hosts):
     # This machine opened the Executor and runs no task: every task ran on the two hosts.
     assert json.loads(line[len("HOSTS ") :]) == ["h0", "h1"], result.stdout
     assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_a_trace_of_a_run_on_several_hosts_has_every_hosts_workers(test_hosts, tmp_path):
+    from test_trace_e2e import check_trace
+
+    trace = tmp_path / "trace.json"
+    result = launch(test_hosts, "--hosts", "localhost", "h0", "h1", "--trace", str(trace))
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    names = check_trace(events, 3, raised=())  # the remote workers' records came back
+    ran_on = {names[e["pid"]] for e in events if e["ph"] == "X" and e["name"] == "where"}
+    assert any("(h0)" in n for n in ran_on) and any("(h1)" in n for n in ran_on), ran_on
+    assert_nothing_left(test_hosts)

@@ -180,7 +180,15 @@ def test_python_m_scoop_is_the_launcher(script):
     assert placement(done.stdout) == [("localhost", 3)], done.stdout
 
 
-def test_debug_says_it_records_nothing_yet(script):
-    result = launcher("--debug", "--dry-run", "-n", "1", script)
+def test_debug_on_a_dry_run_writes_nothing(script, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = launcher("--debug", "--dry-run", "-n", "1", script, cwd=work)
     assert result.returncode == 0, result.stderr
-    assert "--debug records nothing yet" in result.stderr, result.stderr
+    assert list(work.iterdir()) == [], "a dry run made the --debug directory"
+
+
+def test_a_trace_file_that_cannot_be_written_is_a_usage_error(script, tmp_path):
+    result = launcher("--trace", str(tmp_path / "no" / "such" / "dir" / "t.json"), script)
+    assert result.returncode == 2, result.stderr
+    assert "(--trace)" in result.stderr.splitlines()[0], result.stderr

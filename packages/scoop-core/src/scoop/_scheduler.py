@@ -35,7 +35,7 @@ import greenlet
 from scoop import _serialize
 from scoop._future import CANCELLED, PENDING, RUNNING, Future, TaskUnwound
 from scoop._slot import RunningSlot
-from scoop._trace import ROOT_TASK, Recorder, task_name
+from scoop._trace import ROOT_TASK, Recorder
 from scoop.errors import SerializationError, SharedConstantError
 
 logger = logging.getLogger("scoop")
@@ -174,7 +174,7 @@ class Scheduler:
     def enqueue(self, fut: Future[Any]) -> None:
         """Queue a new Future's task here (whence it may be handed away)."""
         if self.trace is not None:
-            self.trace.submitted(fut.id, task_name(fut._fn, fut._args))
+            self.trace.submitted(fut.id, fut._fn, fut._args)
         fut._blame = self.blame
         self.unfinished[fut.id] = fut
         self.local.append(fut)

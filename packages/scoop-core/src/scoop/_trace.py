@@ -33,6 +33,16 @@ from typing import Any
 
 #: Task id of the root's own code (its script), or of an Executor's client.
 ROOT_TASK = 0
+_chunk_function: list[Any] = []
+
+
+def _run_chunk() -> Any:
+    # scoop._batch.run_chunk, imported once (this module is imported before it can be).
+    if not _chunk_function:
+        from scoop import _batch
+
+        _chunk_function.append(_batch.run_chunk)
+    return _chunk_function[0]
 
 
 def task_name(fn: Any, args: tuple[Any, ...]) -> str:
@@ -40,7 +50,11 @@ def task_name(fn: Any, args: tuple[Any, ...]) -> str:
     from scoop import _batch
 
     if fn is _batch.run_chunk and args:
-        return f"map({getattr(args[0], '__qualname__', None) or type(args[0]).__name__})"
+        return f"map({_name_of(args[0])})"
+    return _name_of(fn)
+
+
+def _name_of(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or type(fn).__name__)
 
 
@@ -51,7 +65,9 @@ class Recorder:
         self.role = role
         self.index = index
         self.slices: list[tuple[int, int, int]] = []
-        self.submits: list[tuple[int, int, str, int]] = []
+        #: (task id, parent, function, arguments' first item or None, time): names are made
+        #: when written, once per function, not at every submit.
+        self.submits: list[tuple[int, int, Any, Any, int]] = []
         self.failures: list[tuple[int, str]] = []
         self.moves: list[tuple[int, int]] = []
         self.counters: list[tuple[int, int, int]] = []
@@ -75,9 +91,10 @@ class Recorder:
         self.slices.append((self.current, self._since, time.monotonic_ns()))
         self.current = ROOT_TASK
 
-    def submitted(self, task_id: int, name: str) -> None:
+    def submitted(self, task_id: int, fn: Any, args: tuple[Any, ...]) -> None:
         """A task was submitted here, by the task running now."""
-        self.submits.append((task_id, self.current, name, time.monotonic_ns()))
+        first = args[0] if fn is _run_chunk() and args else None  # a map's chunk: its function
+        self.submits.append((task_id, self.current, fn, first, time.monotonic_ns()))
 
     def failed(self, task_id: int, exc: BaseException) -> None:
         """A task run here raised."""
@@ -111,7 +128,7 @@ class Recorder:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "slices": self.slices,
-            "submits": self.submits,
+            "submits": self._named_submits(),
             "failures": self.failures,
             "moves": self.moves,
             "counters": self.counters,
@@ -119,6 +136,17 @@ class Recorder:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
         }
+
+    def _named_submits(self) -> list[tuple[int, int, str, int]]:
+        names: dict[tuple[int, int], str] = {}
+        named = []
+        for task_id, parent, fn, first, at in self.submits:
+            key = (id(fn), id(first))
+            name = names.get(key)
+            if name is None:
+                name = names[key] = task_name(fn, (first,) if first is not None else ())
+            named.append((task_id, parent, name, at))
+        return named
 
     def write(self, directory: str) -> None:
         """Write the record into the run's trace directory (as ``<role>-<index>.json``)."""

@@ -157,8 +157,7 @@ def _seeing(options: argparse.Namespace) -> dict[str, Any]:
     """Where the trace and the report go, and whether to print the table at the end."""
     trace, report = options.trace, options.report
     if options.debug:  # the original's --debug: everything, in a directory of its own
-        directory = time.strftime("scoop-debug-%Y%m%d-%H%M%S")
-        os.makedirs(directory, exist_ok=True)
+        directory = time.strftime("scoop-debug-%Y%m%d-%H%M%S")  # made when written
         trace = trace or os.path.join(directory, "trace.json")
         report = report or os.path.join(directory, "report.html")
     return {

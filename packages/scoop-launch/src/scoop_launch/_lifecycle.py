@@ -703,9 +703,8 @@ class Run:
             from scoop_launch._trace import read_records, write_outputs
 
             records = read_records(self.trace_dir) + self.remote_records
-            write_outputs(
-                self.config, records, self.clock_offsets, time.monotonic() - self.started_at
-            )
+            wall = time.monotonic() - self.started_at
+            write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         _runfile.remove(self.run_file)
 

@@ -359,12 +359,26 @@ def tree_shape(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_outputs(
-    config: Any, records: list[dict[str, Any]], offsets: dict[str, int], wall_seconds: float
+    config: Any,
+    records: list[dict[str, Any]],
+    offsets: dict[str, int],
+    wall_seconds: float,
+    errors: dict[str, int] | None = None,
 ) -> None:
-    """Write the trace, the report and the table a run's configuration asks for."""
+    """Write the trace, the report and the table a run's configuration asks for.
+
+    ``errors``: how far off each host's clock offset may be (ns), said with the offsets.
+    """
     if not records:
         print("scoop: no process recorded anything: no trace, report or table", file=sys.stderr)
         return
+    for host, offset in sorted(offsets.items()):
+        margin = (errors or {}).get(host, 0)
+        print(
+            f"scoop: times of host {host} moved by {-offset / 1e6:+.3f} ms onto this machine's "
+            f"clock (within {margin / 1e6:.3f} ms)",
+            file=sys.stderr,
+        )
     if config.trace_file:
         _write(config.trace_file, "trace", json.dumps(chrome_trace(records, offsets)))
     if config.report_file:
@@ -381,6 +395,7 @@ def write_outputs(
 
 def _write(path: str, what: str, text: str) -> None:
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # --debug's directory
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as exc:

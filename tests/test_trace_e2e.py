@@ -262,3 +262,43 @@ def test_a_tqdm_bar_over_map_as_completed_moves_as_results_arrive() -> None:
     # tqdm redraws as results come (at most every 0.1 s): the count climbs to 200 in steps.
     assert counts and counts[-1] == 200, result.stderr
     assert counts == sorted(counts) and len(set(counts)) >= 3, counts
+
+
+@pytest.mark.timeout(120)
+def test_progress_is_redrawn_in_place_on_a_terminal_and_absent_elsewhere() -> None:
+    import pty
+
+    marker = new_marker()
+    main, secondary = pty.openpty()
+    command = [sys.executable, "-m", "scoop_launch", "-n", "2", "--progress"]
+    try:
+        proc = subprocess.Popen(
+            [*command, str(SCRIPTS / "slow_map.py"), "60"],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            stdin=subprocess.DEVNULL,
+            env=marked_env(marker),
+            cwd=ROOT,
+        )
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal closed: everyone holding it has exited
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(main)
+        kill_marked(marker)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0 and b"SUM 1770" in stdout, terminal
+    done = [int(n) for n in re.findall(r"\r\x1b\[Kscoop: (\d+) tasks done", terminal)]
+    assert len(done) >= 2 and done == sorted(done), terminal  # redrawn, counting up
+    assert re.search(r"\d+/2 workers busy", terminal), terminal
+    # Not a terminal (a pipe, a log file): nothing is drawn.
+    piped = run_launcher(SCRIPTS / "slow_map.py", "20", n=2, options=["--progress"])
+    assert piped.returncode == 0 and "tasks done" not in piped.stderr, piped.explain()

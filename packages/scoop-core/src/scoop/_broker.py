@@ -41,6 +41,7 @@ from scoop._membership import Membership
 from scoop._protocol import (
     BROKER_SENDER,
     IDLE_AFTER,
+    PROGRESS_INTERVAL,
     PROTOCOL_VERSION,
     TASK_SEQ_BITS,
     Codec,
@@ -142,6 +143,11 @@ class Broker(Departures):
         self._termination_code: int | None = None
         #: Its queue and hungry workers over time, when the run is traced (scoop._trace).
         self.trace: Recorder | None = None
+        #: With --progress: each worker's last counts, and where the run's totals go.
+        self.progress: dict[int, tuple[int, int, int]] = {}
+        self.on_progress: Callable[[dict[str, int]], None] | None = None
+        self._last_progress: dict[str, int] = {}
+        self._next_progress = 0.0
 
     def request_termination(self, code: int) -> None:
         """Ask :meth:`serve` to end the run at once (safe to call from a signal handler).
@@ -166,6 +172,9 @@ class Broker(Departures):
             if now >= next_check:  # at most every TURN_SECONDS, however busy the network is
                 next_check = now + TURN_SECONDS
                 self._check_members(now)
+                if self.on_progress is not None and now >= self._next_progress:
+                    self._next_progress = now + PROGRESS_INTERVAL
+                    self._report_progress()
             received = self.endpoint.recv(TURN_SECONDS)
             if received is None:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
@@ -243,6 +252,8 @@ class Broker(Departures):
             self._constant(sender, message)
         elif message.kind == Kind.CANCEL:
             self._cancel(sender, message.entries)
+        elif message.kind == Kind.PROGRESS:
+            self._progress_of(sender, message.entries)
         elif message.kind == Kind.SHUTDOWN:
             self._forget(sender)  # the root has left
             self.shutdown(message.arg, sender)
@@ -441,6 +452,34 @@ class Broker(Departures):
             idle = len(self.hungry) - (origin in self.hungry)
             self._send(origin, Kind.RESULTS, idle, entries)
         return set(by_origin)
+
+    def _progress_of(self, sender: int, entries: list[Entry]) -> None:
+        try:
+            self.codec.verify(entries[0])
+            counts = json.loads(bytes(entries[0].frames[0]))
+            self.progress[sender] = (
+                int(counts["started"]),
+                int(counts["ended"]),
+                int(counts["queued"]),
+            )
+        except (IndexError, ValueError, KeyError, TypeError, ProtocolError) as exc:
+            self._drop(self.workers.get(sender), f"malformed PROGRESS: {exc}")
+
+    def _report_progress(self) -> None:
+        """The run's totals, for the launcher's progress line (when they changed)."""
+        if not self.progress:
+            return  # no worker has counted anything yet
+        live = {i: c for i, c in self.progress.items() if i in self.workers}
+        totals = {
+            "done": sum(ended for _, ended, _ in self.progress.values()),
+            "running": sum(started - ended for started, ended, _ in live.values()),
+            "queued": sum(queued for _, _, queued in live.values()) + len(self.queue),
+            "busy": sum(1 for started, ended, _ in live.values() if started > ended),
+            "workers": len(self.workers),
+        }
+        if totals != self._last_progress and self.on_progress is not None:
+            self._last_progress = totals
+            self.on_progress(totals)
 
     def _cancel(self, sender: int, entries: list[Entry]) -> None:
         """Drop tasks their submitter cancelled: from the queue, and at the worker holding them.

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from scoop._protocol import (
     BROKER_SENDER,
     IDLE_AFTER,
+    PROGRESS_INTERVAL,
     Codec,
     Entry,
     Kind,
@@ -107,6 +108,8 @@ class Communicator:
         self.parent_alive = parent_alive
         #: Counts bytes and task moves when the run is traced (scoop._trace).
         self.recorder: Recorder | None = None
+        #: With --progress: the counts last sent (None: no progress is sent).
+        self.progress: tuple[int, int, int] | None = None
         self.dropped = 0
         self.sequence = SequenceCheck()
         #: What was sent to the broker and not acknowledged yet (sent again if it stays so).
@@ -250,6 +253,7 @@ class Communicator:
         next_parent_check = time.monotonic() + IDLE_CHECK_INTERVAL
         heartbeat = self.heartbeat_interval
         self._last_sent = time.monotonic()
+        next_progress = self._last_sent
         while True:
             self._send_queued()
             if self._closing:
@@ -262,6 +266,11 @@ class Communicator:
                     self._emit(Kind.HEARTBEAT)
                     due = heartbeat
                 wait = min(wait, due)
+            if self.progress is not None and now >= next_progress:
+                next_progress = now + PROGRESS_INTERVAL
+                self._send_progress(handler)
+            if self.progress is not None:
+                wait = min(wait, max(next_progress - now, 0.001))
             if self.outbox.overdue(now):
                 self._resend()
             if self._results:  # not sent yet: wait until they are due, but do not spin (some
@@ -283,6 +292,15 @@ class Communicator:
                 next_parent_check = now + IDLE_CHECK_INTERVAL
                 if not self.parent_alive():
                     raise LauncherGone(f"{self.where}: its launcher is gone; exiting")
+
+    def _send_progress(self, handler: Any) -> None:
+        # Plain reads of the main thread's counters: a count a moment old is fine on a display.
+        counts = (handler.tasks_started, handler.tasks_ended, len(handler.local))
+        if counts != self.progress:
+            self.progress = counts
+            payload = json.dumps(dict(zip(("started", "ended", "queued"), counts, strict=True)))
+            data = payload.encode()
+            self._emit(Kind.PROGRESS, 0, [Entry(self.index, 0, self.codec.digest([data]), [data])])
 
     def _send_queued(self, *, all_results: bool = False) -> None:
         results = self._results

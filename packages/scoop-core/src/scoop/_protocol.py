@@ -87,7 +87,12 @@ class Kind(enum.IntEnum):
     STOP = 15  # broker -> supervisor: arg = index of one of its workers taken for lost: kill it
     CANCEL = 16  # submitter -> broker -> holder: entries id = its tasks nobody waits for any more
     #              (no payload): dropped wherever they are still queued
+    PROGRESS = 17  # worker -> broker (with --progress): 1 entry, payload = JSON of its counts
+    #                {"started", "ended", "queued"}, sent every PROGRESS_INTERVAL if they changed
 
+
+#: Seconds between a worker's PROGRESS messages, and between the broker's progress lines.
+PROGRESS_INTERVAL = 0.5
 
 #: ``arg`` of a worker's TASKS or RESULTS: it has nothing left to run, as if a REQUEST followed
 #: (one message instead of two on the path of every hand-out).

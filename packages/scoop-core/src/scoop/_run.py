@@ -148,6 +148,8 @@ def broker_main() -> int:
     trace_dir = str(config.get("trace_dir") or "")
     if trace_dir:
         broker.trace = Recorder("broker", 0)
+    if config.get("progress"):  # the run's totals on our stdout, for the launcher's display
+        broker.on_progress = lambda totals: _tell_launcher({"progress": totals})
     threading.Thread(target=_read_reports, args=(broker,), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: broker.request_termination(143))
     try:
@@ -216,6 +218,8 @@ def worker_main() -> int:
     trace_dir = str(config.get("trace_dir") or "")
     if trace_dir:
         scheduler.trace = Recorder("worker", index)
+    if config.get("progress"):
+        scheduler.comm.progress = (-1, -1, -1)  # not None: send its counts from now
     _runtime.install(scheduler)
     try:
         versions = local_versions(transport.name)

@@ -235,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a table per worker at the end (tasks, busy %%, hand-overs, bytes); -v too",
     )
     seeing.add_argument(
+        "--progress",
+        action="store_true",
+        help="show tasks done, running and queued and the workers busy, refreshed in place "
+        "(only when stderr is a terminal)",
+    )
+    seeing.add_argument(
         "--debug",
         action="store_true",
         help="as the original SCOOP's: write the trace and the report into a new "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -164,4 +165,6 @@ def _seeing(options: argparse.Namespace) -> dict[str, Any]:
         "trace_file": os.path.abspath(trace) if trace else None,
         "report_file": os.path.abspath(report) if report else None,
         "stats": bool(options.stats or options.verbose),
+        # Refreshed in place: only on a terminal (a log file would fill with redrawn lines).
+        "progress": bool(options.progress and sys.stderr.isatty()),
     }

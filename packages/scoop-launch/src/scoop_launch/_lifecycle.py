@@ -132,6 +132,8 @@ class RunConfig:
     report_file: str | None = None
     #: Print the table of workers at the end (``--stats``, ``-v``).
     stats: bool = False
+    #: Show the run's progress on the terminal (``--progress``, when stderr is one).
+    progress: bool = False
 
     @property
     def recorded(self) -> bool:
@@ -184,6 +186,7 @@ class Run:
         self._probes: dict[int, int] = {}
         self.started_at = time.monotonic()
         self._written = False
+        self._progress_shown = False
         self._stopping = threading.Event()
         # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
         # loopback TCP cannot be altered in flight and the header tag alone authenticates.
@@ -207,6 +210,7 @@ class Run:
             "debug": self.config.debug,
             "payload_digests": self.payload_digests,
             "trace_dir": self.trace_dir,
+            "progress": self.config.progress,
         }
 
     def _spawn(
@@ -248,6 +252,8 @@ class Run:
                 continue
             if "address" in message:
                 self.events.put(("address", message["address"]))
+            elif "progress" in message:
+                self._show_progress(message["progress"])
             elif "lost" in message:
                 self._stop_lost_worker(message["lost"])
             elif "ending" in message:
@@ -257,6 +263,17 @@ class Run:
                 for agent in self.agents:
                     agent.send_line({"ending": message["ending"]})
                 self.events.put(("ending", message["ending"]))
+
+    def _show_progress(self, totals: dict[str, int]) -> None:
+        """Redraw the progress line in place (``--progress``)."""
+        line = (
+            f"scoop: {totals['done']} tasks done, {totals['running']} running, "
+            f"{totals['queued']} queued; {totals['busy']}/{totals['workers']} workers busy"
+        )
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"\r\x1b[K{line}")
+            sys.stderr.flush()
+            self._progress_shown = True
 
     def _stop_lost_worker(self, index: Any) -> None:
         """The broker took worker ``index`` for lost: make sure it runs no more (SIGKILL)."""
@@ -675,6 +692,9 @@ class Run:
     def stop(self) -> None:
         """Give every process GRACE_SECONDS to exit, then kill what is left."""
         self._stopping.set()
+        if self._progress_shown:  # the last progress line stays, what follows goes below it
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("\n")
         end = time.monotonic() + GRACE_SECONDS
         for process in self.local:
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -585,4 +585,27 @@ def test_a_trace_of_a_run_on_several_hosts_has_every_hosts_workers(test_hosts, t
     names = check_trace(events, 3, raised=())  # the remote workers' records came back
     ran_on = {names[e["pid"]] for e in events if e["ph"] == "X" and e["name"] == "where"}
     assert any("(h0)" in n for n in ran_on) and any("(h1)" in n for n in ran_on), ran_on
+    assert "times of host h0 moved by" in result.stderr, result.stderr
+    assert_nothing_left(test_hosts)
+
+
+@pytest.mark.timeout(120)
+def test_a_large_record_of_a_remote_worker_comes_back_whole(test_hosts, tmp_path):
+    # Thousands of tasks on each remote worker: records of hundreds of KiB, over ssh.
+    trace = tmp_path / "trace.json"
+    result = launch(
+        test_hosts,
+        "--hosts", "localhost", "h0", "h1", "--root-runs-no-task", "--trace", str(trace),
+        script=SCRIPTS / "many_tasks.py", mode=("6000",),
+    )  # fmt: skip
+    assert result.returncode == 0 and "SUM 17997000" in result.stdout, result.stderr
+    assert "trace_part" not in result.stdout and "no record of" not in result.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    names = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    per_host = {h: 0 for h in ("h0", "h1")}
+    for event in events:
+        if event["ph"] == "X" and event["name"] == "abs":
+            for host in per_host:
+                per_host[host] += f"({host})" in names[event["pid"]]
+    assert sum(per_host.values()) == 6000 and min(per_host.values()) > 0, per_host
     assert_nothing_left(test_hosts)

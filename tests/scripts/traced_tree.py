@@ -1,8 +1,10 @@
-"""A run worth tracing: a tree of nested maps, a map of tiny items, submits, one that raises.
+"""A run worth tracing: a tree of nested maps, a map of tiny items, submits; one submitted task
+and one item of a map raise.
 
 Prints ``SUBMITTED n`` (the tasks submitted, chunks of maps counted as one each is a task).
 """
 
+import contextlib
 import time
 
 from scoop import futures
@@ -28,4 +30,6 @@ if __name__ == "__main__":
     fs = [futures.submit(leaf, i) for i in range(30)]
     futures.wait(fs)
     assert sum(1 for f in fs if f.exception() is not None) == 1
+    with contextlib.suppress(ValueError):  # an item of a map raises: its chunk's failure too
+        list(futures.map(leaf, range(40)))
     print("DONE", flush=True)

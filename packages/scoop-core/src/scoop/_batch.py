@@ -78,8 +78,12 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[
         except BaseException as exc:
             from scoop._runtime import current
 
+            scheduler = current()
             text = "".join(traceback.format_exception(exc))
-            append(ItemFailure(exc, text, current().where))
+            append(ItemFailure(exc, text, scheduler.where))
+            trace = getattr(scheduler, "trace", None)
+            if trace is not None:  # the chunk's task, whose slice is open
+                trace.failed(trace.current, exc)
     return results
 
 

@@ -41,6 +41,8 @@ logger = logging.getLogger("scoop")
 class ClientScheduler(WorkerScheduler):
     """Worker 0 of an Executor's run, driven by the client thread."""
 
+    traces_callbacks = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, runs_tasks=False, **kwargs)
         #: Work other threads left for the client thread.

@@ -185,7 +185,7 @@ class _ExecutorRun:
             heartbeat_interval=float(config["heartbeat_interval"]),
         )
         if config.get("trace_dir"):  # trace=, report=, stats=: the client records its side too
-            client.trace = Recorder("client", 0)
+            client.trace = Recorder("client", 0, detail=bool(config.get("trace_detail", True)))
             self.trace_dir = str(config["trace_dir"])
         # The session may find the run broken (the broker died): the client's wait for its
         # welcome, and later its communication thread, stop at once then.

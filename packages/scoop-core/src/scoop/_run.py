@@ -147,7 +147,7 @@ def broker_main() -> int:
     )
     trace_dir = str(config.get("trace_dir") or "")
     if trace_dir:
-        broker.trace = Recorder("broker", 0)
+        broker.trace = Recorder("broker", 0, detail=bool(config.get("trace_detail", True)))
     if config.get("progress"):  # the run's totals on our stdout, for the launcher's display
         broker.on_progress = lambda totals: _tell_launcher({"progress": totals})
     threading.Thread(target=_read_reports, args=(broker,), daemon=True).start()
@@ -217,7 +217,8 @@ def worker_main() -> int:
     )
     trace_dir = str(config.get("trace_dir") or "")
     if trace_dir:
-        scheduler.trace = Recorder("worker", index)
+        scheduler.trace = Recorder("worker", index, detail=bool(config.get("trace_detail", True)))
+        scheduler.trace_dir = trace_dir
     if config.get("progress"):
         scheduler.comm.progress = (-1, -1, -1)  # not None: send its counts from now
     _runtime.install(scheduler)

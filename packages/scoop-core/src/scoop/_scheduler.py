@@ -35,7 +35,7 @@ import greenlet
 from scoop import _serialize
 from scoop._future import CANCELLED, PENDING, RUNNING, Future, TaskUnwound
 from scoop._slot import RunningSlot
-from scoop._trace import ROOT_TASK, Recorder
+from scoop._trace import CALLBACK_TASK, ROOT_TASK, Recorder
 from scoop.errors import SerializationError, SharedConstantError
 
 logger = logging.getLogger("scoop")
@@ -73,6 +73,9 @@ class Scheduler:
     #: Index of this worker in the run (0 is the root), and the number of workers.
     index = 0
     size = 1
+    #: Whether done-callbacks get slices of their own in a trace (not an Executor's client's,
+    #: which are its own plumbing).
+    traces_callbacks = True
 
     def __init__(self) -> None:
         self.hub: greenlet.greenlet | None = None
@@ -321,10 +324,22 @@ class Scheduler:
 
     def run_callback(self, fn: Callable[[Future[Any]], object], fut: Future[Any]) -> None:
         """Run a done-callback; its exception is logged, never raised into the scheduler."""
+        # Run by the hub (a result came in), a callback gets a slice of its own in the trace:
+        # what it submits then has a parent, and its arrows a slice to start from.
+        traced = (
+            self.trace is not None and self.traces_callbacks and greenlet.getcurrent() is self.hub
+        )
+        if traced:
+            assert self.trace is not None
+            self.trace.begin(CALLBACK_TASK)
         try:
             fn(fut)
         except Exception:
             logger.exception("done-callback %r of %r raised", fn, fut)
+        finally:
+            if traced:
+                assert self.trace is not None
+                self.trace.end()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -365,7 +380,7 @@ class Scheduler:
                         self._enter(glet, task._blame if isinstance(task, Future) else task.id)
                     if self.trace is not None:
                         self._task_of[glet] = task.id
-                        self.trace.begin(task.id)
+                        self.trace.begin(task.id, new=True)
                     try:
                         glet.switch(task)
                     finally:

@@ -28,11 +28,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any
 
 #: Task id of the root's own code (its script), or of an Executor's client.
 ROOT_TASK = 0
+#: Pseudo task id of done-callbacks run by the scheduler itself (they may submit tasks).
+CALLBACK_TASK = -1
 _chunk_function: list[Any] = []
 
 
@@ -47,27 +50,30 @@ def _run_chunk() -> Any:
 
 def task_name(fn: Any, args: tuple[Any, ...]) -> str:
     """A task's name in the trace: its function's, or ``map(f)`` for a chunk of a map of f."""
-    from scoop import _batch
-
-    if fn is _batch.run_chunk and args:
+    if fn is _run_chunk() and args:
         return f"map({_name_of(args[0])})"
     return _name_of(fn)
 
 
 def _name_of(fn: Any) -> str:
-    return str(getattr(fn, "__qualname__", None) or type(fn).__name__)
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else type(fn).__name__
 
 
 class Recorder:
     """The record of one process (worker, client or broker)."""
 
-    def __init__(self, role: str, index: int) -> None:
+    def __init__(self, role: str, index: int, *, detail: bool = True) -> None:
         self.role = role
         self.index = index
+        #: False (only --stats asked): totals only, no list that grows with the run.
+        self.detail = detail
+        self.tasks = 0
+        self.busy_ns = 0
+        self.handed = 0
+        self.received = 0
         self.slices: list[tuple[int, int, int]] = []
-        #: (task id, parent, function, arguments' first item or None, time): names are made
-        #: when written, once per function, not at every submit.
-        self.submits: list[tuple[int, int, Any, Any, int]] = []
+        self.submits: list[tuple[int, int, str, int]] = []
         self.failures: list[tuple[int, str]] = []
         self.moves: list[tuple[int, int]] = []
         self.counters: list[tuple[int, int, int]] = []
@@ -81,20 +87,25 @@ class Recorder:
 
     # -- the scheduler (main thread) ----------------------------------------------------------
 
-    def begin(self, task_id: int) -> None:
-        """A task's code starts or resumes."""
+    def begin(self, task_id: int, *, new: bool = False) -> None:
+        """A task's code starts (``new``) or resumes."""
         self.current = task_id
+        self.tasks += new
         self._since = time.monotonic_ns()
 
     def end(self) -> None:
         """It returned, or parked to wait."""
-        self.slices.append((self.current, self._since, time.monotonic_ns()))
+        now = time.monotonic_ns()
+        self.busy_ns += now - self._since
+        if self.detail:
+            self.slices.append((self.current, self._since, now))
         self.current = ROOT_TASK
 
     def submitted(self, task_id: int, fn: Any, args: tuple[Any, ...]) -> None:
         """A task was submitted here, by the task running now."""
-        first = args[0] if fn is _run_chunk() and args else None  # a map's chunk: its function
-        self.submits.append((task_id, self.current, fn, first, time.monotonic_ns()))
+        if self.detail:
+            name = task_name(fn, args)  # a function's __qualname__: one string, shared
+            self.submits.append((task_id, self.current, name, time.monotonic_ns()))
 
     def failed(self, task_id: int, exc: BaseException) -> None:
         """A task run here raised."""
@@ -104,11 +115,16 @@ class Recorder:
 
     def moved(self, count: int) -> None:
         """``count`` tasks arrived (positive) or left for the broker (negative)."""
-        self.moves.append((time.monotonic_ns(), count))
+        if count > 0:
+            self.received += count
+        else:
+            self.handed -= count
+        if self.detail:
+            self.moves.append((time.monotonic_ns(), count))
 
     def counted(self, queued: int, hungry: int) -> None:
         """The broker's queue and hungry workers, recorded when they change."""
-        if (queued, hungry) != self._last_counters:
+        if self.detail and (queued, hungry) != self._last_counters:
             self._last_counters = (queued, hungry)
             self.counters.append((time.monotonic_ns(), queued, hungry))
 
@@ -119,16 +135,21 @@ class Recorder:
     # -- the end ------------------------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
-        """Everything recorded, as JSON-ready data."""
-        if self._since and self.current != ROOT_TASK:  # still inside a task: close its slice
-            self.end()
+        """Everything recorded, as JSON-ready data (from any thread: nothing is changed)."""
+        slices = list(self.slices)
+        if self.detail and self._since and self.current != ROOT_TASK:  # a task still runs
+            slices.append((self.current, self._since, time.monotonic_ns()))
         return {
             "role": self.role,
             "index": self.index,
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "slices": self.slices,
-            "submits": self._named_submits(),
+            "tasks": self.tasks,
+            "busy_ns": self.busy_ns,
+            "handed": self.handed,
+            "received": self.received,
+            "slices": slices,
+            "submits": list(self.submits),
             "failures": self.failures,
             "moves": self.moves,
             "counters": self.counters,
@@ -137,23 +158,16 @@ class Recorder:
             "bytes_out": self.bytes_out,
         }
 
-    def _named_submits(self) -> list[tuple[int, int, str, int]]:
-        names: dict[tuple[int, int], str] = {}
-        named = []
-        for task_id, parent, fn, first, at in self.submits:
-            key = (id(fn), id(first))
-            name = names.get(key)
-            if name is None:
-                name = names[key] = task_name(fn, (first,) if first is not None else ())
-            named.append((task_id, parent, name, at))
-        return named
-
     def write(self, directory: str) -> None:
         """Write the record into the run's trace directory (as ``<role>-<index>.json``)."""
         path = os.path.join(directory, f"{self.role}-{self.index}.json")
-        with open(path + ".part", "w", encoding="utf-8") as handle:
+        # A temporary name of this thread's: the communication thread writes a snapshot when the
+        # run ends (the main thread may still be in a task, and be killed in it), then the main
+        # thread writes the whole record.
+        part = f"{path}.{threading.get_ident()}.part"
+        with open(part, "w", encoding="utf-8") as handle:
             json.dump(self.as_dict(), handle, separators=(",", ":"))
-        os.replace(path + ".part", path)  # whole or absent: a process killed mid-write
+        os.replace(part, path)  # whole or absent: a process killed mid-write
 
 
-__all__ = ["ROOT_TASK", "Recorder", "task_name"]
+__all__ = ["CALLBACK_TASK", "ROOT_TASK", "Recorder", "task_name"]

@@ -120,6 +120,8 @@ class WorkerScheduler(Handover, Scheduler):
         #: What stopped the communication thread, to be raised in the main thread.
         self.comm_error: BaseException | None = None
         self._functions: dict[bytes, Any] = {}
+        #: Where this worker writes what it recorded (scoop._trace), when the run is traced.
+        self.trace_dir = ""
 
     @property
     def where(self) -> str:
@@ -210,6 +212,7 @@ class WorkerScheduler(Handover, Scheduler):
             self.shutdown_code = message.arg
             self.stopping = True
             self.wake_event.set()
+            self._snapshot_trace()
         else:
             logger.warning("%s ignored an unexpected %s message", self.where, kind.name)
 
@@ -220,6 +223,15 @@ class WorkerScheduler(Handover, Scheduler):
             if len(kept) != len(self.local):
                 self.local.clear()
                 self.local.extend(kept)
+
+    def _snapshot_trace(self) -> None:
+        # The run is over, but a task may still hold the main thread, and the worker may be
+        # killed in it: keep what was recorded so far (the main thread writes it all at its end).
+        if self.trace is not None and self.trace_dir:
+            try:
+                self.trace.write(self.trace_dir)
+            except OSError as exc:
+                logger.warning("%s could not write its trace: %s", self.where, exc)
 
     def on_stop(self, error: BaseException | None) -> None:
         """The communication thread ended before it was asked to (called in that thread)."""

@@ -43,6 +43,8 @@ import time
 from typing import Any
 
 READY_PREFIX = "SCOOP-AGENT "
+#: Characters of a worker's record per line sent to the launcher (its lines are bounded).
+TRACE_PIECE = 16384
 #: How long workers get between SIGTERM and SIGKILL when the run is stopped.
 STOP_GRACE_SECONDS = 2.0
 #: How long a worker's exit with code 0 may precede the announcement that the run ends (the
@@ -293,11 +295,14 @@ def _send_traces(directory: str) -> None:
         if name.endswith(".json"):
             try:
                 with open(os.path.join(directory, name), encoding="utf-8") as handle:
-                    record = json.load(handle)
-            except (OSError, ValueError):
+                    text = handle.read()
+            except OSError:
                 continue
+            # In pieces: the launcher reads the agent's lines up to a bounded length.
             with contextlib.suppress(OSError):
-                _reply({"trace": record})
+                for at in range(0, len(text), TRACE_PIECE):
+                    _reply({"trace_part": text[at : at + TRACE_PIECE]})
+                _reply({"trace_end": True})
     shutil.rmtree(directory, ignore_errors=True)
 
 

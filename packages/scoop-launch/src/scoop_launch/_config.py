@@ -73,12 +73,10 @@ def prepare(options: argparse.Namespace, *, joining: bool = False) -> Prepared:
     if options.hosts and options.hostfile:
         raise OptionError("--hosts and --hostfile cannot be used together")
     for flag, path in (("--trace", options.trace), ("--report", options.report)):
-        if path:
-            try:
-                with open(path, "a", encoding="utf-8"):
-                    pass  # fail now, not after the run
-            except OSError as exc:
-                raise OptionError(f"cannot write {path!r} ({flag}): {exc.strerror}") from None
+        # Fail now, not after the run (the file itself is written only then).
+        folder = os.path.dirname(os.path.abspath(path)) if path else ""
+        if path and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+            raise OptionError(f"cannot write {path!r} ({flag}): no writable directory {folder!r}")
     try:
         transport = _plugins.choose_transport(options.transport)
     except (NoTransportError, UnknownTransportError) as exc:

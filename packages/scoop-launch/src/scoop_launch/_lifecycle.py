@@ -184,9 +184,11 @@ class Run:
         #: How far off each offset may be (half the round trip of its probe), in ns.
         self.clock_errors: dict[str, int] = {}
         self._probes: dict[int, int] = {}
+        self._trace_parts: dict[str, list[str]] = {}
         self.started_at = time.monotonic()
         self._written = False
         self._progress_shown = False
+        self._progress_lock = threading.Lock()
         self._stopping = threading.Event()
         # Payloads carry a SHA-256 digest when any worker is on another host; on one machine
         # loopback TCP cannot be altered in flight and the header tag alone authenticates.
@@ -210,6 +212,8 @@ class Run:
             "debug": self.config.debug,
             "payload_digests": self.payload_digests,
             "trace_dir": self.trace_dir,
+            # --stats alone: totals only, no list that grows with the run
+            "trace_detail": bool(self.config.trace_file or self.config.report_file),
             "progress": self.config.progress,
         }
 
@@ -267,10 +271,12 @@ class Run:
     def _show_progress(self, totals: dict[str, int]) -> None:
         """Redraw the progress line in place (``--progress``)."""
         line = (
-            f"scoop: {totals['done']} tasks done, {totals['running']} running, "
-            f"{totals['queued']} queued; {totals['busy']}/{totals['workers']} workers busy"
+            f"scoop: {totals['done']} tasks done, {totals['running']} running or waiting, "
+            f"{totals['queued']} queued; {totals['busy']}/{totals['workers']} workers with tasks"
         )
-        with contextlib.suppress(OSError, ValueError):
+        with self._progress_lock, contextlib.suppress(OSError, ValueError):
+            if self._stopping.is_set():
+                return  # the line was cleared for good
             sys.stderr.write(f"\r\x1b[K{line}")
             sys.stderr.flush()
             self._progress_shown = True
@@ -292,10 +298,16 @@ class Run:
     def _on_agent_line(self, agent: Any, message: dict[str, Any]) -> None:
         # A line of a remote agent: one of its workers ended (see scoop_launch._agent), what its
         # workers recorded, or the answer to a clock probe.
-        if "trace" in message:
-            self.remote_records.append(message["trace"])
+        if "trace_part" in message:
+            self._trace_parts.setdefault(agent.host, []).append(str(message["trace_part"]))
+        elif "trace_end" in message:
+            text = "".join(self._trace_parts.pop(agent.host, []))
+            with contextlib.suppress(ValueError):
+                record = json.loads(text)
+                record["clock_host"] = agent.host  # its times are that host's clock's
+                self.remote_records.append(record)
         elif "clock" in message:
-            self._clock_answer(message, time.monotonic_ns())
+            self._clock_answer(agent.host, message, time.monotonic_ns())
         elif "exit" in message:
             self.events.put(
                 ("worker_exit", (agent, message["exit"], message["code"], message["running"]))
@@ -376,11 +388,11 @@ class Run:
             if self._stopping.wait(0.02):
                 return
 
-    def _clock_answer(self, message: dict[str, Any], received: int) -> None:
+    def _clock_answer(self, host: str, message: dict[str, Any], received: int) -> None:
         sent = self._probes.get(int(message["clock"]))
         if sent is None:
             return
-        host, round_trip = str(message["host"]), received - sent
+        round_trip = received - sent
         if round_trip < self.clock_errors.get(host, 1 << 62) * 2:
             self.clock_offsets[host] = int(message["now"]) - (sent + received) // 2
             self.clock_errors[host] = round_trip // 2
@@ -691,10 +703,13 @@ class Run:
 
     def stop(self) -> None:
         """Give every process GRACE_SECONDS to exit, then kill what is left."""
-        self._stopping.set()
-        if self._progress_shown:  # the last progress line stays, what follows goes below it
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.write("\n")
+        wall = time.monotonic() - self.started_at  # the run's, not its teardown's
+        with self._progress_lock:
+            self._stopping.set()
+            if self._progress_shown:  # the run is over: the progress line goes
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write("\r\x1b[K")
+                    sys.stderr.flush()
         end = time.monotonic() + GRACE_SECONDS
         for process in self.local:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -723,7 +738,6 @@ class Run:
             from scoop_launch._trace import read_records, write_outputs
 
             records = read_records(self.trace_dir) + self.remote_records
-            wall = time.monotonic() - self.started_at
             write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         _runfile.remove(self.run_file)

@@ -25,8 +25,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The pid of the broker's track (workers' are their index + 1).
-BROKER_PID = 0
+#: The pid of the broker's track (workers' are their index + 1); not 0, which trace viewers
+#: treat apart.
+BROKER_PID = 1_000_000
 
 
 def read_records(directory: str) -> list[dict[str, Any]]:
@@ -74,6 +75,8 @@ class Tasks:
         """A task's function name (``main`` for the root's own code)."""
         if task_id == 0:
             return "main"
+        if task_id == -1:  # scoop._trace.CALLBACK_TASK
+            return "callback"
         return self.names.get(task_id, f"task {task_id:#x}")
 
 
@@ -86,7 +89,7 @@ def align(
     for original in records:
         record = dict(original)
         aligned.append(record)
-        shift = offsets.get(record["host"], 0)
+        shift = offsets.get(record.get("clock_host", ""), 0)  # local records: no shift
         if shift:
             record["slices"] = [(t, a - shift, b - shift) for t, a, b in record["slices"]]
             record["submits"] = [(t, p, n, at - shift) for t, p, n, at in record["submits"]]
@@ -279,14 +282,13 @@ def worker_stats(records: list[dict[str, Any]]) -> list[WorkerStats]:
     for record in sorted(records, key=lambda r: (r["role"] == "broker", r["index"])):
         if record["role"] == "broker":
             continue
-        task_ids = {task_id for task_id, _, _ in record["slices"] if task_id != 0}
         rows.append(
             WorkerStats(
                 _label(record),
-                len(task_ids),
-                sum(end - start for _, start, end in record["slices"]),
-                -sum(count for _, count in record["moves"] if count < 0),
-                sum(count for _, count in record["moves"] if count > 0),
+                int(record["tasks"]),
+                int(record["busy_ns"]),
+                int(record["handed"]),
+                int(record["received"]),
                 int(record["bytes_in"]),
                 int(record["bytes_out"]),
             )
@@ -372,6 +374,16 @@ def write_outputs(
     if not records:
         print("scoop: no process recorded anything: no trace, report or table", file=sys.stderr)
         return
+    missing = sorted(
+        set(range(config.size)) - {r["index"] for r in records if r["role"] != "broker"}
+    )
+    if missing:
+        print(
+            f"scoop: no record of worker{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} (killed before it could write one): what "
+            "follows leaves out its work",
+            file=sys.stderr,
+        )
     for host, offset in sorted(offsets.items()):
         margin = (errors or {}).get(host, 0)
         print(

@@ -25,6 +25,7 @@ What is recorded:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -74,6 +75,8 @@ class Recorder:
         self.received = 0
         self.slices: list[tuple[int, int, int]] = []
         self.submits: list[tuple[int, int, str, int]] = []
+        #: Names of the functions submitted here (not of map chunks, named by their function).
+        self._names: dict[Any, str] = {}
         self.failures: list[tuple[int, str]] = []
         self.moves: list[tuple[int, int]] = []
         self.counters: list[tuple[int, int, int]] = []
@@ -104,7 +107,13 @@ class Recorder:
     def submitted(self, task_id: int, fn: Any, args: tuple[Any, ...]) -> None:
         """A task was submitted here, by the task running now."""
         if self.detail:
-            name = task_name(fn, args)  # a function's __qualname__: one string, shared
+            try:
+                name = self._names[fn]
+            except (KeyError, TypeError):  # new, or unhashable
+                name = task_name(fn, args)  # a function's __qualname__: one string, shared
+                if fn is not _run_chunk() and len(self._names) < 1024:
+                    with contextlib.suppress(TypeError):
+                        self._names[fn] = name
             self.submits.append((task_id, self.current, name, time.monotonic_ns()))
 
     def failed(self, task_id: int, exc: BaseException) -> None:

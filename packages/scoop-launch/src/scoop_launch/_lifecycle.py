@@ -561,6 +561,10 @@ class Run:
                 root.send_line({"stdin": base64.b64encode(data).decode("ascii")})
 
     def _wait_for_address(self) -> str:
+        # A worker other than the root that could not start (it could not import the script,
+        # say) is dealt with once the run has started, as wait() does: the root, which imports
+        # the same script, then gets the time to show the whole traceback.
+        could_not_start: list[tuple[str, Any]] = []
         while True:
             try:
                 kind, value = self.events.get(timeout=BROKER_START_TIMEOUT)
@@ -569,11 +573,20 @@ class Run:
                     f"the broker did not start within {BROKER_START_TIMEOUT} s"
                 ) from None
             if kind == "address":
+                for event in could_not_start:
+                    self.events.put(event)
                 return str(value)
             if kind == "exit":
-                self._abort_on_exit(*value, before_start=True)
+                handle, code = value
+                if code == WORKER_STARTUP_FAILED and handle not in (self.broker, self.root):
+                    could_not_start.append((kind, value))
+                    continue
+                self._abort_on_exit(handle, code, before_start=True)
             elif kind == "worker_exit":
                 agent, index, code, _ = value
+                if int(code) == WORKER_STARTUP_FAILED and index != 0:
+                    could_not_start.append((kind, value))
+                    continue
                 name = f"worker {index} on host {agent.host}"
                 self._abort_on_exit(Named(name), int(code), before_start=True)
 

@@ -8,19 +8,15 @@ runs once per installed transport; no process of theirs may be left when they en
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from typing import Any
 
 import pytest
 from scoop_e2e_support import (
-    ROOT,
     SCRIPTS,
     LaunchResult,
     check_names,
     installed_transport_names,
-    marked_env,
-    new_marker,
     run_command,
     run_launcher,
 )
@@ -99,16 +95,8 @@ def test_without_scoop_launch_the_error_says_what_to_install() -> None:
         "except scoop.errors.LauncherMissingError as exc:\n"
         "    print('ERROR', exc)\n"
     )
-    marker = new_marker()
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=marked_env(marker),
-        cwd=ROOT,
-    )
-    assert "ERROR" in out.stdout and "pip install scoop-launch" in out.stdout, out
+    out = run_command([sys.executable, "-c", code], timeout=60)
+    assert "ERROR" in out.stdout and "pip install scoop-launch" in out.stdout, out.explain()
 
 
 def test_an_executor_closed_in_a_launched_run_gives_the_run_back() -> None:

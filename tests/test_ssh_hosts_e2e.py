@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scoop_e2e_support import ROOT, kill_marked, marked_env, new_marker, wait_until
+from scoop_e2e_support import ROOT, kill_marked, marked_env, new_marker, run_command, wait_until
 
 SCRIPTS = Path(__file__).parent / "scripts"
 SCRIPT = SCRIPTS / "where_tasks_ran.py"
@@ -555,19 +555,11 @@ def test_standard_input_reaches_a_root_on_another_host(test_hosts):
 
 @pytest.mark.timeout(120)
 def test_an_executor_starts_its_workers_on_other_hosts(test_hosts):
-    marker = new_marker()
-    try:
-        result = subprocess.run(
-            [sys.executable, str(SCRIPTS / "executor_hosts.py"), str(test_hosts.ssh_config)],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            env=marked_env(marker),
-            cwd=ROOT,
-        )
-    finally:
-        kill_marked(marker)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_command(
+        [sys.executable, str(SCRIPTS / "executor_hosts.py"), str(test_hosts.ssh_config)],
+        timeout=90,
+    )
+    assert result.returncode == 0, result.explain()
     line = next(x for x in result.stdout.splitlines() if x.startswith("HOSTS "))
     # This machine opened the Executor and runs no task: every task ran on the two hosts.
     assert json.loads(line[len("HOSTS ") :]) == ["h0", "h1"], result.stdout

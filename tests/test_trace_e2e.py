@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scoop_e2e_support import ROOT, SCRIPTS, kill_marked, marked_env, new_marker, run_launcher
+from scoop_e2e_support import (
+    ROOT,
+    SCRIPTS,
+    kill_marked,
+    marked_env,
+    new_marker,
+    run_command,
+    run_launcher,
+)
 
 SCRIPT = SCRIPTS / "traced_tree.py"
 
@@ -145,19 +153,8 @@ def test_an_executor_traces_its_client_and_its_workers(tmp_path: Path) -> None:
         "    fs = [executor.submit(leaf, i) for i in range(20)]\n"
         "    print('DONE', sum(1 for f in fs if f.exception()))\n"
     )
-    marker = new_marker()
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", program, str(trace), str(report)],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            env=marked_env(marker),
-            cwd=ROOT,
-        )
-    finally:
-        kill_marked(marker)
-    assert "DONE 1" in out.stdout, out
+    out = run_command([sys.executable, "-c", program, str(trace), str(report)], timeout=90)
+    assert "DONE 1" in out.stdout, out.explain()
     events = _events(trace)
     names = check_trace(events, 3, raised=("ValueError",))
     client = next(pid for pid, name in names.items() if "Executor client" in name)

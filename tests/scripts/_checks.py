@@ -54,6 +54,15 @@ def root_runs_tasks():
     return getattr(_runtime.current(), "runs_tasks", True)
 
 
+def raises(error, call):
+    """Call ``call()``; it must raise ``error``, which is returned."""
+    try:
+        call()
+    except error as exc:
+        return exc
+    raise AssertionError(f"no {error.__name__}")
+
+
 def run_checks(wait_for_workers=True):
     """Run the registered checks (or those named in ``sys.argv[2:]``) and exit."""
     if wait_for_workers:

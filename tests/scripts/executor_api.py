@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _checks import check, run_checks
+from _checks import check, raises, run_checks
 
 import scoop
 from scoop import futures, shared
@@ -55,15 +55,6 @@ OFFSET = 0
 
 def add_offset(x):
     return x + OFFSET
-
-
-def raises(error, call):
-    """Call ``call()``; it must raise ``error``, which is returned."""
-    try:
-        call()
-    except error as exc:
-        return exc
-    raise AssertionError(f"no {error.__name__}")
 
 
 def leaves(depth):

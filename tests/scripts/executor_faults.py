@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _checks import check, run_checks
+from _checks import check, raises, run_checks
 
 import scoop
 from scoop.errors import ExecutorBrokenError
@@ -57,18 +57,9 @@ def a_dead_broker_ends_the_executor_with_a_clear_error():
     fut = executor.submit(started_then_sleep, directory, 30)
     wait_for_file(directory)
     os.kill(executor._run.session.broker.popen.pid, signal.SIGKILL)
-    try:
-        fut.result(30)
-    except ExecutorBrokenError as exc:
-        assert "broker" in str(exc), exc
-    else:
-        raise AssertionError("no ExecutorBrokenError")
-    try:
-        executor.submit(abs, 1)
-    except ExecutorBrokenError:
-        pass
-    else:
-        raise AssertionError("submit on a broken Executor did not raise")
+    exc = raises(ExecutorBrokenError, lambda: fut.result(30))
+    assert "broker" in str(exc), exc
+    raises(ExecutorBrokenError, lambda: executor.submit(abs, 1))  # a broken Executor takes none
     executor.shutdown()
     assert all(ended(p) for p in executor._run.session.local)
 
@@ -108,12 +99,8 @@ def an_executor_that_lost_every_worker_says_so():
     start = time.monotonic()
     with scoop.Executor(1) as executor:
         fut = executor.submit(die)
-        try:
-            fut.result(60)
-        except ExecutorBrokenError as exc:
-            assert "every worker" in str(exc), exc
-        else:
-            raise AssertionError("no ExecutorBrokenError")
+        exc = raises(ExecutorBrokenError, lambda: fut.result(60))
+        assert "every worker" in str(exc), exc
     assert time.monotonic() - start < 30
 
 

@@ -149,7 +149,12 @@ class ClientScheduler(WorkerScheduler):
     def fail_unfinished(self, reason: str) -> None:
         """Fail every unfinished future: its run ended without its result."""
         for fut in list(self.unfinished.values()):
-            fut._set_exception(ExecutorBrokenError(f"the Executor's run ended: {reason}"))
+            fut._set_exception(run_ended(reason))
+
+
+def run_ended(reason: str) -> ExecutorBrokenError:
+    """The error of what the run of an Executor cannot do any more, and why."""
+    return ExecutorBrokenError(f"the Executor's run ended: {reason}")
 
 
 #: Most calls of other threads the client thread runs in one turn.
@@ -207,16 +212,12 @@ class ExecutorFront(Scheduler):
         return self._outstanding()
 
     def set_constant(self, name: str, value: Any) -> None:
-        if name in self.constants or name in self.client.constants:
-            raise SharedConstantError(
-                f"shared constant {name!r} is already set; constants cannot change"
-            )
-        _serialize.dumps_or_explain((name, value), f"shared constant {name!r}")  # fail here
-        with self._constants_lock:
-            if name in self.constants:
+        with self._constants_lock:  # two threads setting one name: one wins, the other raises
+            if name in self.constants or name in self.client.constants:
                 raise SharedConstantError(
                     f"shared constant {name!r} is already set; constants cannot change"
                 )
+            _serialize.dumps_or_explain((name, value), f"shared constant {name!r}")  # fail here
             self.constants[name] = value
         self.client.call_soon(lambda: self.client.share_constant(name, value))
 
@@ -234,4 +235,4 @@ class ExecutorFront(Scheduler):
         raise RuntimeError("an Executor's front never runs the scheduler loop")
 
 
-__all__ = ["ClientScheduler", "ExecutorFront"]
+__all__ = ["ClientScheduler", "ExecutorFront", "run_ended"]

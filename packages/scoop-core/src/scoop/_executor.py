@@ -29,14 +29,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from scoop import _batch, _plugins, _runtime, _serialize
-from scoop._client import ClientScheduler, ExecutorFront
+from scoop._client import ClientScheduler, ExecutorFront, run_ended
 from scoop._comm import LauncherGone
 from scoop._future import Future
 from scoop._protocol import Codec
 from scoop._scheduler import Scheduler
 from scoop._trace import Recorder
 from scoop.errors import (
-    ExecutorBrokenError,
     ExecutorOptionError,
     ExecutorStartError,
     LauncherMissingError,
@@ -291,7 +290,7 @@ class _ExecutorRun:
 
     def _check_open(self) -> None:
         if self.broken is not None:
-            raise ExecutorBrokenError(f"the Executor's run ended: {self.broken}")
+            raise run_ended(self.broken)
         if self.shut_down:
             raise RuntimeError("cannot schedule new futures after shutdown")
 
@@ -319,7 +318,7 @@ class _ExecutorRun:
 
     def _fail(self, target: _TaskFuture, reason: str) -> None:
         if self._start_settling(target):
-            target.set_exception(ExecutorBrokenError(f"the Executor's run ended: {reason}"))
+            target.set_exception(run_ended(reason))
 
     def cancelled(self, target: _TaskFuture) -> None:
         """``target.cancel()`` succeeded (any thread): tell its waiters, drop its task."""

@@ -33,25 +33,17 @@ import threading
 import time
 from typing import Any
 
+from scoop._batch import run_chunk
+
 #: Task id of the root's own code (its script), or of an Executor's client.
 ROOT_TASK = 0
 #: Pseudo task id of done-callbacks run by the scheduler itself (they may submit tasks).
 CALLBACK_TASK = -1
-_chunk_function: list[Any] = []
-
-
-def _run_chunk() -> Any:
-    # scoop._batch.run_chunk, imported once (this module is imported before it can be).
-    if not _chunk_function:
-        from scoop import _batch
-
-        _chunk_function.append(_batch.run_chunk)
-    return _chunk_function[0]
 
 
 def task_name(fn: Any, args: tuple[Any, ...]) -> str:
     """A task's name in the trace: its function's, or ``map(f)`` for a chunk of a map of f."""
-    if fn is _run_chunk() and args:
+    if fn is run_chunk and args:
         return f"map({_name_of(args[0])})"
     return _name_of(fn)
 
@@ -111,7 +103,7 @@ class Recorder:
                 name = self._names[fn]
             except (KeyError, TypeError):  # new, or unhashable
                 name = task_name(fn, args)  # a function's __qualname__: one string, shared
-                if fn is not _run_chunk() and len(self._names) < 1024:
+                if fn is not run_chunk and len(self._names) < 1024:
                     with contextlib.suppress(TypeError):
                         self._names[fn] = name
             self.submits.append((task_id, self.current, name, time.monotonic_ns()))

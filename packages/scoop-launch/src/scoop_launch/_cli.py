@@ -63,9 +63,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also used by the docs)."""
-    parser = _Parser(
+def build_parser(parser_class: type[argparse.ArgumentParser] = _Parser) -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs, and by scoop.Executor with its own class)."""
+    parser = parser_class(
         prog="python -m scoop_launch",
         description="Run a Python script with SCOOP workers on local cores and other hosts.",
         epilog="Examples: python -m scoop_launch -n 4 examples/full_tree.py\n"

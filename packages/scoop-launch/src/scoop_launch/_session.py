@@ -48,9 +48,7 @@ class _RaisingParser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from scoop_launch._cli import build_parser
 
-    parser = build_parser()
-    parser.__class__ = _RaisingParser  # same options, defaults and checks; errors raise
-    return parser
+    return build_parser(_RaisingParser)  # same options, defaults and checks; errors raise
 
 
 def option_names() -> list[str]:

@@ -101,6 +101,8 @@ def test_hostfile_run_places_workers_as_dry_run_says(test_hosts, tmp_path):
     expected = {LOCAL if h == "localhost" else h: c for h, c in planned.items()}
     assert ran == expected, (ran, expected)
     assert report["hosts"][LOCAL][0] == 0  # the root is worker 0, on the first host
+    # The agent runs as python -m scoop_launch._agent: importing the package must not import it.
+    assert "RuntimeWarning" not in result.stderr, result.stderr
     assert_nothing_left(test_hosts)
 
 

@@ -6,8 +6,8 @@
 # The launcher reads the allocation from $PE_HOSTFILE (host, slots, queue, processors) and starts
 # one worker per slot: 8 workers here, spread over hosts as the parallel environment decides.
 # The root worker, which runs the script's __main__, goes on the first host listed. Workers on
-# other hosts are started over ssh, so the hosts must accept ssh from each other without a
-# password.
+# other hosts are started with `qrsh -inherit` (no ssh needed): the parallel environment must
+# allow it ("control_slaves TRUE" in `qconf -sp mpi`).
 # Pass -n to the launcher to run more or fewer workers than the allocation has slots.
 #
 # Parallel environment names are site specific ("qconf -spl" lists them); replace "mpi" with one

@@ -5,8 +5,9 @@
 #
 # The launcher finds the allocation by itself (SLURM_JOB_NODELIST and SLURM_TASKS_PER_NODE) and
 # starts one worker per task: 2 nodes x 4 tasks = 8 workers here. The root worker, which runs the
-# script's __main__, goes on the first node. Workers on the other nodes are started over ssh, so
-# the nodes must accept ssh from each other without a password.
+# script's __main__, goes on the first node. Workers on the other nodes are started with srun (one
+# job step per node, beside this batch step): no ssh to the nodes is needed, and scancel ends
+# every process on every node. `python -m scoop_launch --dry-run ...` prints the srun commands.
 # Pass -n to the launcher to run more or fewer workers than the allocation has tasks.
 #
 #SBATCH --job-name=scoop-full-tree

@@ -1,4 +1,4 @@
-"""Offer the test-host fixtures to the tests of this folder.
+"""Offer the fixtures of the test networks (ssh hosts, SLURM cluster) to this folder's tests.
 
 When ``tests/conftest.py`` loads :mod:`fixtures` as a plugin (``pytest_plugins =
 ["hosts.fixtures"]``), its fixtures are everyone's and this file adds nothing: defining them
@@ -16,6 +16,6 @@ _LOADED_AS_PLUGIN = any(
 )
 
 if not _LOADED_AS_PLUGIN:
-    from .fixtures import clean_test_hosts, test_hosts
+    from .fixtures import clean_slurm_cluster, clean_test_hosts, slurm_cluster, test_hosts
 
-    __all__ = ["clean_test_hosts", "test_hosts"]
+    __all__ = ["clean_slurm_cluster", "clean_test_hosts", "slurm_cluster", "test_hosts"]

@@ -28,144 +28,82 @@ Also a command line, for trying things by hand::
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import fcntl
-import ipaddress
-import json
 import os
-import re
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+if not __package__:  # run as a script: import the siblings below as the package "hosts"
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "hosts"
+
+from ._netbase import (
+    LOCK_TIMEOUT,
+    SUPERNET,
+    Host,
+    HostSetupError,
+    build_network,
+    cmdline,
+    link_names,
+    netns_list,
+    netns_pids,
+    netns_problem,
+    tcp_ready,
+)
+from ._netbase import ip as _ip
+from ._netbase import locked as _locked
+from ._netbase import run as _run
+from ._netbase import wait_until as _wait_until
+from ._runs import LIVE, Claim, Family, command_line, register_live, unregister_live
+
+__all__ = [
+    "LOCK_TIMEOUT",
+    "SUPERNET",
+    "Host",
+    "HostSetupError",
+    "TestHosts",
+    "check_prerequisites",
+    "cleanup_stale",
+    "create_hosts",
+    "link_names",
+    "netns_list",
+    "netns_pids",
+    "ssh_exec",
+]
+
+_LIVE = LIVE  # the live sets (the tests look into it)
+_cmdline = cmdline  # the tests use it
 
 NS_PREFIX = "scoop-"
 BRIDGE_PREFIX = "scb-"
 VETH_PREFIX = "scv"
 TMP_PREFIX = "scoop-hosts-"
 STATE_DIR = Path("/run/scoop-test-hosts")
-SUPERNET = ipaddress.IPv4Network("10.213.0.0/16")
 SSHD = "/usr/sbin/sshd"
 SSH_PORT = 22
 
-_RUNID_RE = re.compile(r"^[0-9a-f]{6}$")
-_NS_RE = re.compile(rf"^{re.escape(NS_PREFIX)}([0-9a-f]{{6}})-(h\d+|down)$")
-_LINK_RE = re.compile(
-    rf"^(?:{re.escape(BRIDGE_PREFIX)}([0-9a-f]{{6}})|{re.escape(VETH_PREFIX)}([0-9a-f]{{6}})(?:h\d+|dn))$"
+#: The names and state files of the ssh hosts' runs.
+FAMILY = Family(
+    ns_prefix=NS_PREFIX,
+    ns_suffix=r"h\d+|down",
+    bridge_prefix=BRIDGE_PREFIX,
+    veth_prefix=VETH_PREFIX,
+    veth_suffix=r"h\d+|dn",
+    tmp_prefix=TMP_PREFIX,
+    state_dir=STATE_DIR,
 )
-_TMP_RE = re.compile(rf"^{re.escape(TMP_PREFIX)}([0-9a-f]{{6}})-")
 
 HOST_OFFSET = 10  # h<i> is .(10+i)
 DOWN_OFFSET = 9
 UNREACHABLE_OFFSET = 250
 MAX_HOSTS = UNREACHABLE_OFFSET - HOST_OFFSET
-
-
-class HostSetupError(RuntimeError):
-    """The test hosts could not be created (missing privileges or tools, or a daemon failed)."""
-
-
-@dataclass(frozen=True)
-class Host:
-    """One test host: ``name`` is its ssh_config alias and its hostname inside the host."""
-
-    name: str
-    address: str
-    namespace: str
-
-    def __iter__(self) -> Iterator[str]:
-        """Unpack as ``name, address``."""
-        return iter((self.name, self.address))
-
-
-# --------------------------------------------------------------------------- small helpers
-
-
-def _run(argv: Sequence[str], *, timeout: float = 30, check: bool = True) -> str:
-    """Run a command of the machinery; its stdout, or :class:`HostSetupError` with its stderr."""
-    try:
-        proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except FileNotFoundError as exc:
-        raise HostSetupError(f"{argv[0]}: not found ({exc})") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise HostSetupError(f"{' '.join(argv)}: no answer in {timeout}s") from exc
-    if check and proc.returncode != 0:
-        raise HostSetupError(
-            f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip() or proc.stdout}"
-        )
-    return proc.stdout
-
-
-def _ip(*args: str, check: bool = True) -> str:
-    return _run(["ip", *args], check=check)
-
-
-def _wait_until(
-    predicate: Callable[[], bool], deadline: float, *, first: float = 0.005, most: float = 0.1
-) -> bool:
-    """Poll ``predicate`` with a growing pause until it holds or ``deadline`` (monotonic) passes."""
-    pause = first
-    while True:
-        if predicate():
-            return True
-        now = time.monotonic()
-        if now >= deadline:
-            return False
-        time.sleep(min(pause, deadline - now))
-        pause = min(pause * 2, most)
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """The start time (clock ticks since boot) of ``pid``, or None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may hold spaces: split after it.
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return "?"
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip() or "?"
-
-
-def netns_list() -> list[str]:
-    """Names of all named network namespaces (``ip netns list``)."""
-    out = _ip("netns", "list", check=False)
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
-def netns_pids(namespace: str) -> list[int]:
-    """Pids of the processes in ``namespace`` (``ip netns pids``); [] if it does not exist."""
-    out = _run(["ip", "netns", "pids", namespace], check=False)
-    return sorted(int(tok) for tok in out.split() if tok.isdigit())
-
-
-def link_names() -> list[str]:
-    """Names of the network interfaces of the root namespace."""
-    out = _ip("-o", "link", "show", check=False)
-    names = []
-    for line in out.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) >= 2:
-            names.append(parts[1].strip().split("@", 1)[0])
-    return names
 
 
 def check_prerequisites() -> None:
@@ -182,14 +120,8 @@ def check_prerequisites() -> None:
         import paramiko  # noqa: F401
     except ImportError:
         problems.append("paramiko is not installed")
-    if not problems:
-        probe = f"{NS_PREFIX}probe-{os.getpid()}"
-        try:
-            _ip("netns", "add", probe)
-        except HostSetupError as exc:
-            problems.append(f"ip netns unavailable: {exc}")
-        else:
-            _ip("netns", "del", probe, check=False)
+    if not problems and (problem := netns_problem(f"{NS_PREFIX}probe-{os.getpid()}")):
+        problems.append(problem)
     if problems:
         hint = ""
         if any("not found" in p for p in problems):
@@ -199,142 +131,9 @@ def check_prerequisites() -> None:
         raise HostSetupError("cannot build the ssh test hosts: " + "; ".join(problems) + hint)
 
 
-# --------------------------------------------------------------------------- state and locking
-
-
-_PROCESS_LOCK = threading.RLock()
-_lock_depth = 0
-LOCK_TIMEOUT = 60.0
-
-
-@contextlib.contextmanager
-def _locked(*, required: bool = True) -> Iterator[None]:
-    """Serialise creation, teardown and stale cleanup between processes on this machine.
-
-    Re-entrant within this process (a failed setup tears down while holding it; a SIGTERM
-    handler may tear down while the main thread holds it). Waits at most
-    :data:`LOCK_TIMEOUT`; then raises, or goes on unlocked if not ``required`` (teardown).
-    """
-    global _lock_depth
-    with _PROCESS_LOCK:
-        if _lock_depth:
-            _lock_depth += 1
-            try:
-                yield
-            finally:
-                _lock_depth -= 1
-            return
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        with open(STATE_DIR / ".lock", "w") as lock:
-
-            def take() -> bool:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False
-                return True
-
-            held = _wait_until(take, time.monotonic() + LOCK_TIMEOUT, most=0.05)
-            if not held and required:
-                raise HostSetupError(f"{STATE_DIR / '.lock'}: still held after {LOCK_TIMEOUT}s")
-            _lock_depth = 1
-            try:
-                yield
-            finally:
-                _lock_depth = 0
-                if held:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _state_path(runid: str) -> Path:
-    return STATE_DIR / f"{runid}.json"
-
-
-def _read_state(runid: str) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(_state_path(runid).read_text())
-    except (OSError, ValueError):
-        return None
-    return data
-
-
-def _owner_alive(state: dict[str, Any] | None) -> bool:
-    if not state:
-        return False
-    pid, start = state.get("owner_pid"), state.get("owner_start")
-    return isinstance(pid, int) and _proc_start_time(pid) == start
-
-
-def _live_runids() -> set[str]:
-    live = set()
-    if STATE_DIR.is_dir():
-        for path in STATE_DIR.glob("*.json"):
-            runid = path.stem
-            if _RUNID_RE.match(runid) and _owner_alive(_read_state(runid)):
-                live.add(runid)
-    return live
-
-
-# --------------------------------------------------------------------------- killing and removal
-
-
-def _kill_namespace_processes(namespace: str, timeout: float = 5.0) -> list[int]:
-    """SIGKILL every process in ``namespace`` until none is left; the pids still there after."""
-
-    def gone() -> bool:
-        pids = netns_pids(namespace)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        return not pids
-
-    _wait_until(gone, time.monotonic() + timeout)
-    return netns_pids(namespace)
-
-
-def _remove(
-    namespaces: Iterable[str], links: Iterable[str], dirs: Iterable[str | Path]
-) -> list[str]:
-    """Kill the namespaces' processes, delete links, namespaces and dirs; what went wrong.
-
-    The root-side veths are deleted by name before the namespaces: the kernel removes a
-    namespace's devices asynchronously, so relying on that leaves them listed for a while.
-    """
-    problems = []
-    namespaces, links = list(namespaces), list(links)
-    for ns in namespaces:
-        left = _kill_namespace_processes(ns)
-        if left:
-            problems.append(f"{ns}: processes left {left}")
-    present = set(link_names())
-    for link in links:
-        if link in present:
-            # A veth may vanish meanwhile with its peer: what is still there is checked below.
-            _ip("link", "del", link, check=False)
-    existing = set(netns_list())
-    for ns in namespaces:
-        if ns in existing:
-            try:
-                _ip("netns", "del", ns)
-            except HostSetupError as exc:
-                problems.append(str(exc))
-
-    def gone() -> bool:
-        return not set(links) & set(link_names()) and not set(namespaces) & set(netns_list())
-
-    if not _wait_until(gone, time.monotonic() + 5):
-        still = sorted((set(links) & set(link_names())) | (set(namespaces) & set(netns_list())))
-        problems.append(f"still there: {', '.join(still)}")
-    for path in dirs:
-        shutil.rmtree(path, ignore_errors=True)
-        if Path(path).exists():
-            problems.append(f"{path}: could not be removed")
-    return problems
-
-
 def _veth_name(runid: str, host: str) -> str:
     """The root-side veth of ``host`` (``h<i>`` or ``down``); at most 15 characters."""
-    return f"{VETH_PREFIX}{runid}{'dn' if host == 'down' else host}"
+    return FAMILY.veth(runid, "dn" if host == "down" else host)
 
 
 def cleanup_stale() -> list[str]:
@@ -344,63 +143,7 @@ def cleanup_stale() -> list[str]:
     ``scv<runid>...``, ``$TMPDIR/scoop-hosts-<runid>-...``); those of a run whose owning process
     still lives are left alone. Returns the names removed.
     """
-    with _locked():
-        return _cleanup_stale_locked()
-
-
-def _cleanup_stale_locked() -> list[str]:
-    live = _live_runids()
-    removed: list[str] = []
-    namespaces = [ns for ns in netns_list() if (m := _NS_RE.match(ns)) and m.group(1) not in live]
-    links = []
-    for link in link_names():
-        m = _LINK_RE.match(link)
-        if m and (m.group(1) or m.group(2)) not in live:
-            links.append(link)
-    tmp = Path(tempfile.gettempdir())
-    dirs = [
-        p
-        for p in tmp.glob(f"{TMP_PREFIX}*")
-        if (m := _TMP_RE.match(p.name)) and m.group(1) not in live
-    ]
-    _remove(namespaces, links, dirs)
-    removed += namespaces + links + [str(p) for p in dirs]
-    if STATE_DIR.is_dir():
-        for path in STATE_DIR.glob("*.json"):
-            if path.stem not in live:
-                path.unlink(missing_ok=True)
-                removed.append(str(path))
-    return removed
-
-
-# --------------------------------------------------------------------------- addresses
-
-
-def _used_networks() -> list[ipaddress.IPv4Network]:
-    nets = []
-    for line in _ip("-4", "-o", "addr", "show", check=False).splitlines():
-        m = re.search(r"\binet (\S+)", line)
-        if m:
-            nets.append(ipaddress.ip_interface(m.group(1)).network)
-    for line in _ip("-4", "route", "show", "table", "all", check=False).splitlines():
-        tok = line.split()
-        if tok and tok[0] in {"local", "broadcast", "unicast", "blackhole", "unreachable"}:
-            tok = tok[1:]
-        if not tok or tok[0] == "default":
-            continue
-        with contextlib.suppress(ValueError):
-            nets.append(ipaddress.ip_network(tok[0], strict=False))
-    return [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
-
-
-def _free_subnet() -> ipaddress.IPv4Network:
-    used = _used_networks()
-    for subnet in SUPERNET.subnets(new_prefix=24):
-        if subnet.network_address == SUPERNET.network_address:
-            continue
-        if not any(subnet.overlaps(net) for net in used):
-            return subnet
-    raise HostSetupError(f"no free /24 in {SUPERNET}: every one overlaps an address or route")
+    return FAMILY.cleanup_stale()
 
 
 # --------------------------------------------------------------------------- the set of hosts
@@ -613,21 +356,15 @@ class TestHosts:
             if self._torn_down:
                 return []
             self._torn_down = True
-        _LIVE.pop(self.runid, None)
+        unregister_live(self.runid, self)
         start = time.monotonic()
-        for daemon in self._daemons.values():
-            with contextlib.suppress(ProcessLookupError):
-                daemon.proc.kill()
-        with _locked(required=False):
-            links = [_veth_name(self.runid, ns.rsplit("-", 1)[1]) for ns in self._namespaces]
-            problems = _remove(self._namespaces, [*links, self.bridge], [self.workdir])
-            for daemon in self._daemons.values():
-                try:
-                    daemon.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    problems.append(f"sshd {daemon.proc.pid} did not exit")
-            _state_path(self.runid).unlink(missing_ok=True)
-        atexit.unregister(self.teardown)
+        problems = FAMILY.finish_run(
+            self.runid,
+            [("sshd", daemon.proc) for daemon in self._daemons.values()],
+            self._namespaces,
+            [*_links(self.runid, self._namespaces), self.bridge],
+            [self.workdir],
+        )
         self.teardown_seconds = time.monotonic() - start
         return problems
 
@@ -695,14 +432,6 @@ def _sshd_config(host: Host, hostdir: Path, authorized_keys: Path) -> str:
     )
 
 
-def _tcp_ready(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def ssh_exec(
     address: str,
     command: str,
@@ -753,35 +482,15 @@ def create_hosts(n: int = 3, *, ready_timeout: float = 15.0) -> TestHosts:
         raise ValueError(f"n must be in 1..{MAX_HOSTS}")
     start = time.monotonic()
     check_prerequisites()
-    runid = ""
-    namespaces: list[str] = []
-    bridge = ""
-    workdir: Path | None = None
+    claim: Claim | None = None
     th: TestHosts | None = None
     try:
         with _locked():
-            _cleanup_stale_locked()
-            runid = _new_runid()
-            bridge = f"{BRIDGE_PREFIX}{runid}"
-            down_ns = f"{NS_PREFIX}{runid}-down"
-            hosts_ns = [f"{NS_PREFIX}{runid}-h{i}" for i in range(n)]
-            namespaces = [*hosts_ns, down_ns]
-            subnet = _free_subnet()
-            base = subnet.network_address
-            # The state file first (it marks the run live and the runid taken), then what it
-            # names.
-            _state_path(runid).write_text(
-                json.dumps(
-                    {
-                        "owner_pid": os.getpid(),
-                        "owner_start": _proc_start_time(os.getpid()),
-                        "subnet": str(subnet),
-                        "namespaces": namespaces,
-                        "bridge": bridge,
-                    }
-                )
-            )
-            workdir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{runid}-"))
+            FAMILY.cleanup_stale_locked()
+            claim = FAMILY.claim([*(f"h{i}" for i in range(n)), "down"], SUPERNET)
+            runid, namespaces, workdir = claim.runid, claim.namespaces, claim.workdir
+            hosts_ns, down_ns = namespaces[:-1], namespaces[-1]
+            base = claim.subnet.network_address
             hosts = [Host(f"h{i}", str(base + HOST_OFFSET + i), hosts_ns[i]) for i in range(n)]
             down = Host("down", str(base + DOWN_OFFSET), down_ns)
             th = TestHosts(
@@ -791,95 +500,38 @@ def create_hosts(n: int = 3, *, ready_timeout: float = 15.0) -> TestHosts:
                 ssh_config=workdir / "ssh_config",
                 known_hosts=workdir / "known_hosts",
                 client_key=workdir / "id_ed25519",
-                bridge=bridge,
+                bridge=claim.bridge,
                 bridge_address=str(base + 1),
-                subnet=str(subnet),
+                subnet=str(claim.subnet),
                 down_address=down.address,
                 unreachable_address=str(base + UNREACHABLE_OFFSET),
                 wrong_known_hosts=workdir / "known_hosts.wrong",
                 _namespaces=namespaces,
             )
-            atexit.register(th.teardown)
-            _LIVE[runid] = th
-            _install_sigterm_handler()
-            _build_network(th, [*hosts, down], subnet.prefixlen)
+            register_live(runid, th)
+            _build_network(th, [*hosts, down], claim.subnet.prefixlen)
         _write_keys_and_configs(th)
         _start_daemons(th)
         _wait_ready(th, time.monotonic() + ready_timeout)
     except BaseException:
         if th is not None:
             th.teardown()
-        elif runid and _state_path(runid).exists():
-            with _locked(required=False):
-                links = [_veth_name(runid, ns.rsplit("-", 1)[1]) for ns in namespaces]
-                _remove(namespaces, [*links, bridge], [workdir] if workdir else [])
-                _state_path(runid).unlink(missing_ok=True)
+        elif claim is not None:
+            links = [*_links(claim.runid, claim.namespaces), claim.bridge]
+            FAMILY.finish_run(claim.runid, [], claim.namespaces, links, [claim.workdir])
         raise
     th.setup_seconds = time.monotonic() - start
     return th
 
 
-_LIVE: dict[str, TestHosts] = {}
-
-
-def _new_runid(tries: int = 50) -> str:
-    """A runid that no state file, namespace, link or temp dir of this machine uses yet.
-
-    Call with the lock held: the state file written next claims it.
-    """
-    namespaces, links = " ".join(netns_list()), " ".join(link_names())
-    tmp = Path(tempfile.gettempdir())
-    for _ in range(tries):
-        runid = secrets.token_hex(3)
-        if (
-            not _state_path(runid).exists()
-            and runid not in namespaces
-            and runid not in links
-            and not any(tmp.glob(f"{TMP_PREFIX}{runid}-*"))
-        ):
-            return runid
-    raise HostSetupError(f"no unused runid in {tries} tries")
-
-
-def _on_sigterm(signum: int, _frame: object) -> None:
-    """Tear the live sets down, then die of the signal as if there had been no handler."""
-    for th in list(_LIVE.values()):
-        with contextlib.suppress(Exception):
-            th.teardown()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def _install_sigterm_handler() -> None:
-    """Make a plain SIGTERM (a CI timeout, ``kill``) tear the hosts down too: it skips ``atexit``.
-
-    Only where SIGTERM still has its default action and only from the main thread; a
-    handler somebody else installed is left alone.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+def _links(runid: str, namespaces: Iterable[str]) -> list[str]:
+    """The root-side veths of a set's namespaces."""
+    return [_veth_name(runid, ns.rsplit("-", 1)[1]) for ns in namespaces]
 
 
 def _build_network(th: TestHosts, hosts: list[Host], prefixlen: int) -> None:
-    _ip("link", "add", th.bridge, "type", "bridge")
-    _ip("addr", "add", f"{th.bridge_address}/{prefixlen}", "dev", th.bridge)
-    _ip("link", "set", th.bridge, "up")
-    for h in hosts:
-        ns = h.namespace
-        veth = _veth_name(th.runid, h.name)
-        _ip("netns", "add", ns)
-        _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _ip("link", "set", veth, "master", th.bridge, "up")
-        _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("-n", ns, "addr", "add", f"{h.address}/{prefixlen}", "dev", "eth0")
-        _ip("-n", ns, "link", "set", "eth0", "up")
-    # Safety: every address of the set must be routed onto our bridge, never off the machine.
-    for addr in [*(h.address for h in hosts), th.unreachable_address]:
-        route = _ip("-4", "route", "get", addr)
-        if f"dev {th.bridge} " not in route + " ":
-            raise HostSetupError(f"{addr} is not routed to {th.bridge}: {route.strip()}")
+    members = [(_veth_name(th.runid, h.name), h.namespace, h.address) for h in hosts]
+    build_network(th.bridge, th.bridge_address, prefixlen, members, [th.unreachable_address])
 
 
 def _write_keys_and_configs(th: TestHosts) -> None:
@@ -940,7 +592,7 @@ def _wait_ready(th: TestHosts, deadline: float) -> None:
                     f"sshd of {h.name} exited {daemon.proc.returncode}: "
                     f"{daemon.log.read_text(errors='replace').strip()}"
                 )
-            return _tcp_ready(h.address, SSH_PORT)
+            return tcp_ready(h.address, SSH_PORT)
 
         if not _wait_until(up, deadline):
             raise HostSetupError(
@@ -987,26 +639,10 @@ def _wait_ready(th: TestHosts, deadline: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    up = sub.add_parser("up", help="create a set, print it as JSON, wait until stdin closes")
-    up.add_argument("-n", type=int, default=3)
-    sub.add_parser("cleanup", help="remove what crashed runs left behind")
-    args = parser.parse_args(argv)
-    if args.cmd == "cleanup":
-        for name in cleanup_stale():
-            print(name)
-        return 0
-    th = create_hosts(args.n)
-    try:
-        print(json.dumps(th.describe()), flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            sys.stdin.read()
-    finally:
-        th.teardown()
-    return 0
+    """``up`` (a set until stdin closes or Ctrl-C) or ``cleanup`` (of crashed runs)."""
+    return command_line(
+        argv, doc=__doc__, what="a set", create=create_hosts, cleanup_stale=cleanup_stale
+    )
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 Modes (argv[1]): ``env`` reports, per host, what the remote options set (prolog variable,
 working directory, niceness, first PYTHONPATH entry); ``where`` (default) maps until every
 worker has run a task, then prints
-``WHERE {"root": host, "hosts": {host: [worker indices]}}``; ``exit K``; ``raise``; ``hang``
-(every worker busy in a blocking task; prints ``started``); ``vanish`` (a task on a worker
-other than the root ends its process with ``os._exit(0)``); ``long K`` (150 tasks per worker;
-prints ``started`` once K hosts have run one, ``DONE n HOSTS [...]`` once all are in).
+``WHERE {"root": host, "hosts": {host: [worker indices]}, "steps": {host: ["ID NODES cpus=K"]}}``
+(the SLURM job step of each host's workers, "None None" outside one, and the number of CPUs
+each may run on); ``exit K``;
+``raise``; ``hang`` (every worker busy in a blocking task; prints ``started``); ``vanish`` (a
+task on a worker other than the root ends its process with ``os._exit(0)``); ``long K`` (150
+tasks per worker; prints ``started`` once K hosts have run one, ``DONE n HOSTS [...]`` once all
+are in).
 """
 
 import json
@@ -21,7 +24,10 @@ from scoop import futures
 
 def where(_):
     time.sleep(0.02)  # blocking, so that idle workers ask for the rest
-    return socket.gethostname(), scoop.worker[1]
+    # Under SLURM: the job step the worker runs in (srun sets these; the batch step does not).
+    step = f"{os.environ.get('SLURM_STEP_ID')} {os.environ.get('SLURM_STEP_NODELIST')}"
+    step += f" cpus={len(os.sched_getaffinity(0))}"  # the CPUs it may run on
+    return socket.gethostname(), scoop.worker[1], step
 
 
 def environment(_):
@@ -51,12 +57,18 @@ if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "where"
     if mode == "where":
         seen: dict[str, set[int]] = {}
+        steps: dict[str, set[str]] = {}
         for _ in range(50):
-            for host, index in futures.map(where, range(scoop.SIZE * 4)):
+            for host, index, step in futures.map(where, range(scoop.SIZE * 4)):
                 seen.setdefault(host, set()).add(index)
+                steps.setdefault(host, set()).add(step)
             if sum(len(v) for v in seen.values()) == scoop.SIZE:
                 break
-        report = {"root": socket.gethostname(), "hosts": {h: sorted(v) for h, v in seen.items()}}
+        report = {
+            "root": socket.gethostname(),
+            "hosts": {h: sorted(v) for h, v in seen.items()},
+            "steps": {h: sorted(v) for h, v in steps.items()},
+        }
         print("WHERE " + json.dumps(report), flush=True)
     elif mode == "env":
         report = {}
@@ -77,7 +89,7 @@ if __name__ == "__main__":
         hosts_seen: set[str] = set()
         expected_hosts = int(sys.argv[2])
         count = 0
-        for host, _ in futures.map_as_completed(where, range(scoop.SIZE * 150)):
+        for host, _, _ in futures.map_as_completed(where, range(scoop.SIZE * 150)):
             count += 1
             if len(hosts_seen) < expected_hosts:
                 hosts_seen.add(host)

@@ -192,3 +192,16 @@ def test_a_trace_file_that_cannot_be_written_is_a_usage_error(script, tmp_path):
     result = launcher("--trace", str(tmp_path / "no" / "such" / "dir" / "t.json"), script)
     assert result.returncode == 2, result.stderr
     assert "(--trace)" in result.stderr.splitlines()[0], result.stderr
+
+
+def test_the_agent_module_starts_without_a_runtime_warning():
+    # runpy warns when importing the package has already imported the module it is to run.
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "scoop_launch._agent"],
+        input='{"versions": {}, "transport": "zmq", "script": "", "script_base64": ""}\n',
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "RuntimeWarning" not in result.stderr, result.stderr
+    assert result.stdout.startswith('SCOOP-AGENT {"error": "version mismatch'), result.stdout

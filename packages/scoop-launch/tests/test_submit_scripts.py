@@ -60,6 +60,12 @@ def requested_sge(script: str) -> int:
     return int(match[1])
 
 
+def requested_lsf(script: str) -> int:
+    match = re.search(r"^#BSUB -n (\d+)$", script, re.MULTILINE)
+    assert match, "lsf.sh should ask for a slot count"
+    return int(match[1])
+
+
 def slurm_env(tmp: Path) -> dict[str, str]:
     return {
         "SLURM_JOB_ID": "4242",
@@ -100,6 +106,16 @@ def sge_env(tmp: Path) -> dict[str, str]:
     }
 
 
+def lsf_env(tmp: Path) -> dict[str, str]:
+    return {
+        "LSB_JOBID": "4245",
+        "LSB_MCPU_HOSTS": "lsf-a 4 lsf-b 4",
+        "LSB_HOSTS": "lsf-a lsf-a lsf-a lsf-a lsf-b lsf-b lsf-b lsf-b",
+        "LSB_DJOB_NUMPROC": "8",
+        "LS_SUBCWD": str(tmp / "workdir"),
+    }
+
+
 CASES = [
     pytest.param(
         "slurm.sh",
@@ -127,6 +143,15 @@ CASES = [
         [Host("sge-a.cluster", 5), Host("sge-b.cluster", 3)],
         "NSLOTS",
         id="sge",
+    ),
+    pytest.param(
+        "lsf.sh",
+        lsf_env,
+        requested_lsf,
+        "LSF",
+        [Host("lsf-a", 4), Host("lsf-b", 4)],
+        "LSB_DJOB_NUMPROC",
+        id="lsf",
     ),
 ]
 
@@ -197,7 +222,7 @@ def test_submit_script_in_fake_allocation(
     assert placed[0][0] == expected[0].name  # the root worker's host
 
 
-@pytest.mark.parametrize("script_name", ["slurm.sh", "pbs.sh", "sge.sh"])
+@pytest.mark.parametrize("script_name", ["slurm.sh", "pbs.sh", "sge.sh", "lsf.sh"])
 def test_submit_script_is_valid_bash(script_name: str) -> None:
     script = SUBMIT_DIR / script_name
     bash = shutil.which("bash")

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from scoop_launch._cli import main
-    from scoop_launch._lifecycle import LaunchError, Run, RunConfig
+    from scoop_launch._errors import LaunchError
+    from scoop_launch._lifecycle import Run, RunConfig
 
 __all__ = ["LaunchError", "Run", "RunConfig", "__version__", "main"]
 

@@ -1,7 +1,12 @@
-"""The per-host agent: ``python -m scoop_launch._agent``, started over ssh, one per host.
+"""The per-host agent: ``python -m scoop_launch._agent``, one per host.
 
-It starts all of its host's workers, so that a host needs one ssh connection however many workers
-it runs. Conversation with the launcher, on the ssh channel:
+It starts all of its host's workers, so that a host needs one connection however many workers it
+runs. The launcher starts it over ssh, or with the allocation's own tool (srun, qrsh -inherit,
+blaunch, mpiexec: see scoop_launch._starters), whose standard streams carry the conversation
+below. A tool that carries no standard input (pbsdsh) starts it with ``--connect HOST:PORT
+--ticket-file FILE --host NAME``: it then opens two TCP connections to the launcher, shows the
+ticket, and uses them as its standard input and output, and its standard error.
+Conversation with the launcher:
 
     launcher -> stdin   line 1: the host's configuration and the run secret (never on argv)
     agent    -> stdout  one line ``SCOOP-AGENT {"ok": true}`` or ``SCOOP-AGENT {"error": ...}``,
@@ -100,8 +105,41 @@ def _same_file(path: str, source: bytes) -> bool:
         return False
 
 
-def main() -> int:
+def _connect_back(argv: list[str]) -> None:
+    """``--connect HOST:PORT --ticket-file FILE --host NAME``: streams over TCP, not stdin.
+
+    For starters that carry no standard input (pbsdsh): two connections to the launcher become
+    this process's standard input and output, and its standard error; the workers inherit them
+    as they would the pipes. The ticket, from a file only the user can read, shows the launcher
+    that this agent is the user's: only then does it send the configuration and the secret.
+    """
+    options = dict(zip(argv[0::2], argv[1::2], strict=False))
+    address, ticket_file, name = options["--connect"], options["--ticket-file"], options["--host"]
+    with open(ticket_file, encoding="ascii") as handle:
+        ticket = handle.read().strip()
+    host, _, port = address.rpartition(":")
+    for stream, fds in (("io", (0, 1)), ("err", (2,))):
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=30)
+        connection.settimeout(None)  # blocking: the descriptors below share its flags
+        hello = {"ticket": ticket, "host": name, "stream": stream}
+        connection.sendall(json.dumps(hello).encode() + b"\n")
+        for fd in fds:
+            os.dup2(connection.fileno(), fd)
+        connection.close()
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the agent of one host."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        try:
+            _connect_back(argv)
+        except (OSError, KeyError, ValueError) as exc:
+            print(
+                f"scoop: agent on {socket.gethostname()}: cannot reach the launcher: {exc}",
+                file=sys.stderr,
+            )
+            return 3
     config = json.loads(sys.stdin.readline())
     hostname = socket.gethostname()
     problem = _check(config)

@@ -14,6 +14,7 @@ from scoop_launch._config import OptionError, prepare, run_config, usable_cpus
 from scoop_launch._lifecycle import RunConfig, run
 from scoop_launch._options import SILENCE_TIMEOUT, RemoteHostError
 from scoop_launch._processes import is_local
+from scoop_launch._starters import CONNECTING_BACK, STARTERS, describe
 
 USAGE_ERROR = 2
 
@@ -99,7 +100,15 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = _Parser) -> argpa
     where.add_argument(
         "--dry-run", action="store_true", help="print where workers would run and start nothing"
     )
-    remote = parser.add_argument_group("remote hosts (ssh)")
+    remote = parser.add_argument_group("remote hosts")
+    remote.add_argument(
+        "--launcher",
+        choices=STARTERS,
+        default="auto",
+        help="what starts the workers on other hosts: the allocation's own tool inside a "
+        "SLURM (srun), PBS (pbsdsh), SGE (qrsh) or LSF (blaunch) allocation, else ssh "
+        "(default %(default)s)",
+    )
     remote.add_argument(
         "--ssh-config", metavar="FILE", help="ssh config file (default ~/.ssh/config)"
     )
@@ -297,17 +306,17 @@ def _split_script_from_hosts(options: argparse.Namespace) -> None:
 
 
 def print_placement(source: str, placement: list[tuple[str, int]], config: RunConfig) -> None:
-    """Show where each worker would run (``--dry-run``)."""
+    """Show where each worker would run and the commands that would start them (``--dry-run``)."""
     print(f"hosts from: {source}")
     print(f"{'host':32} {'workers':>7}  indices")
     first = 0
     for host, count in placement:
         indices = f"{first}" if count == 1 else f"{first}-{first + count - 1}"
         root = "   (root: worker 0)" if first == 0 else ""
-        kind = "local" if is_local(host) else "ssh"
+        kind = "local" if is_local(host) else config.starter
         print(f"{host:32} {count:>7}  {indices:10} {kind}{root}")
         first += count
-    remote = any(not is_local(host) for host, _ in placement)
+    remote = [host for host, _ in placement if not is_local(host)]
     if not remote:
         broker = "127.0.0.1, port chosen at start"
     elif config.tunnel:
@@ -316,6 +325,16 @@ def print_placement(source: str, placement: list[tuple[str, int]], config: RunCo
         reach = config.broker_hostname or "the local address on the route to the first remote host"
         broker = f"this machine, port chosen at start; remote workers connect to {reach}"
     print(f"total: {sum(c for _, c in placement)} workers; broker: {broker}")
+    if remote:
+        secret = (
+            "each connects back here with a ticket from a file only you can read, and gets "
+            "the run's secret on that connection"
+            if config.starter in CONNECTING_BACK
+            else "the run's secret reaches each on its standard input"
+        )
+        print(f"agents, one per host, started with {config.starter} ({secret}):")
+        for host in remote:
+            print(f"  {host}: {describe(config.starter, host, config.ssh)}")
 
 
 def _check_script_compiles(parser: argparse.ArgumentParser, script: str) -> None:
@@ -384,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
                     "log_file": os.path.abspath(options.log) if options.log else None,
                     "debug": options.debug,
                     "ssh": prepared.ssh,
+                    "starter": prepared.starter,
                     "connections": prepared.connections,
                 },
             )

@@ -19,6 +19,7 @@ from scoop_launch import _hosts
 from scoop_launch._lifecycle import RunConfig
 from scoop_launch._options import SshOptions
 from scoop_launch._processes import is_local
+from scoop_launch._starters import StarterError, choose_starter
 
 
 class OptionError(ValueError):
@@ -49,6 +50,8 @@ class Prepared:
     connections: Any
     transport: Any  # scoop._plugins.InstalledTransport
     log_level: str
+    #: What starts the agents on remote hosts (scoop_launch._starters).
+    starter: str = "ssh"
 
     def close_connections(self) -> None:
         """Close the connections opened for placement, if any."""
@@ -92,6 +95,13 @@ def prepare(options: argparse.Namespace, *, joining: bool = False) -> Prepared:
         source, hosts = _hosts.resolve_hosts(options.hostfile, options.hosts, os.environ)
     except _hosts.HostSourceError as exc:
         raise OptionError(str(exc), hint=False) from None
+    scheduler = source.split()[0] if source.endswith(" allocation") else None
+    try:
+        starter = choose_starter(options.launcher, scheduler)
+    except StarterError as exc:
+        raise OptionError(str(exc)) from None
+    if options.tunnel and starter != "ssh":
+        raise OptionError(f"--tunnel needs ssh to the hosts, not {starter} (see --launcher)")
     ssh = SshOptions(
         python=options.python_executable,
         path=options.path,
@@ -103,11 +113,17 @@ def prepare(options: argparse.Namespace, *, joining: bool = False) -> Prepared:
         connect_timeout=options.ssh_timeout,
         silence_timeout=options.ssh_keepalive,
     )
-    prepared = Prepared(source, [], ssh, None, transport, _log_level(options))
+    prepared = Prepared(source, [], ssh, None, transport, _log_level(options), starter)
 
     def cpu_count(host: str) -> int:
         if is_local(host):
             return usable_cpus()
+        if starter != "ssh":
+            raise OptionError(
+                f"host {host} has no worker count, and only ssh can ask a host for its CPU "
+                f"count; give one (e.g. '{host} 4' in the hostfile, or -n)",
+                hint=False,
+            )
         if prepared.connections is None:  # opened on first need: local runs never load paramiko
             from scoop_launch._ssh import Connections
 
@@ -140,6 +156,7 @@ def run_config(
         log_file=os.path.abspath(options.log) if options.log else None,
         debug=options.debug,
         ssh=prepared.ssh,
+        starter=prepared.starter,
         connections=prepared.connections,
         broker_hostname=options.broker_hostname,
         tunnel=options.tunnel,

@@ -10,7 +10,8 @@ Host sources, first match wins (:func:`resolve_hosts`):
    When several schedulers' variables are set, the first of this list wins:
 
    - SLURM: ``SLURM_JOB_NODELIST`` (else ``SLURM_NODELIST``), compressed syntax such as
-     ``node[01-04,07],gpu3``; worker counts from ``SLURM_TASKS_PER_NODE`` (``2(x3),1``);
+     ``node[01-04,07],gpu3``; worker counts from ``SLURM_TASKS_PER_NODE`` (``2(x3),1``),
+     else ``SLURM_JOB_CPUS_PER_NODE`` (same syntax);
    - PBS / Torque: ``PBS_NODEFILE``, a file with one host name per slot;
    - SGE: ``PE_HOSTFILE``, a file of ``host slots queue processor-range`` lines;
    - LSF: ``LSB_MCPU_HOSTS``, ``hostA 4 hostB 2``.
@@ -405,7 +406,8 @@ def _slurm(env: Mapping[str, str], variable: str, nodelist: str) -> list[Host]:
         names = [_check_name(name) for name in expand_nodelist(nodelist)]
     except ValueError as error:
         raise SchedulerEnvironmentError(f"{variable}={nodelist!r}: {error}") from None
-    found = _env(env, "SLURM_TASKS_PER_NODE")
+    # Tasks per node, else (an allocation made without tasks) the CPUs the job has there.
+    found = _env(env, "SLURM_TASKS_PER_NODE") or _env(env, "SLURM_JOB_CPUS_PER_NODE")
     if found is None:
         return [Host(name) for name in dict.fromkeys(names)]
     tasks_variable, tasks = found
@@ -506,7 +508,8 @@ def hosts_from_environment(env: Mapping[str, str]) -> tuple[str, list[Host]] | N
 
     The name is one of :data:`SCHEDULERS`; precedence follows that order (see the module
     docstring). Files named by variables (``PBS_NODEFILE``, ``PE_HOSTFILE``) are read here.
-    Under SLURM without ``SLURM_TASKS_PER_NODE`` every node gets ``slots=None``.
+    Under SLURM the counts are ``SLURM_TASKS_PER_NODE``, else ``SLURM_JOB_CPUS_PER_NODE``, else
+    every node gets ``slots=None``.
 
     Raises:
         SchedulerEnvironmentError: a detected variable, or the file it names, is malformed; the

@@ -26,7 +26,8 @@ from scoop._supervisor import SupervisorLink
 from scoop.errors import ScoopError, TransportError
 from scoop.transport import ConnectOptions
 from scoop_launch import _runfile
-from scoop_launch._lifecycle import GRACE_SECONDS, LaunchError, Run, RunConfig
+from scoop_launch._errors import LaunchError
+from scoop_launch._lifecycle import GRACE_SECONDS, Run, RunConfig
 from scoop_launch._processes import is_local
 
 

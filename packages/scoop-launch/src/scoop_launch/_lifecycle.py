@@ -43,34 +43,20 @@ from typing import Any
 # The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
 from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, heartbeat_interval
 from scoop_launch import _runfile
-from scoop_launch._processes import (
-    Handle,
-    Local,
-    Named,
-    advertised,
-    in_parallel,
-    is_local,
-    route_source,
-)
+from scoop_launch._agentlink import AgentLink
+from scoop_launch._errors import LaunchError
+from scoop_launch._processes import Handle, Local, Named, advertised, is_local
+from scoop_launch._remote import RemoteHosts
 
 #: How long workers get to exit after the root is done, before they are killed.
 GRACE_SECONDS = 5.0
 #: How long the broker gets to report its address.
 BROKER_START_TIMEOUT = 60.0
-#: Probes of each remote host's clock when the run is traced.
-CLOCK_PROBES = 5
 #: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
 WORKER_STARTUP_FAILED = 3
 #: When a worker could not start, how long the root gets to end (and show why) before the
 #: launcher stops the run.
 ROOT_FAILURE_WAIT = 2.0
-
-
-class LaunchError(Exception):
-    """The run could not start or had to be aborted; the message says why."""
-
-    #: The launcher's exit code when this ends the run.
-    exit_code = 1
 
 
 class StartupFailed(LaunchError):
@@ -108,8 +94,10 @@ class RunConfig:
     log_file: str | None = None
     python: str = sys.executable
     debug: bool = False
-    #: Options for remote hosts (scoop_launch._ssh.SshOptions); None when all are local.
+    #: Options for remote hosts (scoop_launch._options.SshOptions); None when all are local.
     ssh: Any = None
+    #: What starts the agent on each remote host (scoop_launch._starters): ssh, srun, ...
+    starter: str = "ssh"
     #: Open ssh connections (scoop_launch._ssh.Connections), shared with placement.
     connections: Any = None
     #: The address workers on other hosts use to reach the broker (default: found by routing).
@@ -146,7 +134,7 @@ class RunConfig:
         return sum(count for _, count in self.placement) + (1 if self.client else 0)
 
 
-class Run:
+class Run(RemoteHosts):
     """A run of a script on local and remote workers."""
 
     def __init__(self, config: RunConfig) -> None:
@@ -155,7 +143,7 @@ class Run:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.broker: Local | None = None
         self.local: list[Local] = []
-        self.agents: list[Any] = []  # scoop_launch._ssh.RemoteAgent
+        self.agents: list[AgentLink] = []
         self.root: Handle | None = None
         self._broker_port: int | None = None
         #: The broker's address as this machine reaches it (None until it is bound).
@@ -295,24 +283,6 @@ class Run:
         if self.broker is not None:
             self.broker.send_line({"gone": index, "reason": reason, "running": running})
 
-    def _on_agent_line(self, agent: Any, message: dict[str, Any]) -> None:
-        # A line of a remote agent: one of its workers ended (see scoop_launch._agent), what its
-        # workers recorded, or the answer to a clock probe.
-        if "trace_part" in message:
-            self._trace_parts.setdefault(agent.host, []).append(str(message["trace_part"]))
-        elif "trace_end" in message:
-            text = "".join(self._trace_parts.pop(agent.host, []))
-            with contextlib.suppress(ValueError):
-                record = json.loads(text)
-                record["clock_host"] = agent.host  # its times are that host's clock's
-                self.remote_records.append(record)
-        elif "clock" in message:
-            self._clock_answer(agent.host, message, time.monotonic_ns())
-        elif "exit" in message:
-            self.events.put(
-                ("worker_exit", (agent, message["exit"], message["code"], message["running"]))
-            )
-
     def _index_plan(self) -> list[tuple[str, list[int]]]:
         plan, next_index = [], self.first_index
         for host, count in self.config.placement:
@@ -320,107 +290,9 @@ class Run:
             next_index += count
         return plan
 
-    def _start_agents(self, remote: list[tuple[str, list[int]]]) -> None:
-        from scoop_launch import _ssh
-
-        options = self.config.ssh
-        if self.config.connections is None:
-            self.config.connections = _ssh.Connections(options)
-        connections = self.config.connections
-        outcomes = in_parallel(connections.get, [host for host, _ in remote])
-        failures = [str(error) for _, error in outcomes if error is not None]
-        clients = [client for client, _ in outcomes]
-        if failures:
-            connections.close_all()
-            raise LaunchError("cannot start the run: " + "; ".join(failures))
-        from scoop import __version__ as core_version
-        from scoop_launch import __version__ as launch_version
-
-        source = ""
-        if self.config.script:  # an Executor's workers have none
-            with open(self.config.script, "rb") as handle:
-                # base64 of the bytes: a script may declare another encoding (PEP 263).
-                source = base64.b64encode(handle.read()).decode("ascii")
-        for (host, indices), client in zip(remote, clients, strict=True):
-            agent = _ssh.RemoteAgent(host, client, options, indices)
-            self.agents.append(agent)
-            if self.config.tunnel:
-                try:
-                    agent.open_tunnel(self._broker_target)
-                except _ssh.RemoteHostError as exc:
-                    raise LaunchError(f"cannot start the run: {exc}") from None
-            agent.send_line(
-                {
-                    "versions": {
-                        "scoop_core": core_version,
-                        "scoop_launch": launch_version,
-                        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-                    },
-                    "transport": self.config.transport,
-                    "path": options.path,
-                    "script": self.config.script,
-                    "script_base64": source,
-                    "silence_timeout": options.silence_timeout,
-                    "root_runs_tasks": self.config.root_runs_tasks,
-                    "indices": indices,
-                    "worker": self._shared_worker_config(),
-                }
-            )
-        outcomes = in_parallel(lambda agent: agent.wait_ready(), self.agents)
-        failures = [str(error) for _, error in outcomes if error is not None]
-        if failures:
-            raise LaunchError("cannot start the run: " + "; ".join(failures))
-        if options.silence_timeout > 0:
-            threading.Thread(
-                target=self._ping_agents, args=(options.silence_timeout / 3,), daemon=True
-            ).start()
-        if self.trace_dir:
-            threading.Thread(target=self._probe_clocks, daemon=True).start()
-
-    def _probe_clocks(self) -> None:
-        # Each host's CLOCK_MONOTONIC against ours, for the trace: a few probes; the one with the
-        # shortest round trip wins, and is off by at most half that round trip.
-        for round_ in range(CLOCK_PROBES):
-            for position, agent in enumerate(self.agents):
-                number = round_ * len(self.agents) + position
-                self._probes[number] = time.monotonic_ns()
-                agent.send_line({"clock": number})
-            if self._stopping.wait(0.02):
-                return
-
-    def _clock_answer(self, host: str, message: dict[str, Any], received: int) -> None:
-        sent = self._probes.get(int(message["clock"]))
-        if sent is None:
-            return
-        round_trip = received - sent
-        if round_trip < self.clock_errors.get(host, 1 << 62) * 2:
-            self.clock_offsets[host] = int(message["now"]) - (sent + received) // 2
-            self.clock_errors[host] = round_trip // 2
-
-    def _ping_agents(self, interval: float) -> None:
-        # Each agent stops its workers when it hears nothing for the silence timeout: a host
-        # cut off from this machine does not keep running a run that is over.
-        count = 0
-        while not self._stopping.wait(interval):
-            count += 1
-            for agent in self.agents:
-                agent.send_line({"ping": count})
-
     def _broker_target(self) -> tuple[str, int]:
         assert self._broker_port is not None
         return "127.0.0.1", self._broker_port
-
-    def _bind_host(self, remote: list[tuple[str, list[int]]]) -> tuple[str, str | None]:
-        """Interface the broker binds, and the host remote workers connect to."""
-        if not remote or self.config.tunnel:
-            return "127.0.0.1", None
-        if self.config.broker_hostname:
-            return "0.0.0.0", self.config.broker_hostname
-        from scoop_launch import _ssh
-
-        target = socket.getaddrinfo(_ssh.resolve(remote[0][0], self.config.ssh)["hostname"], 22)
-        source = route_source(str(target[0][4][0]))
-        return source, source
 
     def start(self) -> None:
         """Check the remote hosts, spawn everything, and hand out the broker's address."""
@@ -511,15 +383,6 @@ class Run:
             if index == 0:
                 self.root = process
 
-    def _watch_agents(self) -> None:
-        for agent in self.agents:
-            agent.pump_output(
-                sys.stdout.buffer,
-                sys.stderr.buffer,
-                lambda message, agent=agent: self._on_agent_line(agent, message),
-            )
-            self._watch(agent)
-
     def _hand_out(self, address: str, advertised_host: str | None) -> None:
         """Give the broker's address to the workers, which then connect."""
         for process in self.local:
@@ -594,7 +457,7 @@ class Run:
 
     def _abort_on_exit(self, handle: Any, code: int, *, before_start: bool = False) -> None:
         if code == -1 and handle in self.agents:
-            how = "lost their ssh connection (or their agent died)"
+            how = f"lost their {handle.via} link (or their agent died)"
         elif code < 0:
             how = f"was killed by signal {-code}"
         else:
@@ -651,7 +514,7 @@ class Run:
         if handle is self.root and handle is not None:
             if code == -1 and handle in self.agents:
                 raise RootLost(
-                    f"{handle.name}, the root's among them, lost their ssh connection (or "
+                    f"{handle.name}, the root's among them, lost their {handle.via} link (or "
                     "their agent died); stopping the run",
                     1,
                 )
@@ -690,7 +553,7 @@ class Run:
         if self.ending or code == 0:
             return
         if code == -1:
-            how = f"host {agent.host} was lost: its ssh connection closed or its agent died"
+            how = f"host {agent.host} was lost: its {agent.via} link closed or its agent died"
         else:
             how = f"the agent on host {agent.host} exited with status {code}"
         for index in agent.indices:
@@ -705,13 +568,7 @@ class Run:
             for p in self.local
             if p is not self.root and p.popen.returncode == WORKER_STARTUP_FAILED
         ]
-        failed += [
-            a.name
-            for a in self.agents
-            if a is not self.root
-            and a.channel.exit_status_ready()
-            and a.channel.recv_exit_status() == 1
-        ]
+        failed += [a.name for a in self.agents if a is not self.root and a.exit_status() == 1]
         return failed
 
     def stop(self) -> None:
@@ -738,7 +595,7 @@ class Run:
         for agent in self.agents:
             agent.stop()  # EOF on its stdin: it stops whatever of its workers is left
         for agent in self.agents:
-            agent.channel.status_event.wait(max(0.1, end - time.monotonic()))
+            agent.wait_exit(max(0.1, end - time.monotonic()))
             if self.trace_dir:  # its last lines carry what its workers recorded
                 agent.wait_output(GRACE_SECONDS)
             agent.close()
@@ -752,6 +609,7 @@ class Run:
 
             records = read_records(self.trace_dir) + self.remote_records
             write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
+        self._close_listener()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         _runfile.remove(self.run_file)
 

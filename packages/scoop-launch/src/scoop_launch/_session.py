@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from scoop_launch._config import OptionError, prepare, run_config
-from scoop_launch._lifecycle import LaunchError, Run
+from scoop_launch._errors import LaunchError
+from scoop_launch._lifecycle import Run
 from scoop_launch._options import RemoteHostError
 
 #: Executor keywords whose launcher option has another name.

@@ -10,30 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import select
 import shlex
 import socket
 import threading
-import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 import paramiko
 
-from scoop_launch._agent import READY_PREFIX
+from scoop_launch._agentlink import AgentLink
 from scoop_launch._options import CONNECT_TIMEOUT, RemoteHostError, SshOptions
+from scoop_launch._starters import agent_command, remote_shell_failure
 
-__all__ = ["Connections", "RemoteAgent", "RemoteHostError", "SshOptions", "connect", "resolve"]
-
-#: How long an agent gets to check its host and answer.
-AGENT_READY_TIMEOUT = 60.0
-#: How long a remote command that ended its output gets to report its exit status.
-AGENT_EXIT_TIMEOUT = 10.0
-#: Exit statuses of the remote shell command before the agent runs (the agent's own are 0-3).
-EXIT_BAD_PATH = 64
-EXIT_PROLOG_FAILED = 65
+__all__ = ["Connections", "RemoteHostError", "SshAgent", "SshOptions", "connect", "resolve"]
 
 
 def _load_ssh_config(path: str | None) -> paramiko.SSHConfig:
@@ -169,134 +159,49 @@ def _refused_our_keys(client: paramiko.SSHClient) -> bool:
     return transport is not None and transport.is_active() and not transport.is_authenticated()
 
 
-def agent_command(options: SshOptions) -> str:
-    """The shell command that starts the agent on a remote host (nothing secret in it)."""
-    parts = [f"cd {shlex.quote(options.path)} || exit {EXIT_BAD_PATH};"]
-    env = dict(options.extra_env)
-    if options.pythonpath:
-        parts.append(f"PYTHONPATH={shlex.quote(options.pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}};")
-        parts.append("export PYTHONPATH;")
-    if options.prolog:
-        parts.append(f". {shlex.quote(options.prolog)} || exit {EXIT_PROLOG_FAILED};")
-    parts.append("exec env")
-    parts.extend(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    if options.nice is not None:
-        parts.append(f"nice -n {int(options.nice)}")
-    parts.append(f"{shlex.quote(options.python)} -m scoop_launch._agent")
-    return " ".join(parts)
+class SshAgent(AgentLink):
+    """The agent on one remote host, started over ssh, seen from the launcher."""
 
-
-class RemoteAgent:
-    """The agent on one remote host, seen from the launcher."""
+    via = "ssh"
 
     def __init__(
         self, host: str, client: paramiko.SSHClient, options: SshOptions, indices: list[int]
     ) -> None:
-        self.host = host
-        #: The indices of the workers it runs.
-        self.indices = indices
-        self.name = f"the workers on host {host}"
+        super().__init__(host, indices)
         self.client = client
         self.options = options
         transport = client.get_transport()
         assert transport is not None
         self.channel = transport.open_session()
         self.channel.exec_command(agent_command(options))
-        # What the remote shell printed before the agent's ready line, and what came right
-        # behind it: output the user sees first.
-        self._early_stdout = b""
-        self._pumps: list[threading.Thread] = []
-        self.tunnel_port: int | None = None
-        self._send_lock = threading.Lock()  # lines come from the main and the broker threads
 
-    def send_line(self, message: dict[str, Any]) -> None:
-        """Send one JSON line to the agent (its stdin stays open: closing it stops the agent)."""
-        with self._send_lock, contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-            self.channel.sendall(json.dumps(message).encode() + b"\n")
+    def _send(self, data: bytes) -> None:
+        self.channel.sendall(data)
 
-    def wait_ready(self) -> None:
-        """Read up to the agent's ready line; raise RemoteHostError with the cause if not ok.
-
-        What comes before it (a --prolog or a shell start-up file that prints) is not an error:
-        it reaches the user's output with the workers' output.
-        """
-        prefix = READY_PREFIX.encode()
-        deadline = time.monotonic() + AGENT_READY_TIMEOUT
-        received = b""
+    def _recv(self, size: int, timeout: float | None = None) -> bytes:
+        if timeout is None:
+            return bytes(self.channel.recv(size))
+        self.channel.settimeout(timeout)
         try:
-            while True:
-                at = received.find(prefix)
-                if at >= 0 and b"\n" in received[at:]:
-                    line, _, after = received[at:].partition(b"\n")
-                    self._early_stdout = received[:at] + after
-                    reply = json.loads(line[len(prefix) :])
-                    if reply.get("ok"):
-                        return
-                    raise RemoteHostError(f"host {self.host}: {reply.get('error')}")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self.channel.settimeout(remaining)
-                chunk = self.channel.recv(4096)
-                if not chunk:
-                    break  # the agent, or the shell before it, ended without a ready line
-                received += chunk
-        except TimeoutError:
-            raise RemoteHostError(
-                f"host {self.host}: the agent did not answer within {AGENT_READY_TIMEOUT} s"
-            ) from None
+            return bytes(self.channel.recv(size))
         finally:
             self.channel.settimeout(None)
-        ended = self.channel.status_event.wait(AGENT_EXIT_TIMEOUT)
-        status = self.channel.recv_exit_status() if ended else -1
-        output = received.decode(errors="replace").strip()
-        errors = (output + "\n" + _drain(self.channel.recv_stderr).decode(errors="replace")).strip()
-        if status == 127 or ("not found" in errors and self.options.python in errors):
-            cause = f"no Python at {self.options.python!r} (--python-executable)"
-        elif status == EXIT_BAD_PATH:
-            cause = f"cannot use working directory {self.options.path!r} there (--path)"
-        elif status == EXIT_PROLOG_FAILED:
-            cause = f"the prolog {self.options.prolog!r} failed there (--prolog)"
-        elif "No module named" in errors:
-            cause = (
-                f"scoop is not installed for {self.options.python!r} there "
-                "(pip install scoop-core scoop-zmq scoop-launch)"
-            )
-        else:
-            cause = f"the agent exited with status {status}"
-        detail = errors.splitlines()[-1] if errors else ""
-        raise RemoteHostError(f"host {self.host}: {cause}" + (f": {detail}" if detail else ""))
 
-    def pump_output(
-        self,
-        stdout: BinaryIO,
-        stderr: BinaryIO,
-        on_agent_line: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
-        """Copy the workers' output to the launcher's own streams, whole lines at a time.
+    def _recv_err(self, size: int) -> bytes:
+        return bytes(self.channel.recv_stderr(size))
 
-        The agent's own lines on stdout (``SCOOP-AGENT {...}``: a worker ended) go to
-        ``on_agent_line`` instead.
-        """
-        for read, target, first, divert in (
-            (self.channel.recv, stdout, self._early_stdout, on_agent_line),
-            (self.channel.recv_stderr, stderr, b"", None),
-        ):
-            thread = threading.Thread(target=_copy, args=(read, target, first, divert), daemon=True)
-            thread.start()
-            self._pumps.append(thread)
+    def _failure_cause(self, status: int, errors: str) -> str | None:
+        return remote_shell_failure(status, errors, self.options)
 
-    def wait_output(self, timeout: float) -> None:
-        """Wait until everything the agent wrote has been read (it has exited)."""
-        for thread in self._pumps:
-            thread.join(timeout=timeout)
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the remote command to end."""
+        return bool(self.channel.status_event.wait(timeout))
 
-    def wait(self) -> int:
-        """Wait for the agent to exit; return its status (-1 if the connection broke)."""
-        status = int(self.channel.recv_exit_status())
-        for thread in self._pumps:
-            thread.join(timeout=5)
-        return status
+    def exit_status(self) -> int | None:
+        """The agent's exit status (-1 if the connection broke), None while it runs."""
+        if not self.channel.exit_status_ready():
+            return None
+        return int(self.channel.recv_exit_status())
 
     def stop(self) -> None:
         """Close the agent's stdin: it stops its workers and exits."""
@@ -333,89 +238,6 @@ class RemoteAgent:
             ) from exc
         self.tunnel_port = int(port)
         return self.tunnel_port
-
-
-#: Output streams are shared by the threads that copy each host's output: one write at a time.
-_OUTPUT_LOCK = threading.Lock()
-#: A partial line longer than this is written without waiting for its end.
-_MAX_HELD_LINE = 65536
-
-
-def _copy(
-    read: Callable[[int], bytes],
-    target: BinaryIO,
-    first: bytes = b"",
-    divert: Callable[[dict[str, Any]], None] | None = None,
-) -> None:
-    """Copy ``read`` to ``target`` until end of stream, writing whole lines only.
-
-    Each worker writes whole lines (``scoop._run``); the channel splits them anywhere, and one
-    thread per host writes to the same terminal: holding a partial line until its end keeps
-    lines of different hosts from mixing. With ``divert``, the agent's own lines are decoded
-    and given to it instead of written.
-    """
-    held = b""
-    with contextlib.suppress(Exception):
-        chunk = first
-        while True:
-            data = held + chunk
-            cut = data.rfind(b"\n") + 1
-            if cut == 0 and len(data) > _MAX_HELD_LINE:
-                cut = len(data)
-            held = data[cut:]
-            lines = data[:cut]
-            if divert is not None and _AGENT_LINE in lines:
-                lines = _divert_agent_lines(lines, divert)
-            if lines:
-                _write_lines(target, lines)
-            chunk = read(65536)
-            if not chunk:
-                break
-    if held:  # the last line had no end
-        with contextlib.suppress(Exception):
-            _write_lines(target, held)
-
-
-_AGENT_LINE = READY_PREFIX.encode()
-
-
-def _divert_agent_lines(lines: bytes, divert: Callable[[dict[str, Any]], None]) -> bytes:
-    """Give the agent's own lines to ``divert``; return the others."""
-    kept = []
-    for line in lines.splitlines(keepends=True):
-        if line.startswith(_AGENT_LINE):
-            with contextlib.suppress(ValueError):
-                message = json.loads(line[len(_AGENT_LINE) :])
-                if isinstance(message, dict):
-                    divert(message)
-                    continue
-        kept.append(line)
-    return b"".join(kept)
-
-
-def _write_lines(target: BinaryIO, lines: bytes) -> None:
-    """Write whole lines, in writes of at most PIPE_BUF bytes (4096 on Linux) cut at line ends.
-
-    Local workers write to the same pipe or terminal, and only a write that small is never split
-    by another process's write.
-    """
-    with _OUTPUT_LOCK:
-        start = 0
-        while start < len(lines):
-            end = lines.rfind(b"\n", start, start + select.PIPE_BUF) + 1
-            if end <= start:  # one line longer than PIPE_BUF: it cannot be kept whole
-                end = lines.find(b"\n", start) + 1 or len(lines)
-            target.write(lines[start:end])
-            target.flush()
-            start = end
-
-
-def _drain(read: Callable[[int], bytes]) -> bytes:
-    data = b""
-    with contextlib.suppress(Exception):
-        while chunk := read(65536):
-            data += chunk
-    return data
 
 
 def _splice(channel: paramiko.Channel, local: socket.socket) -> None:

@@ -27,12 +27,42 @@ PY = sys.executable  # the file system is shared: the nodes run the test's own P
 SCRIPT = Path(__file__).parent / "scripts" / "where_tasks_ran.py"
 NODES = ["node1", "node2", "node3"]
 
-# pbsdsh as Torque has it, played by srun with no standard input: the agent must connect back.
-PBSDSH_STAND_IN = """#!/bin/sh
-[ "$1" = -h ] || { echo "pbsdsh stand-in: expected -h HOST" >&2; exit 2; }
-host=$2; shift 2
-exec srun --nodes=1 --ntasks=1 --nodelist="$host" --overlap --input=none --quiet "$@" </dev/null
-"""
+# The other schedulers' tools, played by srun on the SLURM cluster, each with its own argument
+# layout and ways: they check the launcher's commands by running them, agents and workers
+# included. pbsdsh carries no standard input and exits with 0 whatever its task did, as the real
+# one does: the agent must connect back and say its own exit status.
+SRUN_ONE = 'srun --nodes=1 --ntasks=1 --nodelist="$host" --overlap --quiet'
+STAND_INS = {
+    "pbsdsh": f"""
+[ "$1" = -n ] && [ "$3" = -- ] || {{ echo "pbsdsh stand-in: $*" >&2; exit 2; }}
+host=$(sed -n "$(($2 + 1))p" "$PBS_NODEFILE"); shift 3
+{SRUN_ONE} --input=none "$@" </dev/null
+exit 0
+""",
+    "qrsh": f"""
+[ "$1" = -inherit ] && [ $# -eq 3 ] || {{ echo "qrsh stand-in: $*" >&2; exit 2; }}
+host=$2
+exec {SRUN_ONE} sh -c "$3"
+""",
+    "blaunch": f"""
+[ $# -eq 2 ] || {{ echo "blaunch stand-in: $*" >&2; exit 2; }}
+host=$1
+exec {SRUN_ONE} sh -c "$2"
+""",
+    "mpiexec": f"""
+[ "$1 $2 $3 $5 $6" = "-n 1 --host --bind-to none" ] || {{ echo "mpiexec stand-in: $*" >&2
+    exit 2; }}
+host=$4; shift 6
+exec {SRUN_ONE} "$@"
+""",
+}
+# What each tool's job would have set (SLURM's own variables stay: they give the hosts).
+JOB_ENVIRONMENT = {
+    "pbsdsh": "export PBS_JOBID=7.pbs PBS_NODEFILE={dir}/nodefile",
+    "qrsh": "export JOB_ID=7",
+    "blaunch": "export LSB_JOBID=7",
+    "mpiexec": "",
+}
 
 
 def submit(cluster: SlurmCluster, *args: str, before: str = "", tasks_per_node: int = 2) -> int:
@@ -169,23 +199,45 @@ def test_a_node_that_cannot_run_scoop_is_named(clean_slurm_cluster: SlurmCluster
     assert_nothing_left(cluster)
 
 
-def test_pbsdsh_agents_connect_back_without_standard_input(
+@pytest.mark.parametrize("tool", ["pbsdsh", "qrsh", "blaunch", "mpiexec"])
+def test_the_other_schedulers_tools_start_the_agents_as_built(
+    clean_slurm_cluster: SlurmCluster, tmp_path: Path, tool: str
+) -> None:
+    cluster = clean_slurm_cluster
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    calls = tmp_path / "calls"
+    stand_in = tools / tool
+    stand_in.write_text(f"#!/bin/sh\necho {tool} >> {calls}\n{STAND_INS[tool]}")
+    stand_in.chmod(0o755)
+    (tmp_path / "nodefile").write_text("".join(f"{n}\n{n}\n" for n in NODES))
+    before = f"export PATH={shlex.quote(str(tools))}:$PATH\n"
+    before += JOB_ENVIRONMENT[tool].format(dir=tmp_path) + "\n"
+    job = submit(cluster, "--launcher", tool, str(SCRIPT), "where", before=before)
+    result = cluster.wait_job(job, timeout=120)
+    assert (result.state, result.exit_code) == ("COMPLETED", 0), result.output
+    assert where(result.output)["hosts"] == {"node1": [0, 1], "node2": [2, 3], "node3": [4, 5]}
+    assert calls.read_text().split() == [tool, tool]  # node2's agent and node3's
+    assert "stand-in" not in result.output
+    assert_nothing_left(cluster)
+
+
+def test_an_agent_that_cannot_connect_back_is_named(
     clean_slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
     cluster = clean_slurm_cluster
     tools = tmp_path / "bin"
     tools.mkdir()
-    (tools / "pbsdsh").write_text(PBSDSH_STAND_IN)
+    (tools / "pbsdsh").write_text("#!/bin/sh\n" + STAND_INS["pbsdsh"])
     (tools / "pbsdsh").chmod(0o755)
-    job = submit(
-        cluster,
-        "--launcher",
-        "pbsdsh",
-        str(SCRIPT),
-        "where",
-        before=f"export PATH={shlex.quote(str(tools))}:$PATH\n",
-    )
+    (tmp_path / "nodefile").write_text("".join(f"{n}\n{n}\n" for n in NODES))
+    before = f"export PATH={shlex.quote(str(tools))}:$PATH\n"
+    before += JOB_ENVIRONMENT["pbsdsh"].format(dir=tmp_path) + "\n"
+    # The ticket is written where the nodes cannot read it (as with an unshared home).
+    before += f"export SCOOP_RUNS_DIR={tmp_path / 'private'}\nmkdir -m 700 {tmp_path / 'private'}\n"
+    before += f"mount -t tmpfs none {tmp_path / 'private'} || exit 99\n"
+    job = submit(cluster, "--launcher", "pbsdsh", str(SCRIPT), "where", before=before)
     result = cluster.wait_job(job, timeout=120)
-    assert (result.state, result.exit_code) == ("COMPLETED", 0), result.output
-    assert where(result.output)["hosts"] == {"node1": [0, 1], "node2": [2, 3], "node3": [4, 5]}
+    assert (result.state, result.exit_code) == ("FAILED", 1), result.output
+    assert "host node2: the agent started with pbsdsh never connected back" in result.output
     assert_nothing_left(cluster)

@@ -5,10 +5,10 @@
 #
 # The launcher reads the allocation from $PBS_NODEFILE (one line per slot) and starts one worker
 # per slot: 2 nodes x 4 = 8 workers here. The root worker, which runs the script's __main__, goes
-# on the first node. Workers on the other nodes are started with Torque's pbsdsh (no ssh needed).
-# pbsdsh carries no standard input, so each node's agent connects back to the launcher over TCP
-# and shows a ticket from ~/.scoop/runs/ (readable by you only): the nodes must share your home
-# directory (or $SCOOP_RUNS_DIR) and reach this node. On PBS Pro, or where pbsdsh is missing, add
+# on the first node. Workers on the other nodes are started with pbsdsh (no ssh needed). pbsdsh
+# carries no standard input, so each node's agent connects back to the launcher over TCP and
+# shows a ticket from ~/.scoop/runs/ (readable by you only): the nodes must share your home
+# directory (or $SCOOP_RUNS_DIR) and reach this node. Where that cannot be, add
 # --launcher mpiexec (or --launcher ssh).
 # Pass -n to the launcher to run more or fewer workers than the allocation has slots.
 #

@@ -43,20 +43,28 @@ def on_path(*tools: str):
         ("auto", None, ["srun"], "ssh"),  # hosts given by hand: ssh
         ("ssh", "SLURM", ["srun"], "ssh"),
         ("mpiexec", "PBS", ["mpiexec", "pbsdsh"], "mpiexec"),
+        ("auto", "PBS", [], "ssh"),
         ("srun", None, ["srun"], "srun"),
     ],
 )
 def test_the_starter_is_the_allocations_own_tool_unless_asked(
     requested, scheduler, tools, expected
 ):
-    assert choose_starter(requested, scheduler, on_path(*tools)) == expected
+    assert choose_starter(requested, scheduler, IN_A_JOB, on_path(*tools)) == expected
 
 
-def test_a_starter_asked_for_must_be_on_path_and_known():
+IN_A_JOB = {"SLURM_JOB_ID": "7", "PBS_JOBID": "7.s", "JOB_ID": "7", "LSB_JOBID": "7"}
+
+
+def test_a_starter_asked_for_must_be_on_path_known_and_in_its_job():
     with pytest.raises(StarterError, match="'qrsh' is not on PATH here"):
-        choose_starter("qrsh", "SGE", on_path())
+        choose_starter("qrsh", "SGE", IN_A_JOB, on_path())
     with pytest.raises(StarterError, match="unknown --launcher 'rsh'; choose one of auto, ssh"):
-        choose_starter("rsh", None, on_path("rsh"))
+        choose_starter("rsh", None, IN_A_JOB, on_path("rsh"))
+    # srun outside a job would ask SLURM for a new allocation per host.
+    with pytest.raises(StarterError, match="srun works only inside a SLURM job"):
+        choose_starter("srun", None, {}, on_path("srun"))
+    assert choose_starter("mpiexec", None, {}, on_path("mpiexec")) == "mpiexec"
 
 
 def options(**overrides):
@@ -194,13 +202,14 @@ LINE = f"cd /home/ann/work || exit 64; exec env {PYTHON} -m scoop_launch._agent"
             {
                 host: [
                     "pbsdsh",
-                    "-h",
-                    host,
+                    "-n",
+                    str(index),  # the host's first line in $PBS_NODEFILE
+                    "--",
                     "sh",
                     "-c",
                     f"{LINE} --connect ADDRESS:PORT --ticket-file FILE --host {host}",
                 ]
-                for host in ("cn01", "cn02", "cn03")
+                for host, index in (("cn01", 0), ("cn02", 2), ("cn03", 4))
             },
         ),
     ],
@@ -219,7 +228,8 @@ def test_mpiexec_is_used_when_asked(tmp_path):
     result = dry_run(tmp_path, "PBS", "--launcher", "mpiexec", "-n", "4")
     assert result.returncode == 0, result.stderr
     assert commands(result.stdout) == {
-        host: ["mpiexec", "-n", "1", "-host", host, "sh", "-c", LINE] for host in ("cn01", "cn02")
+        host: ["mpiexec", "-n", "1", "--host", host, "--bind-to", "none", "sh", "-c", LINE]
+        for host in ("cn01", "cn02")
     }
 
 
@@ -241,7 +251,8 @@ def test_a_host_without_a_count_needs_ssh_to_be_counted(tmp_path):
     stand_in_tools(tmp_path / "bin", "srun")
     script = tmp_path / "job.py"
     script.write_text("print('never run')\n")
-    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    env = dict(os.environ, PATH=path, SLURM_JOB_ID="7")
     argv = ["--dry-run", "--launcher", "srun", "--hostfile", str(hosts), str(script)]
     result = subprocess.run(
         [PYTHON, "-m", "scoop_launch", *argv],

@@ -47,6 +47,8 @@ class AgentLink(ABC):
         self._early_stdout = b""
         self._pumps: list[threading.Thread] = []
         self._send_lock = threading.Lock()  # lines come from the main and the broker threads
+        #: The exit status the agent's last line gave (``agent_exit``), where its link has none.
+        self.reported_status: int | None = None
 
     # -- what each kind of link provides
 
@@ -85,6 +87,10 @@ class AgentLink(ABC):
     def open_tunnel(self, target: Callable[[], tuple[str, int]]) -> int:
         """Forward a port on the host's loopback to ``target()`` here (ssh only)."""
         raise RemoteHostError(f"host {self.host}: --tunnel needs ssh, not {self.via}")
+
+    def _error_output(self) -> bytes:
+        """The agent's error output, read to its end (to explain why it did not start)."""
+        return _drain(self._recv_err)
 
     # -- shared behaviour
 
@@ -135,7 +141,7 @@ class AgentLink(ABC):
         ended = self.wait_exit(AGENT_EXIT_TIMEOUT)
         status = self.exit_status() if ended else None
         output = received.decode(errors="replace").strip()
-        errors = (output + "\n" + _drain(self._recv_err).decode(errors="replace")).strip()
+        errors = (output + "\n" + self._error_output().decode(errors="replace")).strip()
         status = -1 if status is None else status
         cause = self._failure_cause(status, errors) or f"the agent exited with status {status}"
         detail = errors.splitlines()[-1] if errors else ""
@@ -247,4 +253,4 @@ def _drain(read: Callable[[int], bytes]) -> bytes:
     return data
 
 
-__all__ = ["AGENT_READY_TIMEOUT", "AgentLink", "write_lines"]
+__all__ = ["AGENT_EXIT_TIMEOUT", "AGENT_READY_TIMEOUT", "AgentLink", "write_lines"]

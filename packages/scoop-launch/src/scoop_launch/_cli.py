@@ -334,7 +334,7 @@ def print_placement(source: str, placement: list[tuple[str, int]], config: RunCo
         )
         print(f"agents, one per host, started with {config.starter} ({secret}):")
         for host in remote:
-            print(f"  {host}: {describe(config.starter, host, config.ssh)}")
+            print(f"  {host}: {describe(config.starter, host, config.ssh, os.environ)}")
 
 
 def _check_script_compiles(parser: argparse.ArgumentParser, script: str) -> None:

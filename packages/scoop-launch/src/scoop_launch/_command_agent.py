@@ -6,7 +6,8 @@ standard input, output and error between this machine and the remote task, as ss
 connections back to the launcher (:class:`AgentListener`), one for its input and output and one
 for its error output. The agent proves it is ours with a ticket it reads from a file only the
 user can read (under ``~/.scoop/runs``, shared by the nodes like the home directory); the
-run's secret is sent only once it did.
+run's configuration and secret are sent only once it did. pbsdsh exits with 0 whatever its task
+did, so there the agent's last line says its exit status.
 
 Ending: closing the agent's standard input stops it and its workers; if the command is still
 there after that, SIGTERM reaches it (srun forwards it to the task and ends the job step,
@@ -24,17 +25,21 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
-from scoop_launch._agentlink import AgentLink
-from scoop_launch._options import SshOptions
+from scoop_launch._agentlink import AGENT_EXIT_TIMEOUT, AgentLink, write_lines
+from scoop_launch._options import RemoteHostError, SshOptions
 from scoop_launch._starters import remote_shell_failure, start_argv
 
-#: How long the command gets to end after the agent's input closed, before SIGTERM.
+#: How long the command gets between SIGTERM and SIGKILL when it outlives the agent's input.
 STOP_WAIT_SECONDS = 3.0
 #: How long a connection back gets to present its ticket.
 TICKET_TIMEOUT = 10.0
+#: How much of the command's error output is kept to explain a failed start.
+ERROR_TAIL = 8192
 
 
 class CommandAgent(AgentLink):
@@ -48,12 +53,14 @@ class CommandAgent(AgentLink):
         options: SshOptions,
         agent_args: tuple[str, ...] = (),
         *,
+        env: Mapping[str, str] | None = None,
         pipe_stdin: bool = True,
     ) -> None:
         super().__init__(host, indices)
         self.via = starter
         self.options = options
-        self.argv = start_argv(starter, host, options, agent_args)
+        self.argv = start_argv(starter, host, options, agent_args, env)
+        self._error_tail = b""
         try:
             # A session of its own: a Ctrl-C on the terminal is the launcher's to act on.
             self.popen = subprocess.Popen(
@@ -64,9 +71,27 @@ class CommandAgent(AgentLink):
                 start_new_session=True,
             )
         except OSError as exc:
-            from scoop_launch._options import RemoteHostError
-
             raise RemoteHostError(f"host {host}: cannot run {self.argv[0]}: {exc}") from exc
+        # Read from the start, so that a chatty start (a prolog, the tool's messages) cannot
+        # fill the pipe and stall the agent before its ready line; the tail explains a failure.
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+
+    def _read_stderr(self) -> None:
+        stderr = self.popen.stderr
+        assert stderr is not None
+        held = b""
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := os.read(stderr.fileno(), 65536):
+                self._error_tail = (self._error_tail + chunk)[-ERROR_TAIL:]
+                data = held + chunk
+                cut = data.rfind(b"\n") + 1
+                held = data[cut:]
+                if cut:
+                    write_lines(sys.stderr.buffer, data[:cut])
+        if held:
+            with contextlib.suppress(OSError, ValueError):
+                write_lines(sys.stderr.buffer, held)
 
     def _send(self, data: bytes) -> None:
         stdin = self.popen.stdin
@@ -80,14 +105,16 @@ class CommandAgent(AgentLink):
         return _read(stdout.fileno(), size, timeout)
 
     def _recv_err(self, size: int) -> bytes:
-        stderr = self.popen.stderr
-        assert stderr is not None
-        return os.read(stderr.fileno(), size)
+        return b""  # copied to this process's stderr from the start (_read_stderr)
+
+    def _error_output(self) -> bytes:
+        self._stderr_reader.join(timeout=AGENT_EXIT_TIMEOUT)
+        return self._error_tail
 
     def _failure_cause(self, status: int, errors: str) -> str | None:
         cause = remote_shell_failure(status, errors, self.options)
-        if cause is None and status != -1 and errors:
-            return f"{self.via} failed (status {status})"
+        if cause is None and status not in (-1, 0):
+            return f"the agent, started with {self.via}, exited with status {status}"
         return cause
 
     def wait_exit(self, timeout: float) -> bool:
@@ -136,23 +163,38 @@ class ConnectBackAgent(CommandAgent):
         indices: list[int],
         options: SshOptions,
         listener: AgentListener,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._streams: dict[str, socket.socket] = {}
         self._connected = threading.Condition()
+        self._closed = False
         #: What was sent before the agent connected (its configuration): sent once it does.
         self._pending = b""
+        self._listener = listener
         listener.expect(host, self)
         agent_args = (
             *("--connect", listener.address),
             *("--ticket-file", str(listener.ticket_file)),
             *("--host", host),
         )
-        super().__init__(starter, host, indices, options, agent_args, pipe_stdin=False)
+        super().__init__(starter, host, indices, options, agent_args, env=env, pipe_stdin=False)
+        # The command may end without the agent ever connecting: whoever waits must know.
+        threading.Thread(target=self._watch_command, daemon=True).start()
+
+    def _watch_command(self) -> None:
+        self.popen.wait()
+        with self._connected:
+            self._connected.notify_all()
+
+    @property
+    def complete(self) -> bool:
+        """Whether both of the agent's connections came."""
+        return len(self._streams) == 2
 
     def attach(self, stream: str, connection: socket.socket) -> bool:
-        """Take a connection of the agent's (``io`` or ``err``); False if it has one already."""
+        """Take a connection of the agent's (``io`` or ``err``); False if it cannot be used."""
         with self._connected:
-            if stream in self._streams:
+            if self._closed or stream in self._streams:
                 return False
             if stream == "io" and self._pending:
                 try:
@@ -168,7 +210,8 @@ class ConnectBackAgent(CommandAgent):
         # The agent connects once it runs; until then, or if the command ends first, nothing.
         with self._connected:
             self._connected.wait_for(
-                lambda: name in self._streams or self.popen.poll() is not None, timeout
+                lambda: name in self._streams or self.popen.poll() is not None or self._closed,
+                timeout,
             )
             return self._streams.get(name)
 
@@ -176,33 +219,52 @@ class ConnectBackAgent(CommandAgent):
         with self._connected:
             connection = self._streams.get("io")
             if connection is None:
-                self._pending += data
+                if not self._closed:
+                    self._pending += data
                 return
         connection.sendall(data)
 
     def _recv(self, size: int, timeout: float | None = None) -> bytes:
         connection = self._stream("io", timeout)
         if connection is None:
-            if self.popen.poll() is not None:  # the command ended: its own output says why
-                return super()._recv(size, timeout)
+            if self.popen.poll() is not None or self._closed:
+                return super()._recv(size, timeout)  # the command's own output says why
             raise TimeoutError
         return _read(connection.fileno(), size, timeout)
 
     def _recv_err(self, size: int) -> bytes:
         connection = self._stream("err", None)
-        if connection is None:
-            return super()._recv_err(size)
-        return connection.recv(size)
+        return connection.recv(size) if connection is not None else b""
+
+    def _failure_cause(self, status: int, errors: str) -> str | None:
+        if "io" not in self._streams:
+            return (
+                f"the agent started with {self.via} never connected back to "
+                f"{self._listener.address} (can {self.host} reach this machine, and does it "
+                f"share {self._listener.ticket_file.parent}?)"
+            )
+        return super()._failure_cause(status, errors)
+
+    def exit_status(self) -> int | None:
+        """The agent's own exit status, as its last line said (pbsdsh's is always 0)."""
+        if self.popen.poll() is None:
+            return None
+        return self.reported_status if self.reported_status is not None else -1
 
     def stop(self) -> None:
         """End the agent's input: it stops its workers and exits."""
-        connection = self._streams.get("io")
+        with self._connected:
+            connection = self._streams.get("io")
         if connection is not None:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
-        """Close the connections, then make sure the command ended."""
+        """Refuse a late connection, close those that came, make sure the command ended."""
+        with self._connected:
+            self._closed = True
+            self._pending = b""  # the configuration (the secret) goes to nobody now
+            self._connected.notify_all()
         super().close()
         for connection in list(self._streams.values()):
             with contextlib.suppress(OSError):
@@ -212,16 +274,25 @@ class ConnectBackAgent(CommandAgent):
 class AgentListener:
     """Where agents that cannot get standard input connect back to the launcher."""
 
-    def __init__(self, bind_host: str, advertised_host: str, ticket_dir: Path) -> None:
+    def __init__(
+        self, bind_host: str, advertised_host: str, ticket_dir: Path, silence_timeout: float
+    ) -> None:
+        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        self._socket = socket.create_server((bind_host, 0), family=family, backlog=64)
+        self.silence_timeout = silence_timeout
         self.ticket = secrets.token_hex(32)
         self.ticket_file = ticket_dir / f"agent-ticket-{os.getpid()}-{secrets.token_hex(4)}"
-        fd = os.open(self.ticket_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.ticket)
-        self._socket = socket.create_server((bind_host, 0), backlog=64)
+        try:
+            fd = os.open(self.ticket_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.ticket)
+        except OSError:
+            self._socket.close()
+            raise
         port = self._socket.getsockname()[1]
+        host = f"[{advertised_host}]" if ":" in advertised_host else advertised_host
         #: ``host:port`` as agents reach it.
-        self.address = f"{advertised_host}:{port}"
+        self.address = f"{host}:{port}"
         self._expected: dict[str, ConnectBackAgent] = {}
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -253,6 +324,7 @@ class AgentListener:
             hello = json.loads(line)
             ticket = str(hello["ticket"])
             stream, host = str(hello["stream"]), str(hello["host"])
+            connection.settimeout(None)  # before it is used: blocking from here on
         except (OSError, ValueError, KeyError, TypeError):
             connection.close()
             return
@@ -262,11 +334,18 @@ class AgentListener:
             agent is None
             or stream not in ("io", "err")
             or not hmac.compare_digest(ticket.encode(), self.ticket.encode())
-            or not agent.attach(stream, connection)
         ):
             connection.close()
             return
-        connection.settimeout(None)
+        _detect_silence(connection, self.silence_timeout)
+        if not agent.attach(stream, connection):
+            connection.close()
+            return
+        with self._lock:
+            every_agent_came = all(a.complete for a in self._expected.values())
+        if every_agent_came:  # the ticket has done its work
+            with contextlib.suppress(OSError):
+                self.ticket_file.unlink()
 
     def close(self) -> None:
         """Stop listening and remove the ticket file."""
@@ -274,6 +353,19 @@ class AgentListener:
             self._socket.close()
         with contextlib.suppress(OSError):
             self.ticket_file.unlink()
+
+
+def _detect_silence(connection: socket.socket, seconds: float) -> None:
+    """A node that vanished (no FIN, no RST) breaks its connection within ``seconds``."""
+    if seconds <= 0:
+        return
+    interval = max(1, int(seconds / 3))
+    with contextlib.suppress(OSError, AttributeError):
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(seconds * 1000))
 
 
 def _read(fd: int, size: int, timeout: float | None) -> bytes:

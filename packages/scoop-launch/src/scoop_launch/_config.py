@@ -97,7 +97,7 @@ def prepare(options: argparse.Namespace, *, joining: bool = False) -> Prepared:
         raise OptionError(str(exc), hint=False) from None
     scheduler = source.split()[0] if source.endswith(" allocation") else None
     try:
-        starter = choose_starter(options.launcher, scheduler)
+        starter = choose_starter(options.launcher, scheduler, os.environ)
     except StarterError as exc:
         raise OptionError(str(exc)) from None
     if options.tunnel and starter != "ssh":

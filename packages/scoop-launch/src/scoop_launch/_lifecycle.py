@@ -592,12 +592,14 @@ class Run(RemoteHosts):
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=max(0.0, end - time.monotonic()))
+        self._close_listener()  # no agent may connect back from here on
         for agent in self.agents:
             agent.stop()  # EOF on its stdin: it stops whatever of its workers is left
         for agent in self.agents:
             agent.wait_exit(max(0.1, end - time.monotonic()))
-            if self.trace_dir:  # its last lines carry what its workers recorded
-                agent.wait_output(GRACE_SECONDS)
+            # Its last lines carry what its workers recorded, and where its link says nothing
+            # of it, its exit status.
+            agent.wait_output(GRACE_SECONDS if self.trace_dir else 1.0)
             agent.close()
         for process in processes:
             process.signal_group(signal.SIGKILL)  # also whatever its tasks started
@@ -609,7 +611,6 @@ class Run(RemoteHosts):
 
             records = read_records(self.trace_dir) + self.remote_records
             write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
-        self._close_listener()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         _runfile.remove(self.run_file)
 

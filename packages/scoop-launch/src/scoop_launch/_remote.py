@@ -58,8 +58,12 @@ class RemoteHosts:
     def _watch(self, handle: Any) -> None:
         raise NotImplementedError
 
-    def _open_agents(self, remote: list[tuple[str, list[int]]]) -> list[AgentLink]:
-        """Start the agent of each remote host with the run's starter."""
+    def _open_agents(self, remote: list[tuple[str, list[int]]]) -> None:
+        """Start the agent of each remote host with the run's starter, into ``self.agents``.
+
+        Each agent is kept as soon as it exists, so that whatever stops the launch from here
+        on (a host that fails, Ctrl-C) stops those already started too.
+        """
         starter, options = self.config.starter, self.config.ssh
         if starter == "ssh":
             from scoop_launch import _ssh
@@ -72,28 +76,32 @@ class RemoteHosts:
             if failures:
                 connections.close_all()
                 raise LaunchError("cannot start the run: " + "; ".join(failures))
-            return [
-                _ssh.SshAgent(host, client, options, indices)
-                for (host, indices), (client, _) in zip(remote, outcomes, strict=True)
-            ]
+            try:
+                for (host, indices), (client, _) in zip(remote, outcomes, strict=True):
+                    self.agents.append(_ssh.SshAgent(host, client, options, indices))
+            except RemoteHostError as exc:
+                raise LaunchError(f"cannot start the run: {exc}") from None
+            return
         from scoop_launch import _runfile
         from scoop_launch._command_agent import AgentListener, CommandAgent, ConnectBackAgent
-        from scoop_launch._starters import CONNECTING_BACK
+        from scoop_launch._starters import CONNECTING_BACK, StarterError
 
-        agents: list[AgentLink] = []
         try:
             if starter in CONNECTING_BACK:
                 bind, advertised = self._bind_host(remote)
-                self._listener = AgentListener(bind, advertised or bind, _runfile.runs_dir())
+                self._listener = AgentListener(
+                    bind, advertised or bind, _runfile.runs_dir(), options.silence_timeout
+                )
                 for host, indices in remote:
-                    agents.append(ConnectBackAgent(starter, host, indices, options, self._listener))
+                    agent: AgentLink = ConnectBackAgent(
+                        starter, host, indices, options, self._listener
+                    )
+                    self.agents.append(agent)
             else:
                 for host, indices in remote:
-                    agents.append(CommandAgent(starter, host, indices, options))
-        except (RemoteHostError, OSError) as exc:
-            self.agents.extend(agents)  # those started are stopped with the run
+                    self.agents.append(CommandAgent(starter, host, indices, options))
+        except (RemoteHostError, StarterError, OSError) as exc:
             raise LaunchError(f"cannot start the run: {exc}") from None
-        return agents
 
     def _close_listener(self) -> None:
         if self._listener is not None:
@@ -110,6 +118,8 @@ class RemoteHosts:
                 record = json.loads(text)
                 record["clock_host"] = agent.host  # its times are that host's clock's
                 self.remote_records.append(record)
+        elif "agent_exit" in message:  # its last line, where its link gives no exit status
+            agent.reported_status = int(message["agent_exit"])
         elif "clock" in message:
             self._clock_answer(agent.host, message, time.monotonic_ns())
         elif "exit" in message:
@@ -128,8 +138,8 @@ class RemoteHosts:
             with open(self.config.script, "rb") as handle:
                 # base64 of the bytes: a script may declare another encoding (PEP 263).
                 source = base64.b64encode(handle.read()).decode("ascii")
-        for agent in self._open_agents(remote):
-            self.agents.append(agent)
+        self._open_agents(remote)
+        for agent in self.agents:
             if self.config.tunnel:
                 try:
                     agent.open_tunnel(self._broker_target)

@@ -171,9 +171,13 @@ class SshAgent(AgentLink):
         self.client = client
         self.options = options
         transport = client.get_transport()
-        assert transport is not None
-        self.channel = transport.open_session()
-        self.channel.exec_command(agent_command(options))
+        try:
+            if transport is None:
+                raise paramiko.SSHException("the connection is closed")
+            self.channel = transport.open_session()
+            self.channel.exec_command(agent_command(options))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise RemoteHostError(f"host {host}: cannot start the agent over ssh: {exc}") from exc
 
     def _send(self, data: bytes) -> None:
         self.channel.sendall(data)

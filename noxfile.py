@@ -135,7 +135,14 @@ def nng_only(session: nox.Session) -> None:
 
 
 #: The peers of `nox -s bench`, pinned (each checked on PyPI).
-BENCH_PEERS = ["loky==3.7.0", "dask[distributed]==2026.8.0", "matplotlib==3.11.2", "pyzmq==27.3.0"]
+BENCH_PEERS = [
+    "deap==1.4.4",
+    "loky==3.7.0",
+    "dask[distributed]==2026.8.0",
+    "ray==2.60.0",
+    "matplotlib==3.11.2",
+    "pyzmq==27.3.0",
+]
 #: The original SCOOP, in its own Python 3.11 venv (it also imports as `scoop`).
 BENCH_ORIGINAL = ["scoop==0.7.2.0", "pyzmq==27.3.0", "greenlet==3.5.6"]
 

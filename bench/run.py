@@ -4,13 +4,15 @@
                         [--original-python PATH]
 
 ``nox -s bench`` builds the environments and runs the full comparison. Each system family runs
-in a subprocess in its own environment and prints ``BENCH {json}`` lines (see workloads.py):
+in a subprocess in its own environment and prints ``BENCH {json}`` lines (see workloads.py); every
+runner but the raw floors is the same skeleton (runner.py) with a small adapter per system:
 
 * run_scoop.py under ``python -m scoop_launch -n 2`` (this SCOOP) and under ``python -m scoop
   -n 2`` with the original SCOOP 0.7.2's Python (``--original-python`` or
   ``$SCOOP_BENCH_ORIGINAL_PYTHON``); one launch per workload, its repeats inside;
 * run_pools.py: ProcessPoolExecutor, multiprocessing.Pool, loky;
 * run_dask.py: dask.distributed LocalCluster(2 workers, 1 thread each, processes);
+* run_ray.py: Ray on this machine, ray.init(num_cpus=2), no dashboard, usage stats off;
 * run_raw.py: pyzmq floors (a broker farm, a ping-pong).
 
 A system that is not installed is skipped with a note. Each figure is the median of the repeats
@@ -23,10 +25,8 @@ Exit status: 0, or 1 if a system failed (its error is printed; the other figures
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,9 +38,21 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-import workloads as w  # noqa: E402  (bench/ must be on the path first)
+import report  # noqa: E402  (bench/ must be on the path first)
+import workloads as w  # noqa: E402
 
-WORKLOADS = ["submit", "map", "latency", "tree", "lognormal", "bytes", "shared", "startup"]
+WORKLOADS = [
+    "submit",
+    "map",
+    "latency",
+    "tree",
+    "lognormal",
+    "bytes",
+    "shared",
+    "startup",
+    "deap",
+    "broker",
+]
 DESCRIPTIONS = {
     "submit": "20000 tiny submit then result()",
     "map": "futures.map of 20000 tiny tasks, default arguments",
@@ -50,6 +62,25 @@ DESCRIPTIONS = {
     "bytes": "a 64 MiB bytes argument and result",
     "shared": "a 50 MB shared constant used by 1000 tasks",
     "startup": "start to first result, and end of run",
+    "deap": "a real client: DEAP eaSimple OneMax, 300 x 40 generations, costly evaluation",
+    "broker": "the real broker and 16..1024 simulated workers: cost per task, memory",
+}
+#: Workloads that are a script of their own (not a runner's): its arguments in each mode.
+SCRIPTS = {
+    "deap": (
+        "deap_onemax.py",
+        {"full": ["--compare", "--repeats", "3"], "quick": ["--compare", "--repeats", "1"]},
+    ),
+    "broker": (
+        "broker_scale.py",
+        {
+            "full": ["--repeats", "3"],
+            "quick": [
+                *("--workers", "16", "256", "--repeats", "1", "--pending", "50000"),
+                *("--futures-pending", "0", "--tiny-tasks", "0"),
+            ],
+        },
+    ),
 }
 SCOOP = "scoop"
 ORIGINAL = "scoop 0.7.2"
@@ -57,6 +88,8 @@ PPE = "ProcessPoolExecutor"
 MP = "multiprocessing.Pool"
 POOLS = [PPE, MP, "loky"]
 DASK = "dask"
+RAY = "ray"
+BROKER = "scoop broker"
 RAW = "pyzmq"
 #: Systems of the guard run (what the test environment has).
 GUARD_SYSTEMS = {SCOOP, PPE, MP, RAW}
@@ -122,6 +155,38 @@ GOALS = [
         10,
     ),
     Goal("lognormal", "efficiency >= 0.85", (SCOOP, "efficiency"), None, 0.85),
+    # Ahead of Ray on every workload where Ray applies (ratios of this run).
+    Goal("submit", ">= Ray", (SCOOP, "tasks/s"), (RAY, "tasks/s"), 1),
+    Goal("map", ">= Ray", (SCOOP, "tasks/s"), (RAY, "tasks/s"), 1),
+    Goal("latency", "<= Ray", (SCOOP, "latency"), (RAY, "latency"), at_most=1),
+    Goal(
+        "latency",
+        "forced remote <= Ray",
+        (SCOOP + " (forced remote)", "latency"),
+        (RAY, "latency"),
+        at_most=1,
+    ),
+    Goal("tree", "faster than Ray (ray / scoop >= 1)", (RAY, "wall time"), (SCOOP, "wall time"), 1),
+    Goal("lognormal", ">= Ray", (SCOOP, "efficiency"), (RAY, "efficiency"), 1),
+    Goal("bytes", ">= Ray", (SCOOP, "throughput"), (RAY, "throughput"), 1),
+    Goal(
+        "shared", "faster than Ray (ray / scoop >= 1)", (RAY, "wall time"), (SCOOP, "wall time"), 1
+    ),
+    Goal("startup", "first result <= 0.3 s", (SCOOP, "first result"), None, at_most=0.3),
+    Goal(
+        "startup",
+        "faster than the original (original / scoop >= 1)",
+        (ORIGINAL, "first result"),
+        (SCOOP, "first result"),
+        1,
+    ),
+    Goal(
+        "startup",
+        "faster than Ray (ray / scoop >= 1)",
+        (RAY, "first result"),
+        (SCOOP, "first result"),
+        1,
+    ),
     Goal("bytes", ">= 1.5x ProcessPoolExecutor", (SCOOP, "throughput"), (PPE, "throughput"), 1.5),
     Goal(
         "shared",
@@ -130,6 +195,34 @@ GOALS = [
         None,
         at_most=1.999,
         use="max",
+    ),
+    Goal(
+        "deap",
+        "wall time <= multiprocessing.Pool (pool / scoop >= 1)",
+        (MP, "wall time"),
+        (SCOOP, "wall time"),
+        1,
+    ),
+    Goal(
+        "deap",
+        "cpu time <= multiprocessing.Pool (pool / scoop >= 1)",
+        (MP, "cpu time"),
+        (SCOOP, "cpu time"),
+        1,
+    ),
+    Goal(
+        "broker",
+        "cost per task flat in the worker count, one task per message (1024 / 16 <= 1.5)",
+        (BROKER, "cost ratio N=1024/N=16 batch=1"),
+        None,
+        at_most=1.5,
+    ),
+    Goal(
+        "broker",
+        "cost per task flat in the worker count, 32 tasks per message (1024 / 16 <= 1.5)",
+        (BROKER, "cost ratio N=1024/N=16 batch=32"),
+        None,
+        at_most=1.5,
     ),
 ]
 
@@ -281,6 +374,14 @@ def systems(options: argparse.Namespace) -> dict[str, list[str] | None]:
             found[name] = None
         else:
             found[name] = [python]
+    if options.guard:
+        NOT_AVAILABLE[RAY] = "not in --guard"
+        found[RAY] = None
+    elif has_module(python, "ray"):
+        found[RAY] = [python]
+    else:
+        NOT_AVAILABLE[RAY] = f"ray not installed for {python}"
+        found[RAY] = None
     if has_module(python, "zmq"):
         found[RAW] = [python]
     else:
@@ -303,6 +404,9 @@ def run_all(options: argparse.Namespace, run: Run) -> None:
     timeout = {"full": 900.0, "quick": 240.0, "guard": 90.0}[mode]
     for workload in options.only or WORKLOADS:
         print(f"{workload}: {DESCRIPTIONS[workload]}", flush=True)
+        if workload in SCRIPTS:
+            _script(run, workload, options, timeout)
+            continue
         jobs: list[tuple[str, list[str]]] = []
         for name in (SCOOP, ORIGINAL):
             prefix = found[name]
@@ -313,8 +417,10 @@ def run_all(options: argparse.Namespace, run: Run) -> None:
             prefix = found[name]
             if prefix:
                 jobs.append((name, [*prefix, str(BENCH / "run_pools.py"), "--system", name]))
-        if found[DASK]:
-            jobs.append((DASK, [*found[DASK], str(BENCH / "run_dask.py")]))  # type: ignore[list-item]
+        for name, script in ((DASK, "run_dask.py"), (RAY, "run_ray.py")):
+            prefix = found[name]
+            if prefix:
+                jobs.append((name, [*prefix, str(BENCH / script)]))
         if found[RAW] and workload in ("submit", "latency"):
             jobs.append((RAW, [*found[RAW], str(BENCH / "run_raw.py")]))  # type: ignore[list-item]
         for name, prefix in jobs:
@@ -323,6 +429,23 @@ def run_all(options: argparse.Namespace, run: Run) -> None:
                 _startup(run, name, command, size["repeats"], timeout)
             else:
                 run_job(run, name, command, timeout, workload)
+
+
+def _script(run: Run, workload: str, options: argparse.Namespace, timeout: float) -> None:
+    """A workload that is a script of its own: it runs its systems and prints BENCH lines."""
+    script, arguments = SCRIPTS[workload]
+    needs = {"deap": "deap"}.get(workload)
+    reason = ""
+    if options.mode not in arguments:
+        reason = f"not in --{options.mode}"
+    elif needs and not has_module(options.python, needs):
+        reason = f"{needs} not installed for {options.python}"
+    if reason:
+        print(f"  skipping {workload}: {reason}", flush=True)
+        run.skips.append({"workload": workload, "system": "*", "skip": reason})
+        return
+    command = [options.python, str(BENCH / script), *arguments[options.mode]]
+    run_job(run, workload, command, timeout * 2, workload)
 
 
 def _startup(run: Run, name: str, command: list[str], repeats: int, timeout: float) -> None:
@@ -384,111 +507,6 @@ def evaluate(run: Run) -> list[dict[str, Any]]:
     return results
 
 
-def _num(value: float) -> str:
-    if value >= 1000:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 0.1:
-        return f"{value:.3f}"
-    return f"{value:.4f}"
-
-
-def table(run: Run, goals: list[dict[str, Any]]) -> str:
-    """The figures and goals as a Markdown table (the README's)."""
-    lines = [
-        "| workload | system | metric | median | min | max | n | note |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for workload in WORKLOADS:
-        for fig in (f for f in run.figures if f["workload"] == workload):
-            unit = f" ({fig['unit']})" if fig["unit"] not in ("", fig["metric"]) else ""
-            lines.append(
-                f"| {workload} | {fig['system']} | {fig['metric']}{unit} | {_num(fig['median'])}"
-                f" | {_num(fig['min'])} | {_num(fig['max'])} | {fig['repeats']} | {fig['note']} |"
-            )
-        for skip in (s for s in run.skips if s["workload"] == workload):
-            lines.append(f"| {workload} | {skip['system']} | - | - | - | - | - | {skip['skip']} |")
-        for error in (e for e in run.errors if e.get("workload") == workload):
-            last = error["error"].strip().splitlines()[-1][:120].replace("|", "/")
-            lines.append(f"| {workload} | {error['system']} | - | - | - | - | - | failed: {last} |")
-    lines += [
-        "",
-        "| workload | goal | ratio | target | result |",
-        "| --- | --- | ---: | --- | --- |",
-    ]
-    for goal in goals:
-        ratio = "-" if goal["ratio"] is None else f"{goal['ratio']:.2f}"
-        status = goal["status"] + (f" ({goal['why']})" if "why" in goal else "")
-        lines.append(
-            f"| {goal['workload']} | {goal['goal']} | {ratio} | {goal.get('target', '')} "
-            f"| {status} |"
-        )
-    return "\n".join(lines)
-
-
-def machine() -> dict[str, str]:
-    """Where the figures come from."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
-
-def plot(run: Run, path: Path, info: dict[str, str]) -> None:
-    """One panel per workload and metric, the systems side by side (median, min..max bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels: list[tuple[str, str, str]] = []
-    for fig in run.figures:
-        key = (fig["workload"], fig["metric"], fig["unit"])
-        if key not in panels:
-            panels.append(key)
-    cols = 3
-    rows = (len(panels) + cols - 1) // cols
-    figure, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels) :]:
-        ax.axis("off")
-    for ax, (workload, metric, unit) in zip(axes.flat, panels, strict=False):
-        figs = [f for f in run.figures if (f["workload"], f["metric"]) == (workload, metric)]
-        names = [f["system"] for f in figs]
-        medians = [f["median"] for f in figs]
-        low = [f["median"] - f["min"] for f in figs]
-        high = [f["max"] - f["median"] for f in figs]
-        colors = [
-            "tab:red" if n == SCOOP or n.startswith(SCOOP + " (") else "tab:blue" for n in names
-        ]
-        ax.barh(range(len(figs)), medians, xerr=[low, high], color=colors, capsize=3)
-        ax.set_yticks(range(len(figs)), names, fontsize=8)
-        ax.invert_yaxis()
-        if metric == "tasks/s" and min(medians) > 0 and max(medians) / min(medians) > 50:
-            ax.set_xscale("log")
-        ax.set_title(f"{workload}: {metric}" + (f" ({unit})" if unit else ""), fontsize=10)
-        ax.tick_params(axis="x", labelsize=8)
-    figure.suptitle(
-        f"SCOOP vs peers, 2 workers; {info['nproc']} CPUs {info['cpu']}, Python "
-        f"{info['python']}, {info['date']} (median, bars min..max; red: this SCOOP)",
-        fontsize=10,
-    )
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -522,7 +540,7 @@ def main() -> int:
     if options.mode == "full" and not options.only:  # the committed figures
         options.json = options.json or BENCH / "latest.json"
         options.plot = options.plot or BENCH.parent / "docs" / "bench-latest.png"
-    info = machine()
+    info = report.machine()
     print(
         f"SCOOP benchmark ({options.mode}), {w.WORKERS} workers; {info['nproc']} CPUs "
         f"{info['cpu']}, Python {info['python']}, {info['date']}",
@@ -533,10 +551,10 @@ def main() -> int:
     run_all(options, run)
     goals = evaluate(run)
     print()
-    print(table(run, goals))
+    print(report.table(run, goals, WORKLOADS))
     print(f"\n{len(run.figures)} figures in {time.perf_counter() - started:.0f} s", flush=True)
     if options.json:
-        report = {
+        output = {
             "machine": info,
             "mode": options.mode,
             "workers": w.WORKERS,
@@ -546,12 +564,15 @@ def main() -> int:
             "errors": run.errors,
         }
         options.json.parent.mkdir(parents=True, exist_ok=True)
-        options.json.write_text(json.dumps(report, indent=1) + "\n")
+        options.json.write_text(json.dumps(output, indent=1) + "\n")
         print(f"wrote {options.json}")
     if options.plot:
         options.plot.parent.mkdir(parents=True, exist_ok=True)
-        plot(run, options.plot, info)
+        report.plot(run, options.plot, info, SCOOP)
         print(f"wrote {options.plot}")
+        broker_plot = options.plot.with_name("bench-broker.png")
+        if report.plot_broker(run, broker_plot, info):
+            print(f"wrote {broker_plot}")
     if run.errors:
         print(f"{len(run.errors)} system(s) failed: " + ", ".join(e["job"] for e in run.errors))
         return 1

@@ -9,14 +9,13 @@ waits on subtasks secedes from its worker's thread pool); the shared constant is
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import runner
 import workloads as w
 
 SYSTEM = "dask"
@@ -63,126 +62,65 @@ def use_const(i: int, value: bytes) -> tuple[int, int]:
     return os.getpid(), value[i % len(value)]
 
 
-# --------------------------------------------------------------------------- workloads
+# --------------------------------------------------------------------------- the peer
 
 
-def bench_submit(client: Any, size: dict[str, int]) -> None:
-    n = size["tiny_dask"]
+class DaskPeer(runner.Peer):
+    """A LocalCluster of 2 worker processes, 1 thread each, and its client."""
 
-    def once() -> float:
-        start = time.perf_counter()
-        fs = [client.submit(w.neg, i, pure=False) for i in range(n)]
-        results = [f.result() for f in fs]
-        elapsed = time.perf_counter() - start
-        w.check_tiny(results, n)
-        return n / elapsed
+    system = SYSTEM
+    tiny = "tiny_dask"
+    how = {
+        "map": "client.map + gather",
+        "tree": "worker_client",
+        "lognormal": "client.map",
+        "bytes": "client.submit(echo, data)",
+    }
 
-    w.emit("submit", SYSTEM, "tasks/s", "tasks/s", w.repeat(once, size["repeats"]), f"n={n}")
+    def __init__(self, system: str) -> None:
+        self.cluster: Any = None
+        self.client: Any = None
 
+    def start(self) -> None:
+        import logging
 
-def bench_map(client: Any, size: dict[str, int]) -> None:
-    n = size["tiny_dask"]
+        from distributed import Client, LocalCluster
 
-    def once() -> float:
-        start = time.perf_counter()
-        results = client.gather(client.map(w.neg, range(n), pure=False))
-        elapsed = time.perf_counter() - start
-        w.check_tiny(results, n)
-        return n / elapsed
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        self.cluster = LocalCluster(
+            n_workers=w.WORKERS,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        self.client = Client(self.cluster)
 
-    w.emit(
-        "map",
-        SYSTEM,
-        "tasks/s",
-        "tasks/s",
-        w.repeat(once, size["repeats"]),
-        f"n={n}, client.map + gather",
-    )
+    def submit(self, fn: Any, *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
 
+    def results(self, handles: Any) -> list[Any]:
+        return list(self.client.gather(handles))
 
-def bench_latency(client: Any, size: dict[str, int]) -> None:
-    count = size["latency"]
+    def map(self, fn: Any, items: Any) -> list[Any]:
+        return list(self.client.gather(self.client.map(fn, list(items), pure=False)))
 
-    def once() -> float:
-        start = time.perf_counter()
-        for i in range(count):
-            if client.submit(w.neg, i, pure=False).result() != -i:
-                raise AssertionError("latency: wrong result")
-        return (time.perf_counter() - start) / count * 1e6
+    def tree(self, n: int) -> int:
+        return int(self.client.submit(func0, n, pure=False).result())
 
-    w.emit(
-        "latency",
-        SYSTEM,
-        "latency",
-        "us",
-        w.repeat(once, size["repeats"]),
-        f"submit(neg).result(), mean of {count}",
-    )
+    def own(self) -> dict[str, runner.Bench]:
+        return {"shared": bench_shared}
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.cluster.close()
 
 
-def bench_tree(client: Any, size: dict[str, int]) -> None:
-    n = size["tree"]
-    expected = w.tree_expected(n)
-
-    def once() -> float:
-        start = time.perf_counter()
-        result = client.submit(func0, n, pure=False).result()
-        elapsed = time.perf_counter() - start
-        if result != expected:
-            raise AssertionError(f"tree: {result} != {expected}")
-        return elapsed
-
-    w.emit(
-        "tree",
-        SYSTEM,
-        "wall time",
-        "s",
-        w.repeat(once, size["repeats"]),
-        f"{w.tree_tasks(n)} tasks, worker_client",
-    )
-
-
-def bench_lognormal(client: Any, size: dict[str, int]) -> None:
-    durations = w.lognormal_durations(size["lognormal"])
-
-    def once() -> float:
-        start = time.perf_counter()
-        took = client.gather(client.map(w.spin, durations, pure=False))
-        wall = time.perf_counter() - start
-        return sum(took) / (w.WORKERS * wall)
-
-    w.emit(
-        "lognormal",
-        SYSTEM,
-        "efficiency",
-        "",
-        w.repeat(once, size["repeats"]),
-        f"{len(durations)} tasks, client.map",
-    )
-
-
-def bench_bytes(client: Any, size: dict[str, int]) -> None:
-    data = w.payload(size["bytes_mib"])
-
-    def once() -> float:
-        start = time.perf_counter()
-        back = client.submit(w.echo, data, pure=False).result()
-        elapsed = time.perf_counter() - start
-        if back != data:
-            raise AssertionError("bytes: the result differs from the argument")
-        return 2 * len(data) / elapsed / 1e9
-
-    w.emit(
-        "bytes",
-        SYSTEM,
-        "throughput",
-        "GB/s",
-        w.repeat(once, size["repeats"]),
-        f"{size['bytes_mib']} MiB there and back (2x counted); client.submit(echo, data)",
-    )
-
-
-def bench_shared(client: Any, size: dict[str, int]) -> None:
+def bench_shared(peer: runner.Peer, size: dict[str, int]) -> None:
+    """The constant scattered to every worker, then read by ``shared_tasks`` tasks."""
+    assert isinstance(peer, DaskPeer)
+    client = peer.client
     data = w.payload(size["shared_mb"] * 1e6 / w.MiB)
     tasks = size["shared_tasks"]
     pids = set(client.run(os.getpid).values())
@@ -212,45 +150,5 @@ def bench_shared(client: Any, size: dict[str, int]) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workload", required=True)
-    parser.add_argument("--mode", default="full", choices=sorted(w.SIZES))
-    options = parser.parse_args()
-    size, workload = w.sizes(options.mode), options.workload
-    import logging
-
-    from distributed import Client, LocalCluster
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    cluster = LocalCluster(
-        n_workers=w.WORKERS,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    client = Client(cluster)
-    try:
-        benches = {
-            "submit": bench_submit,
-            "map": bench_map,
-            "latency": bench_latency,
-            "tree": bench_tree,
-            "lognormal": bench_lognormal,
-            "bytes": bench_bytes,
-            "shared": bench_shared,
-        }
-        if workload == "startup":
-            print("FIRST", client.submit(w.neg, 1).result(), flush=True)
-        elif workload in benches:
-            benches[workload](client, size)
-        else:
-            raise SystemExit(f"run_dask.py: unknown workload {workload!r}")
-    finally:
-        client.close()
-        cluster.close()
-
-
 if __name__ == "__main__":
-    main()
+    runner.main(DaskPeer, (SYSTEM,), "run_dask.py")

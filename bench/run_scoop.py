@@ -12,16 +12,20 @@ called with an explicit timeout: the original's default (0.1 s) returns None whe
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import runner
 import workloads as w
 
 from scoop import futures, shared
+
+SYSTEM = "scoop"
+ORIGINAL = "scoop 0.7.2"
 
 # ------------------------------------------------------------------------------- the tree
 # The original SCOOP's examples/full_tree.py: map, submit + as_completed, map, 4 levels.
@@ -59,29 +63,6 @@ def use_const(args: tuple[str, int]) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------- workloads
-
-
-def bench_submit(system: str, size: dict[str, int], n: int) -> None:
-    def once() -> float:
-        start = time.perf_counter()
-        fs = [futures.submit(w.neg, i) for i in range(n)]
-        results = [f.result() for f in fs]
-        elapsed = time.perf_counter() - start
-        w.check_tiny(results, n)
-        return n / elapsed
-
-    w.emit("submit", system, "tasks/s", "tasks/s", w.repeat(once, size["repeats"]), f"n={n}")
-
-
-def bench_map(system: str, size: dict[str, int], n: int) -> None:
-    def once() -> float:
-        start = time.perf_counter()
-        results = list(futures.map(w.neg, range(n)))
-        elapsed = time.perf_counter() - start
-        w.check_tiny(results, n)
-        return n / elapsed
-
-    w.emit("map", system, "tasks/s", "tasks/s", w.repeat(once, size["repeats"]), f"n={n}")
 
 
 BUSY_S = 0.002
@@ -185,49 +166,6 @@ def bench_latency(system: str, size: dict[str, int]) -> None:
     )
 
 
-def bench_tree(system: str, size: dict[str, int]) -> None:
-    n = size["tree"]
-    expected = w.tree_expected(n)
-
-    def once() -> float:
-        start = time.perf_counter()
-        result = futures.submit(func0, n).result()
-        elapsed = time.perf_counter() - start
-        if result != expected:
-            raise AssertionError(f"tree: {result} != {expected}")
-        return elapsed
-
-    w.emit(
-        "tree",
-        system,
-        "wall time",
-        "s",
-        w.repeat(once, size["repeats"]),
-        f"{w.tree_tasks(n)} tasks",
-    )
-
-
-def bench_lognormal(system: str, size: dict[str, int]) -> None:
-    durations = w.lognormal_durations(size["lognormal"])
-
-    def once() -> float:
-        start = time.perf_counter()
-        took = list(futures.map(w.spin, durations))
-        wall = time.perf_counter() - start
-        if len(took) != len(durations) or any(t < d for t, d in zip(took, durations, strict=True)):
-            raise AssertionError("lognormal: a task did not run its full duration")
-        return sum(took) / (w.WORKERS * wall)
-
-    w.emit(
-        "lognormal",
-        system,
-        "efficiency",
-        "",
-        w.repeat(once, size["repeats"]),
-        f"{len(durations)} tasks, futures.map",
-    )
-
-
 def bench_bytes(system: str, size: dict[str, int]) -> None:
     data = w.payload(size["bytes_mib"])
     attempts = []
@@ -286,12 +224,15 @@ def bench_shared(system: str, size: dict[str, int]) -> None:
     data = w.payload(size["shared_mb"] * 1e6 / w.MiB)
     me = os.getpid()
     ratios: list[float] = []
+    walls: list[float] = []
     details = []
     for index in range(size["repeats"] + 1):  # first one: warm-up
         name = f"big{index}"
         before = w.tcp_bytes_by_pid()
+        start = time.perf_counter()
         shared.setConst(**{name: data})
         got = list(futures.map(use_const, [(name, i) for i in range(size["shared_tasks"])]))
+        elapsed = time.perf_counter() - start
         after = w.tcp_bytes_by_pid()
         pids = {pid for pid, _ in got}
         others = pids - {me}
@@ -303,6 +244,7 @@ def bench_shared(system: str, size: dict[str, int]) -> None:
         if index:
             ratios.append(max(received[pid] for pid in others) / len(data))
             details.append({str(pid): received[pid] for pid in sorted(received)})
+            walls.append(elapsed)
     w.emit(
         "shared",
         system,
@@ -314,43 +256,46 @@ def bench_shared(system: str, size: dict[str, int]) -> None:
         per_pid=details[-1],
         root_pid=me,
     )
+    w.emit(
+        "shared",
+        system,
+        "wall time",
+        "s",
+        walls,
+        f"{size['shared_mb']} MB constant, {size['shared_tasks']} tasks of 0.5 ms reading it; "
+        "from setConst to the last result",
+    )
 
 
-def bench_startup(system: str) -> None:
-    print("FIRST", futures.submit(w.neg, 1).result(), flush=True)
+class ScoopPeer(runner.Peer):
+    """This SCOOP, or the original 0.7.2, already started by its launcher (-n 2)."""
 
+    how = {"tree": "futures.map, submit and as_completed", "lognormal": "futures.map"}
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--system", default="scoop")
-    parser.add_argument("--workload", required=True)
-    parser.add_argument("--mode", default="full", choices=sorted(w.SIZES))
-    options = parser.parse_args()
-    size = w.sizes(options.mode)
-    system = options.system
-    slow = "0.7" in system
-    global _BY_TIMEOUT
-    _BY_TIMEOUT = not slow
-    workload = options.workload
-    if workload == "submit":
-        bench_submit(system, size, size["tiny_slow" if slow else "tiny"])
-    elif workload == "map":
-        bench_map(system, size, size["tiny_slow" if slow else "tiny"])
-    elif workload == "latency":
-        bench_latency(system, size)
-    elif workload == "tree":
-        bench_tree(system, size)
-    elif workload == "lognormal":
-        bench_lognormal(system, size)
-    elif workload == "bytes":
-        bench_bytes(system, size)
-    elif workload == "shared":
-        bench_shared(system, size)
-    elif workload == "startup":
-        bench_startup(system)
-    else:
-        raise SystemExit(f"run_scoop.py: unknown workload {workload!r}")
+    def __init__(self, system: str) -> None:
+        global _BY_TIMEOUT
+        self.system = system
+        original = "0.7" in system
+        _BY_TIMEOUT = not original
+        # The original SCOOP slows down superlinearly with the number of tasks.
+        self.tiny = "tiny_slow" if original else "tiny"
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        return futures.submit(fn, *args)
+
+    def map(self, fn: Any, items: Any) -> list[Any]:
+        return list(futures.map(fn, items))
+
+    def tree(self, n: int) -> int:
+        return int(futures.submit(func0, n).result())
+
+    def own(self) -> dict[str, runner.Bench]:
+        return {
+            "latency": lambda peer, size: bench_latency(peer.system, size),
+            "bytes": lambda peer, size: bench_bytes(peer.system, size),
+            "shared": lambda peer, size: bench_shared(peer.system, size),
+        }
 
 
 if __name__ == "__main__":
-    main()
+    runner.main(ScoopPeer, (SYSTEM, ORIGINAL), "run_scoop.py")

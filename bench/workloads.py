@@ -32,7 +32,7 @@ SIZES: dict[str, dict[str, int]] = {
     "full": {
         "tiny": 20000,
         "tiny_slow": 5000,  # the original SCOOP: superlinear, 20000 takes minutes a repeat
-        "tiny_dask": 3000,  # dask: ~150-1500 tasks/s here, 20000 would take minutes a repeat
+        "tiny_dask": 3000,  # dask, Ray: ~150-2000 tasks/s here, 20000 would take minutes a repeat
         "latency": 300,
         "tree": 20,
         "lognormal": 2000,

@@ -1,0 +1,155 @@
+"""The benchmark's report: the Markdown table, the machine, and the plots (run.py's output)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+
+def _num(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 0.1:
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def table(run: Any, goals: list[dict[str, Any]], workloads: list[str]) -> str:
+    """The figures and goals as a Markdown table (the README's)."""
+    lines = [
+        "| workload | system | metric | median | min | max | n | note |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for workload in workloads:
+        for fig in (f for f in run.figures if f["workload"] == workload):
+            unit = f" ({fig['unit']})" if fig["unit"] not in ("", fig["metric"]) else ""
+            lines.append(
+                f"| {workload} | {fig['system']} | {fig['metric']}{unit} | {_num(fig['median'])}"
+                f" | {_num(fig['min'])} | {_num(fig['max'])} | {fig['repeats']} | {fig['note']} |"
+            )
+        for skip in (s for s in run.skips if s["workload"] == workload):
+            lines.append(f"| {workload} | {skip['system']} | - | - | - | - | - | {skip['skip']} |")
+        for error in (e for e in run.errors if e.get("workload") == workload):
+            last = error["error"].strip().splitlines()[-1][:120].replace("|", "/")
+            lines.append(f"| {workload} | {error['system']} | - | - | - | - | - | failed: {last} |")
+    lines += [
+        "",
+        "| workload | goal | ratio | target | result |",
+        "| --- | --- | ---: | --- | --- |",
+    ]
+    for goal in goals:
+        ratio = "-" if goal["ratio"] is None else f"{goal['ratio']:.2f}"
+        status = goal["status"] + (f" ({goal['why']})" if "why" in goal else "")
+        lines.append(
+            f"| {goal['workload']} | {goal['goal']} | {ratio} | {goal.get('target', '')} "
+            f"| {status} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    """Where the figures come from."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def plot(run: Any, path: Path, info: dict[str, str], scoop: str) -> None:
+    """One panel per workload and metric, the systems side by side (median, min..max bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: list[tuple[str, str, str]] = []
+    for fig in run.figures:
+        if fig["workload"] == "broker":
+            continue  # its own picture: plot_broker
+        key = (fig["workload"], fig["metric"], fig["unit"])
+        if key not in panels:
+            panels.append(key)
+    cols = 3
+    rows = (len(panels) + cols - 1) // cols
+    figure, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (workload, metric, unit) in zip(axes.flat, panels, strict=False):
+        figs = [f for f in run.figures if (f["workload"], f["metric"]) == (workload, metric)]
+        names = [f["system"] for f in figs]
+        medians = [f["median"] for f in figs]
+        low = [f["median"] - f["min"] for f in figs]
+        high = [f["max"] - f["median"] for f in figs]
+        colors = [
+            "tab:red" if n == scoop or n.startswith(scoop + " (") else "tab:blue" for n in names
+        ]
+        ax.barh(range(len(figs)), medians, xerr=[low, high], color=colors, capsize=3)
+        ax.set_yticks(range(len(figs)), names, fontsize=8)
+        ax.invert_yaxis()
+        if metric == "tasks/s" and min(medians) > 0 and max(medians) / min(medians) > 50:
+            ax.set_xscale("log")
+        ax.set_title(f"{workload}: {metric}" + (f" ({unit})" if unit else ""), fontsize=10)
+        ax.tick_params(axis="x", labelsize=8)
+    figure.suptitle(
+        f"SCOOP vs peers, 2 workers; {info['nproc']} CPUs {info['cpu']}, Python "
+        f"{info['python']}, {info['date']} (median, bars min..max; red: this SCOOP)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def plot_broker(run: Any, path: Path, info: dict[str, str]) -> bool:
+    """The broker's cost per task against the number of workers, one line per batch size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for fig in run.figures:
+        found = re.fullmatch(r"cost per task N=(\d+) batch=(\d+)", fig["metric"])
+        if fig["workload"] == "broker" and found:
+            lines.setdefault(int(found[2]), []).append((int(found[1]), fig))
+    if not lines:
+        return False
+    figure, ax = plt.subplots(figsize=(7, 4))
+    for batch, points in sorted(lines.items()):
+        points.sort(key=lambda point: point[0])
+        xs = [n for n, _ in points]
+        medians = [f["median"] for _, f in points]
+        spread = [
+            [f["median"] - f["min"] for _, f in points],
+            [f["max"] - f["median"] for _, f in points],
+        ]
+        ax.errorbar(xs, medians, yerr=spread, marker="o", capsize=3, label=f"{batch} per message")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("simulated workers")
+    ax.set_ylabel("broker CPU per task (us)")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.set_title(
+        f"The broker at scale; {info['nproc']} CPUs {info['cpu']}, {info['date']}", fontsize=9
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return True

@@ -868,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             failed = True
             _log(f"N={workers}: FAILED: {exc!r}\n{traceback.format_exc()}")
+            w.emit_skip(WORKLOAD, f"{SYSTEM} N={workers}", f"failed: {exc}")
     for batch in options.batch if options.pending else []:
         for _ in range(options.repeats):
             try:

@@ -65,6 +65,13 @@ MAX_WORKER_INDEX = 1 << (64 - TASK_SEQ_BITS)
 #: Longest the broker waits on the network before it looks at the launcher's reports and checks
 #: the workers' heartbeats.
 TURN_SECONDS = 0.1
+#: Most messages handled while results wait to share one message per submitter (they wait only
+#: while more messages are already waiting to be handled: never for the network).
+RESULTS_HOLD_MESSAGES = 64
+
+
+#: Kinds whose ``arg`` tells the receiving worker how many workers are idle.
+_TELLS_DEMAND = frozenset({Kind.TASKS, Kind.RESULTS, Kind.DEMAND})
 
 
 def _to_stderr(line: str) -> None:
@@ -128,8 +135,17 @@ class Broker(Departures):
         self.index_of: dict[Hashable, int] = {}
         self.queue: deque[Entry] = deque()
         self.hungry: dict[int, None] = {}
+        #: Workers that may believe nobody is idle: the broker's last word on the demand to
+        #: them was 0 (or nothing yet), or they handed tasks out since. Only they are sent
+        #: DEMAND when a worker goes idle (the others already know that some worker is), so
+        #: what a worker going idle costs does not grow with the number of workers.
+        self.uninformed: dict[int, None] = {}
         self.holder: dict[int, int] = {}
         self.constants: dict[int, Entry] = {}
+        #: Results on their way to each submitter, merged while more messages wait (a submitter
+        #: whose tasks run on many workers gets one RESULTS for many of theirs).
+        self.results_out: dict[int, list[Entry]] = {}
+        self._held_for = 0
         self.dropped = 0
         self.streams = Streams(codec)
         self.size = size
@@ -175,8 +191,11 @@ class Broker(Departures):
                 if self.on_progress is not None and now >= self._next_progress:
                     self._next_progress = now + PROGRESS_INTERVAL
                     self._report_progress()
-            received = self.endpoint.recv(TURN_SECONDS)
+            received = self.endpoint.recv(0 if self.results_out else TURN_SECONDS)
             if received is None:
+                if self.results_out:  # nothing more waiting: the held results go now
+                    self._flush_results()
+                    continue
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     logger.error("its launcher is gone; exiting")
                     self.shutdown(1)
@@ -187,8 +206,13 @@ class Broker(Departures):
             except Exception:  # one bad message must not end the run: log it and go on
                 self.dropped += 1
                 logger.exception("broker failed to handle a message from %r", peer)
+            if self.results_out:
+                self._held_for += 1
+                if self._held_for >= RESULTS_HOLD_MESSAGES:
+                    self._flush_results()
             if self.trace is not None:
                 self.trace.counted(len(self.queue), len(self.hungry))
+        self._flush_results()
 
     def handle(self, peer: Hashable, frames: list[Any]) -> None:
         """Decode, authenticate and act on one message; drop it if it is not ours."""
@@ -230,6 +254,7 @@ class Broker(Departures):
         """Act on a message of a member."""
         if message.kind == Kind.TASKS:
             self.hungry.pop(sender, None)  # a worker that hands out tasks is not idle
+            self.uninformed[sender] = None  # it spent (some of) the demand it knew of
             for entry in message.entries:
                 self.holder.pop(entry.id, None)
             lost = self.members.lost
@@ -276,11 +301,39 @@ class Broker(Departures):
             )
 
     def _send(self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()) -> None:
-        """Send the next message of the stream to worker (or supervisor) ``index``."""
+        """Send the next message of the stream to worker (or supervisor) ``index``.
+
+        Results held for it go first, so that its stream keeps the order things happened in.
+        """
+        if self.results_out:
+            held = self.results_out.pop(index, None)
+            if held is not None:
+                self._send_now(index, Kind.RESULTS, self._idle_but(index), held)
+        self._send_now(index, kind, arg, entries)
+
+    def _idle_but(self, index: int) -> int:
+        """The number of idle workers other than ``index``."""
+        return len(self.hungry) - (index in self.hungry)
+
+    def _flush_results(self) -> None:
+        """Send the results held for each submitter, one message each."""
+        held, self.results_out = self.results_out, {}
+        self._held_for = 0
+        for origin, entries in held.items():
+            self._send_now(origin, Kind.RESULTS, self._idle_but(origin), entries)
+
+    def _send_now(
+        self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()
+    ) -> None:
         peer = self._peer_of(index)
         if peer is None:
             logger.debug("broker has no worker %d to send to", index)
             return
+        if kind in _TELLS_DEMAND:  # their arg is the demand the worker will act on
+            if arg:
+                self.uninformed.pop(index, None)
+            else:
+                self.uninformed[index] = None
         frames = self.streams.encode(index, kind, arg, entries)
         try:
             self.endpoint.send(peer, frames)
@@ -375,6 +428,7 @@ class Broker(Departures):
         )
         if late:  # added to a running run (--add-workers)
             self.joined_late += 1
+        self.uninformed[index] = None
         # Sent through _send: a worker can be welcomed, run, and leave before the next send.
         self._send(index, Kind.WELCOME, self.live_count())
         if self.exit_code is not None:  # joined after the root ended the run
@@ -407,51 +461,64 @@ class Broker(Departures):
         receiver's idea of the demand, which it may meet from its own queue. Returns the workers
         that were given tasks (and so told the demand).
         """
+        queue, hungry = self.queue, self.hungry
+        if not queue or not hungry:
+            return set()
         batches: list[tuple[int, list[Entry]]] = []
-        for index in list(self.hungry):
-            if not self.queue:
+        waiting = len(hungry)
+        # No copy of the hungry workers: only those given tasks are visited (and removed after).
+        for index in hungry:
+            if not queue:
                 break
-            share = math.ceil(len(self.queue) / len(self.hungry))
+            share = math.ceil(len(queue) / waiting)
             if index == 0 and self.keeps_from_root():
                 batch = self._take_innocent(share)
                 if not batch:
                     continue  # the root stays hungry
             else:
-                batch = [self.queue.popleft() for _ in range(min(share, len(self.queue)))]
-            del self.hungry[index]
-            for entry in batch:
-                self.holder[entry.id] = index
+                batch = [queue.popleft() for _ in range(min(share, len(queue)))]
+            waiting -= 1
             batches.append((index, batch))
-        still_hungry = len(self.hungry)
+        holder = self.holder
+        for index, batch in batches:
+            del hungry[index]
+            for entry in batch:
+                holder[entry.id] = index
+        still_hungry = len(hungry)
         for index, batch in batches:
             self._send(index, Kind.TASKS, still_hungry, batch)
         return {index for index, _ in batches}
 
     def _announce_demand(self, requester: int, told: set[int]) -> None:
-        # Only if the requester is still waiting (it was given no task). Every other worker is
-        # told, hungry ones included: a worker idle now may have tasks to hand out later, and
-        # it keeps the demand in mind until it does. Those that were just sent TASKS or RESULTS
-        # learnt it from that message's arg.
+        # Only if the requester is still waiting (it was given no task). Every other worker
+        # that may believe nobody is idle is told, hungry ones included: a worker idle now may
+        # have tasks to hand out later, and it keeps the demand in mind until it does. The
+        # others know already (a DEMAND, or the arg of a TASKS or RESULTS, said some worker
+        # is idle, and they handed nothing out since); ``told`` are among them unless that arg
+        # was 0. So a worker going idle costs a DEMAND per worker that learnt otherwise since
+        # the last one went idle, not one per worker of the run.
         if requester not in self.hungry:
             return
         demand = len(self.hungry)
-        for index in list(self.workers):
-            if index != requester and index not in told:
-                self._send(index, Kind.DEMAND, demand)
+        held = self.results_out  # those learn it from their RESULTS' arg, about to go
+        for index in [i for i in self.uninformed if i != requester and i not in held]:
+            self._send(index, Kind.DEMAND, demand)
 
     def _route_results(self, message: Message) -> set[int]:
-        """Send each result to the worker that submitted its task; return those workers.
+        """Hold each result for the worker that submitted its task; return those workers.
 
-        Each RESULTS message carries the number of idle workers other than its receiver.
+        They go when no other message waits (or after RESULTS_HOLD_MESSAGES), one RESULTS
+        message per submitter, which carries the number of idle workers other than it.
         """
-        by_origin: dict[int, list[Entry]] = {}
+        by_origin = self.results_out
+        holder = self.holder
+        origins: set[int] = set()
         for entry in message.entries:
-            self.holder.pop(entry.id, None)
-            by_origin.setdefault(worker_of(entry.id), []).append(entry)
-        for origin, entries in by_origin.items():
-            idle = len(self.hungry) - (origin in self.hungry)
-            self._send(origin, Kind.RESULTS, idle, entries)
-        return set(by_origin)
+            holder.pop(entry.id, None)
+            origin = worker_of(entry.id)
+            origins.add(origin)
+            by_origin.setdefault(origin, []).append(entry)
+        return origins
 
     def _progress_of(self, sender: int, entries: list[Entry]) -> None:
         try:
@@ -514,6 +581,7 @@ class Broker(Departures):
         # SHUTDOWN, its last results) may still be queued behind, and must be understood.
         self.workers.pop(index, None)
         self.hungry.pop(index, None)
+        self.uninformed.pop(index, None)
 
     def tasks_held_by(self, index: int) -> list[int]:
         """Ids of the tasks the broker gave to worker ``index`` whose results it has not seen."""

@@ -64,6 +64,14 @@ MESSAGES_PER_TURN = 64
 RESULT_DELAY = 0.001
 #: Most results sent in one message.
 RESULT_BATCH = 256
+#: The interpreter's switch interval in a worker (sys.setswitchinterval; Python's default is 5 ms).
+#: While a task runs Python code, this thread gets the GIL only when the task is made to drop it,
+#: after the switch interval, and again after each blocking call (each frame sent): a hand-over
+#: to an idle worker, or an answer to its demand, waited 5 ms or more each time. 1 ms costs a
+#: task nothing measurable (the thread asks for the GIL only when a message came or is due).
+SWITCH_INTERVAL = 0.001
+#: Longest a main thread waits for the thread to send tasks it handed away (see wait_sent).
+SEND_WAIT = 0.005
 #: How long ``close`` waits for the thread to send what is queued and close the endpoint.
 CLOSE_TIMEOUT = 10.0
 #: After how long without an acknowledgement what was sent is sent again (the broker
@@ -124,6 +132,10 @@ class Communicator:
         self._polls = wakeup is None
         self._wake: Callable[[], None] = wakeup or (lambda: None)
         self._closing = False
+        #: Messages posted, and posted messages sent (see :meth:`wait_sent`).
+        self._posted = 0
+        self._sent = 0
+        self._sent_cond = threading.Condition(threading.Lock())
         self._handler: Handler | None = None
         self._thread: threading.Thread | None = None
         #: What went wrong while the last messages were sent, once close() was asked.
@@ -178,8 +190,24 @@ class Communicator:
 
     def post(self, kind: Kind, arg: int = 0, entries: list[Entry] | None = None) -> None:
         """Queue a message to the broker (from any thread); entries carry their digests."""
-        self._outgoing.append((kind, arg, entries or []))
+        with self._sent_cond:  # any thread may post
+            self._outgoing.append((kind, arg, entries or []))
+            self._posted += 1
         self._wake()
+
+    def wait_sent(self, timeout: float = SEND_WAIT) -> None:
+        """Wait (at most ``timeout`` s) until this thread has sent what was posted so far.
+
+        For the main thread, after it handed tasks away and before it starts a task itself:
+        waiting lets this thread have the GIL at once, where a task running Python code would
+        keep it for a switch interval or more (see SWITCH_INTERVAL), while a worker waits idle
+        for the tasks.
+        """
+        target = self._posted
+        if self._sent >= target or self._thread is None:
+            return
+        with self._sent_cond:
+            self._sent_cond.wait_for(lambda: self._sent >= target, timeout)
 
     def add_result(self, result: tuple[int, int, Sequence[Frame]]) -> None:
         """Queue a task's result (main thread); this thread sends it within RESULT_DELAY.
@@ -322,12 +350,18 @@ class Communicator:
                 self._emit(
                     Kind.RESULTS, arg, [Entry(i, st, digest(f), list(f)) for i, st, f in batch]
                 )
+        sent = 0
         while outgoing:
             kind, arg, entries = outgoing.popleft()
             if kind == Kind.TASKS and self._idle_pending and not outgoing and not results:
                 self._idle_pending = False
                 arg |= IDLE_AFTER
             self._emit(kind, arg, entries)
+            sent += 1
+        if sent:
+            with self._sent_cond:
+                self._sent += sent
+                self._sent_cond.notify_all()
         if self._idle_pending and not results:
             self._idle_pending = False
             self._emit(Kind.REQUEST, 1)

@@ -121,6 +121,7 @@ class Handover:
             entries = self._take_surplus()
             if entries:
                 self.comm.post(Kind.TASKS, 0, entries)
+                self.comm.wait_sent()  # sent before this thread starts a task (and keeps the GIL)
 
     def _take_surplus(self) -> list[Entry]:
         """Take the held tasks, and the oldest queued ones the policy hands to idle workers."""

@@ -36,6 +36,7 @@ from typing import Any
 import scoop
 from scoop import _plugins, _runtime, _script, _serialize
 from scoop._broker import Broker, local_versions
+from scoop._comm import SWITCH_INTERVAL
 from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, Membership
 from scoop._protocol import Codec
 from scoop._trace import Recorder
@@ -222,6 +223,8 @@ def worker_main() -> int:
     if config.get("progress"):
         scheduler.comm.progress = (-1, -1, -1)  # not None: send its counts from now
     _runtime.install(scheduler)
+    # The communication thread must get the GIL soon while a task runs (see SWITCH_INTERVAL).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         versions = local_versions(transport.name)
         if config.get("supervisor") is not None:  # added to a running run (--add-workers)

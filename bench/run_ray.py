@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -107,15 +109,20 @@ class RayPeer(runner.Peer):
 
     def __init__(self, system: str) -> None:
         self.ray: Any = None
+        self.temp_dir = ""
 
     def start(self) -> None:
         import ray
 
+        # A short directory of its own: Ray puts unix sockets under it, whose paths may not
+        # exceed 107 bytes, and under nox's long $TMPDIR it waits forever for its workers.
+        self.temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
         ray.init(
             num_cpus=w.WORKERS,
             include_dashboard=False,
             log_to_driver=False,
             logging_level="ERROR",
+            _temp_dir=self.temp_dir,
         )
         self.ray = ray
 
@@ -141,6 +148,8 @@ class RayPeer(runner.Peer):
     def close(self) -> None:
         if self.ray is not None:
             self.ray.shutdown()
+        if self.temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def bench_shared(peer: runner.Peer, size: dict[str, int]) -> None:

@@ -666,61 +666,49 @@ def pending_memory(options: argparse.Namespace, figures: Figures, batch: int) ->
             submitter.close()
 
 
-def futures_memory(options: argparse.Namespace, figures: Figures) -> None:
-    """The real root's memory per pending future (``scoop_launch -n 1``, this file as child)."""
+def _launched_records(
+    options: argparse.Namespace, workers: int, child: list[str], mark: str
+) -> list[dict[str, Any]]:
+    """Run this file as a script under the real launcher; the records its root printed."""
     command = [
         sys.executable,
         "-m",
         "scoop_launch",
         "-n",
-        "1",
+        str(workers),
         "--transport",
         options.transport,
         str(Path(__file__).resolve()),
-        "--futures-child",
-        str(options.futures_pending),
+        *child,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=ROUND_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}: exit {done.returncode}\n{done.stderr[-2000:]}")
-    for line in done.stdout.splitlines():
-        if line.startswith(FUTURES_MARK):
-            record = json.loads(line[len(FUTURES_MARK) :])
-            figures.add(
-                "root memory per pending future",
-                "bytes",
-                record["bytes_per_future"],
-                f"{record['futures']} futures of operator.neg, -n 1, RSS growth",
-            )
-            _log(f"  root: {record['bytes_per_future']:.0f} bytes per pending future")
-            return
-    raise RuntimeError(f"no figure from {' '.join(command)}:\n{done.stdout[-2000:]}")
+    records = [
+        json.loads(line[len(mark) :]) for line in done.stdout.splitlines() if line.startswith(mark)
+    ]
+    if not records:
+        raise RuntimeError(f"no figure from {' '.join(command)}:\n{done.stdout[-2000:]}")
+    return records
+
+
+def futures_memory(options: argparse.Namespace, figures: Figures) -> None:
+    """The real root's memory per pending future (``scoop_launch -n 1``, this file as child)."""
+    child = ["--futures-child", str(options.futures_pending)]
+    record = _launched_records(options, 1, child, FUTURES_MARK)[0]
+    figures.add(
+        "root memory per pending future",
+        "bytes",
+        record["bytes_per_future"],
+        f"{record['futures']} futures of operator.neg, -n 1, RSS growth",
+    )
+    _log(f"  root: {record['bytes_per_future']:.0f} bytes per pending future")
 
 
 def tiny_share(options: argparse.Namespace, figures: Figures) -> None:
     """The broker's part of the real tiny-task benchmark (``scoop_launch -n --tiny-workers``)."""
-    command = [
-        sys.executable,
-        "-m",
-        "scoop_launch",
-        "-n",
-        str(options.tiny_workers),
-        "--transport",
-        options.transport,
-        str(Path(__file__).resolve()),
-        "--tiny-child",
-        str(options.tiny_tasks),
-        "--repeats",
-        str(options.repeats),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=ROUND_TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)}: exit {done.returncode}\n{done.stderr[-2000:]}")
-    found = 0
-    for line in done.stdout.splitlines():
-        if not line.startswith(TINY_MARK):
-            continue
-        record = json.loads(line[len(TINY_MARK) :])
+    child = ["--tiny-child", str(options.tiny_tasks), "--repeats", str(options.repeats)]
+    for record in _launched_records(options, options.tiny_workers, child, TINY_MARK):
         label = f"{record['api']} -n {options.tiny_workers}"
         note = f"{record['tasks']} tiny tasks of operator.neg, real launcher and workers"
         figures.add(f"tiny-task benchmark tasks/s, {label}", "tasks/s", record["rate"], note)
@@ -732,9 +720,6 @@ def tiny_share(options: argparse.Namespace, figures: Figures) -> None:
             f"  tiny tasks, {label}: {record['rate']:,.0f} tasks/s, broker busy "
             f"{record['share']:.0%}, {record['us']:.2f} us of broker CPU per task"
         )
-        found += 1
-    if not found:
-        raise RuntimeError(f"no figure from {' '.join(command)}:\n{done.stdout[-2000:]}")
 
 
 def _broker_of_this_run() -> int:

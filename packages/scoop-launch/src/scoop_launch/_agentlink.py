@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import select
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -162,7 +163,9 @@ class AgentLink(ABC):
             (self._recv, stdout, self._early_stdout, on_agent_line),
             (self._recv_err, stderr, b"", None),
         ):
-            thread = threading.Thread(target=_copy, args=(read, target, first, divert), daemon=True)
+            thread = threading.Thread(
+                target=copy_lines, args=(read, target, first, divert), daemon=True
+            )
             thread.start()
             self._pumps.append(thread)
 
@@ -179,7 +182,7 @@ _MAX_HELD_LINE = 65536
 _AGENT_LINE = READY_PREFIX.encode()
 
 
-def _copy(
+def copy_lines(
     read: Callable[[int], bytes],
     target: BinaryIO,
     first: bytes = b"",
@@ -245,6 +248,23 @@ def write_lines(target: BinaryIO, lines: bytes) -> None:
             start = end
 
 
+def tcp_keepalive(sock: Any, seconds: float) -> None:
+    """Make a TCP connection to a host that vanished (no FIN, no RST) fail within ``seconds``.
+
+    Keep-alive probes cover an idle connection; TCP_USER_TIMEOUT bounds data left unacknowledged.
+    Nothing is done for ``seconds`` <= 0, or for a socket that is not TCP (an ssh ProxyCommand).
+    """
+    if seconds <= 0:
+        return
+    interval = max(1, int(seconds / 3))
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(seconds * 1000))
+
+
 def _drain(read: Callable[[int], bytes]) -> bytes:
     data = b""
     with contextlib.suppress(Exception):
@@ -253,4 +273,11 @@ def _drain(read: Callable[[int], bytes]) -> bytes:
     return data
 
 
-__all__ = ["AGENT_EXIT_TIMEOUT", "AGENT_READY_TIMEOUT", "AgentLink", "write_lines"]
+__all__ = [
+    "AGENT_EXIT_TIMEOUT",
+    "AGENT_READY_TIMEOUT",
+    "AgentLink",
+    "copy_lines",
+    "tcp_keepalive",
+    "write_lines",
+]

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from scoop_launch._agentlink import AGENT_EXIT_TIMEOUT, AgentLink, write_lines
+from scoop_launch._agentlink import AGENT_EXIT_TIMEOUT, AgentLink, copy_lines, tcp_keepalive
 from scoop_launch._options import RemoteHostError, SshOptions
 from scoop_launch._starters import remote_shell_failure, start_argv
 
@@ -80,18 +80,13 @@ class CommandAgent(AgentLink):
     def _read_stderr(self) -> None:
         stderr = self.popen.stderr
         assert stderr is not None
-        held = b""
-        with contextlib.suppress(OSError, ValueError):
-            while chunk := os.read(stderr.fileno(), 65536):
-                self._error_tail = (self._error_tail + chunk)[-ERROR_TAIL:]
-                data = held + chunk
-                cut = data.rfind(b"\n") + 1
-                held = data[cut:]
-                if cut:
-                    write_lines(sys.stderr.buffer, data[:cut])
-        if held:
-            with contextlib.suppress(OSError, ValueError):
-                write_lines(sys.stderr.buffer, held)
+
+        def read(size: int) -> bytes:
+            chunk = os.read(stderr.fileno(), size)
+            self._error_tail = (self._error_tail + chunk)[-ERROR_TAIL:]
+            return chunk
+
+        copy_lines(read, sys.stderr.buffer)
 
     def _send(self, data: bytes) -> None:
         stdin = self.popen.stdin
@@ -337,7 +332,7 @@ class AgentListener:
         ):
             connection.close()
             return
-        _detect_silence(connection, self.silence_timeout)
+        tcp_keepalive(connection, self.silence_timeout)
         if not agent.attach(stream, connection):
             connection.close()
             return
@@ -353,19 +348,6 @@ class AgentListener:
             self._socket.close()
         with contextlib.suppress(OSError):
             self.ticket_file.unlink()
-
-
-def _detect_silence(connection: socket.socket, seconds: float) -> None:
-    """A node that vanished (no FIN, no RST) breaks its connection within ``seconds``."""
-    if seconds <= 0:
-        return
-    interval = max(1, int(seconds / 3))
-    with contextlib.suppress(OSError, AttributeError):
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(seconds * 1000))
 
 
 def _read(fd: int, size: int, timeout: float | None) -> bytes:

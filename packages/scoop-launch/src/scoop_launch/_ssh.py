@@ -19,7 +19,7 @@ from typing import Any
 
 import paramiko
 
-from scoop_launch._agentlink import AgentLink
+from scoop_launch._agentlink import AgentLink, tcp_keepalive
 from scoop_launch._options import CONNECT_TIMEOUT, RemoteHostError, SshOptions
 from scoop_launch._starters import agent_command, remote_shell_failure
 
@@ -142,15 +142,8 @@ def _detect_silence(client: paramiko.SSHClient, seconds: float) -> None:
     transport = client.get_transport()
     if transport is None or seconds <= 0:
         return
-    interval = max(1, int(seconds / 3))
-    transport.set_keepalive(interval)
-    sock = transport.sock
-    with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (a ProxyCommand)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(seconds * 1000))
+    transport.set_keepalive(max(1, int(seconds / 3)))
+    tcp_keepalive(transport.sock, seconds)
 
 
 def _refused_our_keys(client: paramiko.SSHClient) -> bool:

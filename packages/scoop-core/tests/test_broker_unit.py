@@ -2,11 +2,12 @@
 
 import json
 import os
+import struct
 
 import pytest
 
 from scoop._broker import Broker, local_versions
-from scoop._protocol import BROKER_SENDER, Codec, Kind
+from scoop._protocol import BROKER_SENDER, IDLE_AFTER, Codec, Kind, LostStatus, Status
 from scoop._worker import WorkerScheduler
 from scoop.testing import memory_transport
 from scoop.transport import BindOptions, ConnectOptions
@@ -170,3 +171,83 @@ def test_tasks_given_out_say_how_many_workers_are_still_idle(net):
             kinds.setdefault(index, []).append((message.kind, message.arg))
     given = [index for index in (1, 2) if (Kind.TASKS, 1) in kinds.get(index, [])]
     assert len(given) == 1, kinds
+
+
+def _joined(net, broker, count):
+    links = []
+    for index in range(count):
+        link = net.connect()
+        link.send(hello(net.codec, index))
+        broker.handle(*net.endpoint.recv(5))
+        assert net.codec.decode(link.recv(5)).kind == Kind.WELCOME
+        links.append(link)
+    return links
+
+
+def _send(net, broker, link, *message):
+    link.send(net.codec.encode(*message))
+    broker.handle(*net.endpoint.recv(5))
+
+
+def _received(net, link):
+    got = []
+    while (frames := link.recv(0.1)) is not None:
+        got.append(net.codec.decode(frames))
+    return got
+
+
+GIVEN, TAKEN, DELIVERED = Status.GIVEN, Status.TAKEN, Status.DELIVERED
+TASK = (0 << 40) | 9  # a task of the root
+
+
+def test_notes_on_the_direct_path_keep_the_broker_s_record(net):
+    """The root sent a task straight to worker 1 (GIVEN), which took it (TAKEN) and sent the
+    result straight back (DELIVERED): the broker counts worker 1 busy in between, and knows
+    who holds the task."""
+    broker = net.broker(3)
+    links = _joined(net, broker, 3)
+    for index in (1, 2):
+        _send(net, broker, links[index], Kind.REQUEST, index, 1)
+    _send(net, broker, links[0], Kind.RESULTS, 0, 0, [(TASK, GIVEN, [struct.pack("<I", 1)])])
+    assert broker.holder == {TASK: 1} and list(broker.hungry) == [2]
+    assert 0 in broker.uninformed  # it spent the idle worker it knew of
+    # Worker 1's word that it is idle, sent before it saw the task, must not count.
+    _send(net, broker, links[1], Kind.REQUEST, 1, 1)
+    assert list(broker.hungry) == [2]
+    _send(net, broker, links[1], Kind.RESULTS, 1, 0, [(TASK, TAKEN, [])])
+    assert broker.holder == {TASK: 1} and 1 not in broker.hungry and not broker.coming
+    _send(net, broker, links[1], Kind.RESULTS, 1, IDLE_AFTER, [(TASK, DELIVERED, [])])
+    assert broker.holder == {} and set(broker.hungry) == {1, 2}
+    assert not [m for m in _received(net, links[0]) if m.kind == Kind.RESULTS]  # not forwarded
+
+
+def test_a_worker_s_notes_before_the_submitter_s_leave_it_idle(net):
+    """Worker 1 took the task, ran it and said it is idle before the root's GIVEN came: the
+    late note must not take the idle worker off the list (it would never get work again)."""
+    broker = net.broker(2)
+    links = _joined(net, broker, 2)
+    notes = [(TASK, TAKEN, []), (TASK, DELIVERED, [])]
+    _send(net, broker, links[1], Kind.RESULTS, 1, IDLE_AFTER, notes)
+    assert 1 in broker.hungry and broker.holder == {}
+    _send(net, broker, links[0], Kind.RESULTS, 0, 0, [(TASK, GIVEN, [struct.pack("<I", 1)])])
+    assert 1 in broker.hungry and broker.holder == {} and not broker.coming
+    assert not broker.settled_early  # the note found its worker's word: nothing kept
+
+
+def test_a_note_naming_a_lost_worker_has_the_task_run_again(net):
+    broker = net.broker(3)
+    links = _joined(net, broker, 3)
+    broker.lose(2, "killed by signal 9")
+    _received(net, links[0])
+    _send(net, broker, links[0], Kind.RESULTS, 0, 0, [(TASK, GIVEN, [struct.pack("<I", 2)])])
+    (lost,) = [m for m in _received(net, links[0]) if m.kind == Kind.LOST]
+    assert [(e.id, e.status) for e in lost.entries] == [(TASK, LostStatus.RERUN)]
+    assert TASK not in broker.holder
+
+
+def test_a_note_on_another_worker_s_task_is_dropped(net):
+    broker = net.broker(3)
+    links = _joined(net, broker, 3)
+    _send(net, broker, links[2], Kind.RESULTS, 2, 0, [(TASK, GIVEN, [struct.pack("<I", 1)])])
+    _send(net, broker, links[0], Kind.RESULTS, 0, 0, [((0 << 40) | 10, GIVEN, [b"?"])])
+    assert broker.holder == {} and broker.dropped == 2

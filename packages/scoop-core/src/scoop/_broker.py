@@ -37,6 +37,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from scoop._departures import Departures
+from scoop._directnotes import DirectNotes
 from scoop._membership import Membership
 from scoop._protocol import (
     BROKER_SENDER,
@@ -48,6 +49,7 @@ from scoop._protocol import (
     Entry,
     Kind,
     Message,
+    Status,
     drop_is_logged,
     worker_of,
 )
@@ -101,7 +103,7 @@ def version_mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None
     return "; ".join(differences) or None
 
 
-class Broker(Departures):
+class Broker(Departures, DirectNotes):
     """Routes messages for one run."""
 
     def __init__(
@@ -141,6 +143,12 @@ class Broker(Departures):
         #: what a worker going idle costs does not grow with the number of workers.
         self.uninformed: dict[int, None] = {}
         self.holder: dict[int, int] = {}
+        #: Tasks sent directly that their worker said it took (TAKEN) before their submitter's
+        #: note (GIVEN) came: the note then changes nothing.
+        self.settled_early: dict[int, None] = {}
+        #: Tasks sent directly to each worker (GIVEN) that it has not said it took yet: until it
+        #: does, its word that it is idle predates them, and it is not taken for idle.
+        self.coming: dict[int, set[int]] = {}
         self.constants: dict[int, Entry] = {}
         #: Results on their way to each submitter, merged while more messages wait (a submitter
         #: whose tasks run on many workers gets one RESULTS for many of theirs).
@@ -268,6 +276,7 @@ class Broker(Departures):
         elif message.kind == Kind.REQUEST:
             self._announce_demand(sender, self._now_idle(sender))
         elif message.kind == Kind.RESULTS:
+            self._took_directly(sender, message.entries)  # before its word that it is idle
             if message.arg & IDLE_AFTER:  # idle first: the results then carry the new demand
                 told = self._now_idle(sender)
                 self._announce_demand(sender, told | self._route_results(message))
@@ -451,6 +460,8 @@ class Broker(Departures):
 
         Returns the workers given tasks (see :meth:`_dispatch`).
         """
+        if index in self.coming:
+            return set()  # tasks sent to it directly are on their way: it will ask again
         self.hungry[index] = None
         return self._dispatch()
 
@@ -514,6 +525,9 @@ class Broker(Departures):
         holder = self.holder
         origins: set[int] = set()
         for entry in message.entries:
+            if entry.status >= Status.DELIVERED:  # a note on the direct path, not a result
+                self._direct_note(message.sender, entry)
+                continue
             holder.pop(entry.id, None)
             origin = worker_of(entry.id)
             origins.add(origin)
@@ -582,6 +596,7 @@ class Broker(Departures):
         self.workers.pop(index, None)
         self.hungry.pop(index, None)
         self.uninformed.pop(index, None)
+        self.coming.pop(index, None)
 
     def tasks_held_by(self, index: int) -> list[int]:
         """Ids of the tasks the broker gave to worker ``index`` whose results it has not seen."""

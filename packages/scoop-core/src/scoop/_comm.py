@@ -70,6 +70,9 @@ RESULT_BATCH = 256
 #: to an idle worker, or an answer to its demand, waited 5 ms or more each time. 1 ms costs a
 #: task nothing measurable (the thread asks for the GIL only when a message came or is due).
 SWITCH_INTERVAL = 0.001
+#: While a task runs, how often the thread looks at the direct path (scoop._direct) for tasks
+#: sent straight here, to hand them on if other workers are idle.
+DIRECT_POLL_INTERVAL = 0.02
 #: Longest a main thread waits for the thread to send tasks it handed away (see wait_sent).
 SEND_WAIT = 0.005
 #: How long ``close`` waits for the thread to send what is queued and close the endpoint.
@@ -125,6 +128,10 @@ class Communicator:
         self._outgoing: deque[Outgoing] = deque()
         self._results: deque[tuple[int, int, Sequence[Frame]]] = deque()
         self._results_since = 0.0
+        #: Whether a result (not only notes on the direct path) waits to be sent, and whether a
+        #: note does.
+        self._result_waits = False
+        self._note_waits = False
         self._flush_requested = False
         self._idle_pending = False
         wakeup: Callable[[], None] | None = getattr(endpoint, "wakeup", None)
@@ -209,14 +216,20 @@ class Communicator:
         with self._sent_cond:
             self._sent_cond.wait_for(lambda: self._sent >= target, timeout)
 
-    def add_result(self, result: tuple[int, int, Sequence[Frame]]) -> None:
-        """Queue a task's result (main thread); this thread sends it within RESULT_DELAY.
+    def add_result(self, result: tuple[int, int, Sequence[Frame]], *, note: bool = False) -> None:
+        """Queue a task's result (main thread; a note: either thread); sent within RESULT_DELAY.
 
         Results wait a little so that those of tiny tasks share a message; they are sent by
-        this thread, so a long task started right after does not hold them back.
+        this thread, so a long task started right after does not hold them back. A ``note``
+        (for the broker, on the direct path: see scoop._direct) travels the same way, but
+        waits its RESULT_DELAY even when results are flushed: nobody waits for it.
         """
         results = self._results
         was_empty = not results
+        if note:
+            self._note_waits = True
+        else:
+            self._result_waits = True
         results.append(result)
         if was_empty:
             self._results_since = time.monotonic()
@@ -226,7 +239,7 @@ class Communicator:
 
     def flush_results(self) -> None:
         """Have the queued results sent now (the caller is about to wait, or leave)."""
-        if self._results:
+        if self._results and self._result_waits:
             self._flush_requested = True
             self._wake()
 
@@ -280,6 +293,8 @@ class Communicator:
         longest_wait = FALLBACK_POLL_INTERVAL if self._polls else IDLE_CHECK_INTERVAL
         next_parent_check = time.monotonic() + IDLE_CHECK_INTERVAL
         heartbeat = self.heartbeat_interval
+        # A worker's scheduler may get messages on the direct path too (not a supervisor).
+        poll_direct: Callable[[], None] | None = getattr(handler, "poll_direct", None)
         self._last_sent = time.monotonic()
         next_progress = self._last_sent
         while True:
@@ -305,6 +320,8 @@ class Communicator:
                 # transports count in whole milliseconds; a shorter wait would not wait at all)
                 due = self._results_since + RESULT_DELAY - now
                 wait = min(wait, max(due, 0.001))
+            if poll_direct is not None and getattr(handler, "busy", False):
+                wait = min(wait, DIRECT_POLL_INTERVAL)
             frames = self.endpoint.recv(wait)
             handled = 0
             while frames is not None:
@@ -315,6 +332,8 @@ class Communicator:
                 if handled >= MESSAGES_PER_TURN or self._outgoing:
                     break
                 frames = self.endpoint.recv(0)
+            if poll_direct is not None:
+                poll_direct()
             now = time.monotonic()
             if now >= next_parent_check:
                 next_parent_check = now + IDLE_CHECK_INTERVAL
@@ -330,20 +349,25 @@ class Communicator:
             data = payload.encode()
             self._emit(Kind.PROGRESS, 0, [Entry(self.index, 0, self.codec.digest([data]), [data])])
 
-    def _send_queued(self, *, all_results: bool = False) -> None:
+    def _send_queued(self, *, all_results: bool = False, idle_notice: bool = True) -> None:
+        # idle_notice=False: this worker's word that it is idle waits (see send_now).
         results = self._results
         outgoing = self._outgoing
         if results and (
             all_results
             or self._flush_requested
             or len(results) >= RESULT_BATCH
+            # Notes go before any other message: the broker must know which worker took a
+            # task directly before it gives out more (it would count that worker as idle).
+            or (self._note_waits and outgoing)
             or time.monotonic() >= self._results_since + RESULT_DELAY
         ):
             self._flush_requested = False
+            self._result_waits = self._note_waits = False
             while results:
                 batch = [results.popleft() for _ in range(min(len(results), RESULT_BATCH))]
                 arg = 0
-                if self._idle_pending and not results and not outgoing:
+                if idle_notice and self._idle_pending and not results and not outgoing:
                     self._idle_pending = False
                     arg = IDLE_AFTER
                 digest = self.codec.digest
@@ -353,7 +377,8 @@ class Communicator:
         sent = 0
         while outgoing:
             kind, arg, entries = outgoing.popleft()
-            if kind == Kind.TASKS and self._idle_pending and not outgoing and not results:
+            last = not (outgoing or results)
+            if kind == Kind.TASKS and idle_notice and self._idle_pending and last:
                 self._idle_pending = False
                 arg |= IDLE_AFTER
             self._emit(kind, arg, entries)
@@ -362,7 +387,7 @@ class Communicator:
             with self._sent_cond:
                 self._sent += sent
                 self._sent_cond.notify_all()
-        if self._idle_pending and not results:
+        if idle_notice and self._idle_pending and not results:
             self._idle_pending = False
             self._emit(Kind.REQUEST, 1)
 
@@ -390,8 +415,16 @@ class Communicator:
             self.endpoint.send(frames)
 
     def send_now(self, kind: Kind, arg: int, entries: list[Entry]) -> None:
-        """Send at once from the communication thread itself (queued messages go first)."""
-        self._send_queued()
+        """Send at once from the communication thread itself (queued messages go first).
+
+        The word that this worker is idle, if the main thread just gave it, goes on the TASKS
+        or after the message, never before: the broker takes a worker that hands out tasks off
+        its idle list, and one whose word came first would be left off it for good.
+        """
+        self._send_queued(all_results=self._note_waits, idle_notice=False)  # notes first
+        if kind == Kind.TASKS and self._idle_pending:
+            self._idle_pending = False
+            arg |= IDLE_AFTER
         self._emit(kind, arg, entries)
 
     def _decode(self, frames: list[Frame]) -> Message | None:

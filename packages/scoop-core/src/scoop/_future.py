@@ -50,6 +50,7 @@ class Future(Generic[T]):
         "_blame",
         "_call_frames",
         "_callbacks",
+        "_direct",
         "_exception",
         "_fn",
         "_fn_frame",
@@ -86,6 +87,8 @@ class Future(Generic[T]):
         self._blame = 0
         #: Already handed to the broker once for a waiter with a timeout (see Scheduler.offer).
         self._offered = False
+        #: Whether it may go to another worker directly (not once a worker holding it was lost).
+        self._direct = True
         self._result: Any = None
         self._exception: BaseException | None = None
         self._waiters: list[Waiter] = []

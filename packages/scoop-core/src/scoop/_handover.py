@@ -13,6 +13,11 @@ the module). Tasks leave a worker's queue when
 * the broker reports that the worker holding one of this worker's tasks was lost (LOST): the
   task is queued again here, from the payload its Future kept (``_queue_again``).
 
+Where a wait with a timeout, or a client, hands tasks out and a worker of this machine said a
+moment ago that it was idle, they go to it directly (scoop._direct) and the broker gets a note
+(``Status.GIVEN``); a task whose worker was lost never goes directly again (``Future._direct``):
+the broker must see it to count the workers it kills.
+
 The queue is shared by both threads under ``queue_lock``; a queued Future changes state only
 under it.
 """
@@ -21,10 +26,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from scoop import _balance
 from scoop._comm import Communicator
+from scoop._direct import DirectChannel, MainWake
 from scoop._future import PENDING, RUNNING, Future
 from scoop._protocol import Codec, Entry, Kind, LostStatus, Message
 
@@ -46,7 +53,13 @@ class Handover:
     remote: dict[int, Future[Any]]
     inbox: deque[Message]
     queue_lock: threading.Lock
-    wake_event: threading.Event
+    wake_event: MainWake
+    #: Sends own tasks out, directly or through the broker (scoop._directpeers.DirectPeers).
+    _hand_out: Callable[[list[Entry]], None]
+    direct: DirectChannel | None
+    idle_peers: dict[int, float]
+    spin_until: float
+    trace: Any
     demand: int
     requested: bool
     busy: bool
@@ -75,6 +88,7 @@ class Handover:
                 fut = self.remote.get(entry.id)
                 if fut is None:
                     continue
+                fut._direct = False  # from now on the broker sees where it goes
                 if entry.status == LostStatus.SUSPECT:  # straight back to the broker
                     suspects.append(_payload_entry(fut))
                 elif entry.status == LostStatus.RERUN:
@@ -106,7 +120,7 @@ class Handover:
             self.local.clear()
             entries = [entry for entry in map(self._as_entry, tasks) if entry is not None]
         if entries:
-            self.comm.post(Kind.TASKS, 0, self._with_digests(entries))
+            self._hand_out(self._with_digests(entries))
 
     def _hand_back(self) -> None:
         """Leaving: give every queued task to the broker; say BYE once nothing runs here."""
@@ -165,7 +179,7 @@ class Handover:
             if not entries:
                 return
             self._handed_away()
-        self.comm.post(Kind.TASKS, 0, self._with_digests(entries))
+        self._hand_out(self._with_digests(entries))
 
     def end_offer(self, futures: list[Future[Any]]) -> None:
         """The wait with a timeout on ``futures`` is over: held tasks may run here again."""

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
 from scoop.transport import Frame
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 MAGIC = b"SC"
 TAG_SIZE = 16
 DIGEST_SIZE = 16
@@ -71,7 +71,9 @@ class Kind(enum.IntEnum):
     #            arg = IDLE_AFTER or 0; broker -> worker: arg = workers idle after this hand-out
     REQUEST = 5  # worker -> broker: idle, arg = how many tasks it would take
     RESULTS = 6  # either way: entries are results (id, status, payload = pickled outcome);
-    #              worker -> broker: arg = IDLE_AFTER or 0; broker -> worker: arg = idle workers
+    #              worker -> broker: arg = IDLE_AFTER or 0, and entries may be notes on the
+    #              direct path (Status.DELIVERED, Status.GIVEN); broker -> worker: arg = idle
+    #              workers; worker -> worker on the direct path: arg = IDLE_AFTER or 0
     DEMAND = 7  # broker -> worker: arg = number of idle workers waiting for tasks
     CONST = 8  # either way: 1 entry, id = hash of name, payload = pickled (name, value)
     SHUTDOWN = 9  # root -> broker -> workers: arg = the root's exit code
@@ -104,6 +106,13 @@ class Status(enum.IntEnum):
 
     OK = 0
     RAISED = 1
+    #: Notes for the broker only (worker -> broker, no outcome), about the direct path
+    #: (scoop._direct): the result went straight to its submitter (no payload) ...
+    DELIVERED = 2
+    #: ... the submitter sent this task straight to a worker (payload: its index, <I) ...
+    GIVEN = 3
+    #: ... and the worker took it (no payload).
+    TAKEN = 4
 
 
 class LostStatus(enum.IntEnum):
@@ -164,6 +173,10 @@ class Codec:
     def digest(self, frames: Iterable[Frame]) -> bytes:
         """The digest an entry of these payload frames carries (all zeros when not used)."""
         return payload_digest(frames) if self.payload_digests else NO_DIGEST
+
+    def derive(self, label: bytes) -> bytes:
+        """A value only holders of the run's secret can compute (names that must not be guessed)."""
+        return hashlib.blake2b(label, key=self._secret, digest_size=12).digest()
 
     def _tag(self, header: bytes | memoryview) -> bytes:
         return hashlib.blake2b(header, key=self._secret, digest_size=TAG_SIZE).digest()

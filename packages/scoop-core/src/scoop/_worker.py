@@ -17,6 +17,9 @@ Because the communication thread answers DEMAND while a task runs (a ``time.slee
 call, a long loop), tasks queued behind a long task reach idle workers without waiting for it.
 The policy (how many tasks go) is in :mod:`scoop._balance`.
 
+Between workers of one machine, a task a waiter with a timeout awaits, and the result of a worker
+about to go idle, may skip the broker: see :mod:`scoop._direct` and :mod:`scoop._directpeers`.
+
 Results go back in batches of at most ``_comm.RESULT_BATCH``, at the latest
 ``_comm.RESULT_DELAY`` after the first of a batch (sent by the communication thread, even while a
 long task runs), or as soon as the worker runs out of work, to the worker that submitted the task.
@@ -29,7 +32,7 @@ import os
 import pickle
 import signal
 import socket
-import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +41,8 @@ import greenlet
 
 from scoop import _batch, _serialize
 from scoop._comm import Communicator, LauncherGone, parent_watch
+from scoop._direct import DirectChannel, MainWake
+from scoop._directpeers import DirectPeers
 from scoop._future import PENDING, Future, TaskUnwound
 from scoop._handover import Handover
 from scoop._outcome import (
@@ -47,7 +52,15 @@ from scoop._outcome import (
     print_user_traceback,
     rebuild_exception,
 )
-from scoop._protocol import Codec, Entry, Kind, LostStatus, Message, Status, worker_of
+from scoop._protocol import (
+    Codec,
+    Entry,
+    Kind,
+    LostStatus,
+    Message,
+    Status,
+    worker_of,
+)
 from scoop._scheduler import Scheduler
 from scoop._slot import RunningSlot
 from scoop.errors import KilledWorkerError, PeerUnreachable, SerializationError
@@ -66,7 +79,7 @@ def constant_id(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
-class WorkerScheduler(Handover, Scheduler):
+class WorkerScheduler(Handover, DirectPeers, Scheduler):
     """The scheduler of a worker connected to a broker."""
 
     def __init__(
@@ -104,8 +117,17 @@ class WorkerScheduler(Handover, Scheduler):
         self.remote: dict[int, Future[Any]] = {}
         #: Messages the communication thread left for the main thread (results, constants).
         self.inbox: deque[Message] = deque()
-        #: Set by the communication thread whenever it gave the main thread something to do.
-        self.wake_event = threading.Event()
+        #: Small messages straight to and from the workers of this machine (scoop._direct).
+        self.direct = DirectChannel.open(codec, index, self.where) if size > 1 else None
+        #: Workers of this machine that said on the direct path that they were idle, and when.
+        self.idle_peers: dict[int, float] = {}
+        #: Until when an answer on the direct path is expected soon (see DIRECT_SPIN_SECONDS).
+        self.spin_until = 0.0
+        #: The task the main thread was seen running by poll_direct, and since when.
+        self._seen_running = (0, 0.0)
+        #: Set by the communication thread whenever it gave the main thread something to do;
+        #: the main thread's sleep also ends when a direct message comes.
+        self.wake_event = MainWake(self.direct)
         #: Own tasks a waiter with a timeout awaits, back from the broker unstarted: not run
         #: here until the wait ends, handed to the next idle worker (see offer()).
         self.held: deque[Future[Any]] = deque()
@@ -164,6 +186,8 @@ class WorkerScheduler(Handover, Scheduler):
     def _start(self) -> None:
         if not self.comm.started:
             self.comm.recorder = self.trace
+            if self.direct is not None:
+                self.direct.recorder = self.trace
             self.comm.start(self)
 
     def on_message(self, message: Message) -> None:
@@ -188,6 +212,8 @@ class WorkerScheduler(Handover, Scheduler):
                 self.requested = False
                 self.demand = message.arg  # workers still idle once the broker gave these out
             self.wake_event.set()
+            if self.held:  # own tasks back unstarted, for a waiter: to the idle workers, if any
+                self._meet_demand()
         elif kind == Kind.DEMAND:
             self.demand = message.arg
             self._meet_demand()
@@ -323,7 +349,9 @@ class WorkerScheduler(Handover, Scheduler):
         event.clear()  # before looking: a wake-up after this point is not lost
         if self.has_news():
             return
-        event.wait(None if timeout is None else max(timeout, 0.0))
+        spin = self.spin_until - time.perf_counter() if self.spin_until else 0.0
+        event.wait(None if timeout is None else max(timeout, 0.0), spin)
+        self.read_direct()
 
     def has_news(self) -> bool:
         """Whether another thread left the main thread something to do (see :meth:`idle`)."""
@@ -407,7 +435,8 @@ class WorkerScheduler(Handover, Scheduler):
         )
 
     def _queue_result(self, task_id: int, status: int, frames: list[Frame]) -> None:
-        self.comm.add_result((task_id, status, frames))
+        if not self._result_directly(task_id, status, frames):
+            self.comm.add_result((task_id, status, frames))
 
     def deliver(self, fut: Future[Any], entry: Entry) -> None:
         """Finish one of our futures with a result that came back from another worker."""
@@ -475,6 +504,9 @@ class WorkerScheduler(Handover, Scheduler):
             self.flush()
         finally:
             self.comm.close()
+            if self.direct is not None:
+                self.direct.close()
+            self.wake_event.close()
         if self.comm.failed_while_closing is not None:
             logger.error(
                 "%s: the broker is gone, the end of the run not told: %s",

@@ -213,9 +213,13 @@ class ZmqWorkerEndpoint(_Endpoint):
             if ready and ready[0][0] is self._socket:  # items come back in the order polled
                 return _frames(self._socket.recv_multipart(copy=False))
         if ready:  # only the wake pair: a wakeup() came, and no message
-            self._wake_pending = False  # before draining: a later wakeup writes a new byte
+            # Drain, then clear: cleared first, a wakeup() landing in between would write a byte
+            # the drain swallows, and leave the flag set with nothing to read: every later
+            # wakeup() would be ignored (seen: results a whole IDLE_CHECK_INTERVAL late). One
+            # that lands after the drain, before the clear, is not lost: this recv returns.
             with contextlib.suppress(OSError):
                 self._wake_r.recv(64)
+            self._wake_pending = False
         return None
 
     def send(self, frames: Sequence[Frame]) -> None:

@@ -1,5 +1,8 @@
 """mkdocs hooks of the documentation site (mkdocs.yml's ``hooks``).
 
+The docstrings use Sphinx's roles (``:class:`Future```), which Markdown shows as text: the
+API reference drops the role and keeps the name as code.
+
 The performance page shows the README's "Benchmarks" section as it is at build time, so that
 the figures live in one place: a page line ``<!-- include: README.md#Benchmarks -->`` is
 replaced by that section. The README's links are relative to the repository's root: those into
@@ -15,6 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 _INCLUDE = re.compile(r"^<!-- include: (?P<file>[^#\s]+)#(?P<section>[^>]+?) -->$", re.M)
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):(?=<code)")
 _LINK = re.compile(r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
 
 
@@ -47,3 +51,8 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
         return _LINK.sub(_site_link, section)
 
     return _INCLUDE.sub(include, markdown)
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    """Drop the Sphinx roles left before code spans of the rendered docstrings."""
+    return _ROLE.sub("", html)

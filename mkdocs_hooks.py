@@ -43,12 +43,18 @@ def _site_link(match: re.Match[str]) -> str:
     return f"`{text}`" if text == target else f"{match['text']} (`{target}`)"
 
 
-def on_page_markdown(markdown: str, **_: Any) -> str:
-    """Replace each include line by the section it names, links made to work on the site."""
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    """Replace each include line by the section it names, links made to work on the site.
+
+    A line of the section that points to the including page itself (the README's "how to
+    read these figures" pointer) is left out.
+    """
+    itself = f"](docs/{page.file.src_uri})"
 
     def include(match: re.Match[str]) -> str:
         section = readme_section(ROOT / match["file"], match["section"])
-        return _LINK.sub(_site_link, section)
+        kept = "\n".join(line for line in section.splitlines() if itself not in line)
+        return _LINK.sub(_site_link, kept.strip("\n"))
 
     return _INCLUDE.sub(include, markdown)
 

@@ -33,4 +33,3 @@ if __name__ == "__main__":
         futures.submit(doomed, 1).result()
     except KilledWorkerError:
         print("doomed: KilledWorkerError")
-    print(f"workers left: {scoop.SIZE}")

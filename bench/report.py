@@ -72,8 +72,9 @@ def machine() -> dict[str, str]:
     }
 
 
-def plot(run: Any, path: Path, info: dict[str, str], scoop: str) -> None:
-    """One panel per workload and metric, the systems side by side (median, min..max bars)."""
+def plot(run: Any, path: Path, info: dict[str, str], scoop: str) -> bool:
+    """One panel per workload and metric, the systems side by side (median, min..max bars);
+    False (nothing written) if there is no such figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,11 +82,13 @@ def plot(run: Any, path: Path, info: dict[str, str], scoop: str) -> None:
 
     panels: list[tuple[str, str, str]] = []
     for fig in run.figures:
-        if fig["workload"] == "broker":
-            continue  # its own picture: plot_broker
+        if fig["workload"] in ("broker", "multihost"):
+            continue  # their own pictures: plot_broker, plot_multihost
         key = (fig["workload"], fig["metric"], fig["unit"])
         if key not in panels:
             panels.append(key)
+    if not panels:
+        return False
     cols = 3
     rows = (len(panels) + cols - 1) // cols
     figure, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.4 * rows), squeeze=False)
@@ -115,6 +118,7 @@ def plot(run: Any, path: Path, info: dict[str, str], scoop: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+    return True
 
 
 def plot_broker(run: Any, path: Path, info: dict[str, str]) -> bool:
@@ -148,6 +152,92 @@ def plot_broker(run: Any, path: Path, info: dict[str, str]) -> bool:
     ax.legend()
     ax.set_title(
         f"The broker at scale; {info['nproc']} CPUs {info['cpu']}, {info['date']}", fontsize=9
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return True
+
+
+def plot_multihost(run: Any, path: Path, info: dict[str, str]) -> bool:
+    """SCOOP across hosts beside one host and raw TCP: one panel per workload, and where the
+    64 MiB round trip's time goes (wall time beside each process's CPU time)."""
+    figs = {(f["system"], f["metric"]): f for f in run.figures if f["workload"] == "multihost"}
+    layouts = [s for s, m in figs if m == "submit tasks/s"]
+    raws = [s for s, m in figs if m == "round trip"]
+    if not layouts and not raws:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 3, figsize=(18, 7.5))
+    bars = [
+        ("submit tasks/s", [(s, "submit tasks/s") for s in layouts]),
+        ("map tasks/s", [(s, "map tasks/s") for s in layouts]),
+        (
+            "one task's round trip (us): SCOOP forced remote, raw TCP 64 bytes",
+            [(s, "forced-remote latency") for s in layouts] + [(s, "round trip") for s in raws],
+        ),
+        ("64 MiB there and back (GB/s)", [(s, "64 MiB throughput") for s in [*layouts, *raws]]),
+    ]
+    for ax, (title, wanted) in zip(axes.flat, bars, strict=False):
+        keys = [k for k in wanted if k in figs]
+        chosen = [figs[k] for k in keys]
+        medians = [f["median"] for f in chosen]
+        low = [f["median"] - f["min"] for f in chosen]
+        spread = [low, [f["max"] - f["median"] for f in chosen]]
+        colors = ["tab:red" if s.startswith("scoop") else "tab:gray" for s, _ in keys]
+        ax.barh(range(len(keys)), medians, xerr=spread, color=colors, capsize=3)
+        ax.set_yticks(range(len(keys)), [s for s, _ in keys], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8)
+    parts = [("wall", None), ("root", "root"), ("broker", "broker"), ("workers", "workers")]
+    for ax, (title, unit, metric) in zip(
+        axes.flat[4:],
+        [
+            ("64 MiB round trip: wall and CPU time (ms)", "ms", "64 MiB: {} CPU per round trip"),
+            ("tiny task (submit): CPU time per task (us)", "us", "submit: {} CPU per task"),
+        ],
+        strict=True,
+    ):
+        width = 0.8 / len(parts)
+        for index, (label, part) in enumerate(parts):
+            values = []
+            for system in layouts:
+                if part is not None:
+                    fig = figs.get((system, metric.format(part)))
+                    values.append(fig["median"] if fig else 0.0)
+                else:  # wall time: of one round trip, from the throughput; of one task
+                    key = "64 MiB throughput" if unit == "ms" else "submit tasks/s"
+                    rate = figs[(system, key)]["median"] if (system, key) in figs else 0.0
+                    wall = (2 * 64 * 2**20 / 1e6 if unit == "ms" else 1e6) / rate if rate else 0.0
+                    values.append(wall)
+            xs = [i + (index - 1.5) * width for i in range(len(layouts))]
+            ax.bar(xs, values, width, label=label)
+        digests = figs.get(
+            (
+                "difference",
+                "64 MiB: 4 digests per round trip" if unit == "ms" else "tiny task: 4 digests",
+            )
+        )
+        if digests:
+            ax.axhline(
+                digests["median"],
+                color="black",
+                linestyle="--",
+                linewidth=1,
+                label="4 SHA-256 digests",
+            )
+        ax.set_xticks(range(len(layouts)), [s.removeprefix("scoop, ") for s in layouts], fontsize=8)
+        ax.set_title(title + ("; wall: 1 / rate" if unit == "us" else ""), fontsize=10)
+        ax.legend(fontsize=8)
+    figure.suptitle(
+        f"SCOOP across hosts (network namespaces, real sshd) against one host and raw TCP; "
+        f"{info['nproc']} CPUs {info['cpu']}, {info['date']} (median, bars min..max)",
+        fontsize=10,
     )
     figure.tight_layout()
     figure.savefig(path, dpi=90)

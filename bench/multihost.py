@@ -1,0 +1,462 @@
+"""Beyond one machine: SCOOP across ssh hosts (network namespaces), beside one host and raw TCP.
+
+    python bench/multihost.py [--rounds 2] [--repeats 2] [--tiny 5000] [--latency 200]
+                              [--layouts NAME...] [--no-raw]
+
+Brings up the test suite's hosts (``tests/hosts/netns.py``: 3 network namespaces h0, h1, h2 on
+a private bridge, each with its own sshd; needs root and openssh-server), once, and measures in
+one run, each layout launched once with its repeats inside (``bench/_multihost_root.py``, every
+layout with ``--root-runs-no-task``: the root submits and waits, every task goes to a worker;
+``--rounds`` rounds of every layout and floor in turn, so that a burst of load on this shared
+machine hits all of them, not one):
+
+* ``scoop, one host``: ``-n 3`` here (root and 2 workers, broker here; no payload digests, as
+  the launcher leaves them off on one machine);
+* ``scoop, one host, digests on``: the same with ``--verify-payloads`` (SHA-256 of payloads);
+* ``scoop, across hosts``: ``--hosts localhost h0 h1``: root, launcher and broker here (the
+  root namespace), one worker on h0 and one on h1 (started over ssh; digests on);
+* ``scoop, across hosts, root on h0``: ``--hosts h0 h1 h2``: root on h0, workers on h1 and h2,
+  the broker here on the launching host: every message crosses the network to the broker and
+  back out.
+
+Workloads: submit then result of tiny tasks, ``futures.map`` of as many, one task at a time
+(forced-remote latency), a 64 MiB argument echoed back; with the CPU time the root, the broker
+and the workers spent per tiny task and per 64 MiB round trip. Raw floors (``bench/_rawtcp.py``,
+plain sockets): the round trip of 64 bytes and a 64 MiB echo on loopback, between here and h0,
+between h0 and h1, and through a store-and-forward relay here (the broker hop's floor). The
+SHA-256 payload digest (``scoop._protocol.payload_digest``) is timed on 64 MiB and on a tiny
+task's frames. ``difference`` figures say where the time between one host and across hosts goes.
+
+Output: ``BENCH {json}`` lines (workload ``multihost``; see workloads.emit) on stdout, a table
+and progress on stderr. Not root, or no sshd: one skip line with the reason, exit status 0.
+Everything it starts is stopped, and the hosts removed, on failure and Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import operator
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+for _path in (BENCH, REPO / "tests"):  # workloads; the test hosts (package "hosts")
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import workloads as w  # noqa: E402
+
+WORKLOAD = "multihost"
+ONE = "scoop, one host"
+ONE_DIGESTS = "scoop, one host, digests on"
+ACROSS = "scoop, across hosts"
+ROOT_REMOTE = "scoop, across hosts, root on h0"
+RAW_LOOP = "raw TCP, loopback"
+RAW_LOOP_RELAY = "raw TCP, loopback via a relay"
+RAW_HERE = "raw TCP, here <-> h0"
+RAW_HERE_RELAY = "raw TCP, here via a relay -> h0"
+RAW_NS = "raw TCP, h0 <-> h1"
+DIGEST = "SHA-256 payload digest"
+DIFFERENCE = "difference"
+#: Each layout's launcher arguments (all with --root-runs-no-task).
+LAYOUTS = {
+    ONE: ["-n", "3"],
+    ONE_DIGESTS: ["-n", "3", "--verify-payloads"],
+    ACROSS: ["--hosts", "localhost", "h0", "h1"],
+    ROOT_REMOTE: ["--hosts", "h0", "h1", "h2"],
+}
+MIB = 64
+BIG = f"{MIB} MiB throughput"
+LAUNCH_TIMEOUT_S = 150.0
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Figures:
+    """Figures by (system, metric): emitted as BENCH lines and tabled at the end."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, system: str, metric: str, unit: str, values: list[float], note: str) -> None:
+        """One figure (its values: one per repeat); a figure of an earlier round gets more."""
+        item = self.items.setdefault((system, metric), {"unit": unit, "values": [], "note": note})
+        item["values"] = [*item["values"], *values]
+
+    def median(self, system: str, metric: str) -> float | None:
+        """The median of a figure, if it was measured."""
+        item = self.items.get((system, metric))
+        return statistics.median(item["values"]) if item else None
+
+    def emit(self) -> None:
+        """One BENCH line per figure (see workloads.emit)."""
+        for (system, metric), item in self.items.items():
+            w.emit(WORKLOAD, system, metric, item["unit"], item["values"], item["note"])
+
+    def table(self) -> str:
+        """A plain table of the medians, for stderr."""
+        lines = []
+        for (system, metric), item in self.items.items():
+            value = statistics.median(item["values"])
+            lines.append(f"  {system:34} {metric:40} {value:14,.3f} {item['unit']}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- payload digests
+
+
+def time_digests(figures: Figures, repeats: int) -> None:
+    """SHA-256 of 64 MiB and of a tiny task's frames, as the protocol computes it."""
+    from scoop._protocol import payload_digest
+    from scoop._serialize import dumps, dumps_call
+
+    data = w.payload(MIB)
+    payload_digest([data])  # warm-up
+    big = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        payload_digest([data])
+        big.append((time.perf_counter() - start) * 1e3)
+    figures.add(DIGEST, f"SHA-256 of {MIB} MiB", "ms", big, "scoop._protocol.payload_digest")
+    frames = [*dumps(operator.neg), *dumps_call((12345,), {})]
+    count = 20000
+    small = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(count):
+            payload_digest(frames)
+        small.append((time.perf_counter() - start) / count * 1e6)
+    sizes = "+".join(str(len(bytes(f))) for f in frames)
+    figures.add(
+        DIGEST, "SHA-256 of a tiny task", "us", small, f"frames of neg(12345), {sizes} bytes"
+    )
+
+
+# ----------------------------------------------------------------------- processes
+
+
+class Bench:
+    """The hosts of one run and the processes started on them (stopped in :meth:`close`)."""
+
+    def __init__(self, hosts: Any, options: argparse.Namespace) -> None:
+        self.hosts = hosts
+        self.options = options
+        self.started: list[subprocess.Popen[str]] = []
+
+    def _prefix(self, host: str | None) -> list[str]:
+        """Run in ``host``'s network namespace (None: here, the root namespace)."""
+        return [] if host is None else ["ip", "netns", "exec", self.hosts.host(host).namespace]
+
+    def _track(self, proc: subprocess.Popen[str]) -> None:
+        """Record a process started here in the hosts' state file: a later run's stale
+        cleanup kills it if this run dies without stopping it."""
+        from hosts._netbase import proc_start_time
+        from hosts.netns import FAMILY
+
+        self.started.append(proc)
+        pids = [[p.pid, proc_start_time(p.pid)] for p in self.started if p.poll() is None]
+        FAMILY.update_state(self.hosts.runid, root_pids=pids)
+
+    def spawn(self, command: list[str], host: str | None = None) -> subprocess.Popen[str]:
+        """Start ``command`` (in its own session, so that it and its children can be stopped)."""
+        proc = subprocess.Popen(
+            [*self._prefix(host), *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        self._track(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[str]) -> None:
+        """SIGINT to its group (the launcher stops its workers everywhere), then SIGKILL."""
+        for signum, wait in ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)):
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(wait)
+        with contextlib.suppress(ProcessLookupError):  # what the group left behind
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Stop everything started here."""
+        for proc in self.started:
+            self.stop(proc)
+
+    # ----- raw TCP
+
+    def _server(self, host: str | None, *args: str) -> int:
+        proc = self.spawn([sys.executable, str(BENCH / "_rawtcp.py"), *args], host)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"raw TCP {args[0]} on {host or 'here'}: {proc.stderr.read()}")
+        return int(line)
+
+    def raw(
+        self,
+        figures: Figures,
+        system: str,
+        client: str | None,
+        server: str | None,
+        relay: bool = False,
+    ) -> None:
+        """Raw round trip and 64 MiB echo from ``client`` to an echo on ``server``."""
+        address = "127.0.0.1" if server is None else self.hosts.host(server).address
+        port = self._server(server, "echo", address)
+        if relay:  # a store-and-forward relay here, as the broker is
+            port = self._server(None, "relay", "127.0.0.1", address, str(port))
+            address = "127.0.0.1"
+        repeats = self.options.repeats
+        command = [sys.executable, str(BENCH / "_rawtcp.py"), "client", address, str(port)]
+        command += ["--mib", str(MIB), "--repeats", str(repeats)]
+        done = subprocess.run(
+            [*self._prefix(client), *command], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"raw TCP client ({system}): {done.stderr[-1000:]}")
+        result = json.loads(done.stdout)
+        how = "plain sockets, TCP_NODELAY" + (", through a relay here" if relay else "")
+        figures.add(system, "round trip", "us", result["rtt_us"], f"64 bytes, {how}")
+        figures.add(system, BIG, "GB/s", result["gbps"], f"there and back (2x counted), {how}")
+        _log(
+            f"  {system}: {statistics.median(result['rtt_us']):.1f} us, "
+            f"{statistics.median(result['gbps']):.3f} GB/s"
+        )
+
+    # ----- SCOOP
+
+    def layout(self, figures: Figures, system: str) -> None:
+        """One launch of ``_multihost_root.py`` in layout ``system``; its figures."""
+        options = self.options
+        token = secrets.token_hex(8)
+        command = [sys.executable, "-m", "scoop_launch", "--ssh-config"]
+        command += [str(self.hosts.ssh_config), *LAYOUTS[system], "--root-runs-no-task"]
+        command += [str(BENCH / "_multihost_root.py"), "--token", token]
+        command += ["--tiny", str(options.tiny), "--latency", str(options.latency)]
+        command += ["--mib", str(MIB), "--repeats", str(options.repeats)]
+        started = time.perf_counter()
+        proc = self.spawn(command)
+        try:
+            out, err = proc.communicate(timeout=LAUNCH_TIMEOUT_S)
+        finally:
+            self.stop(proc)
+        records = [
+            json.loads(line[len("MULTIHOST ") :])
+            for line in out.splitlines()
+            if line.startswith("MULTIHOST ")
+        ]
+        if proc.returncode != 0 or len(records) < 2:
+            raise RuntimeError(f"exit {proc.returncode}: {err.strip()[-1500:]}")
+        where = records[0]
+        hosts = sorted(set(where["workers"].values()))
+        place = f"root on {where['root']}, workers on {', '.join(hosts)}"
+        for record in records[1:]:
+            note = f"{record['note']}; {place}"
+            figures.add(system, record["metric"], record["unit"], record["values"], note)
+        _log(
+            f"  {system}: {len(records) - 1} figures in {time.perf_counter() - started:.1f} s "
+            f"({place})"
+        )
+
+
+@contextlib.contextmanager
+def test_hosts() -> Iterator[Any]:
+    """The 3 namespace hosts, removed at the end (also on Ctrl-C; atexit and SIGTERM too)."""
+    from hosts import netns
+
+    made = netns.create_hosts(3)
+    try:
+        yield made
+    finally:
+        problems = made.teardown()
+        if problems:
+            _log(f"hosts teardown: {'; '.join(problems)}")
+
+
+def why_not() -> str:
+    """Why the hosts cannot be built here ("" if they can)."""
+    try:
+        from hosts import netns
+    except ImportError as exc:
+        return f"tests/hosts not importable: {exc}"
+    try:
+        netns.check_prerequisites()
+    except netns.HostSetupError as exc:
+        return str(exc)
+    return ""
+
+
+# ----------------------------------------------------------------------- where it goes
+
+
+def differences(figures: Figures) -> None:
+    """Derived figures (from this run's medians): where the time across hosts goes."""
+
+    def trip_ms(system: str) -> float | None:  # one 64 MiB round trip, from its throughput
+        rate = figures.median(system, BIG)
+        return 2 * MIB * w.MiB / rate / 1e6 if rate else None
+
+    def add(metric: str, unit: str, value: float | None, note: str) -> None:
+        if value is not None:
+            figures.add(DIFFERENCE, metric, unit, [value], note + " (from this run's medians)")
+
+    def minus(a: float | None, b: float | None) -> float | None:
+        return a - b if a is not None and b is not None else None
+
+    sha = figures.median(DIGEST, f"SHA-256 of {MIB} MiB")
+    add(
+        f"{MIB} MiB: 4 digests per round trip",
+        "ms",
+        4 * sha if sha else None,
+        "sent and checked, argument and result; the broker checks none",
+    )
+    one, across = trip_ms(ONE), trip_ms(ACROSS)
+    add(
+        f"{MIB} MiB: digests on - off, one host",
+        "ms",
+        minus(trip_ms(ONE_DIGESTS), one),
+        "round trip time",
+    )
+    add(f"{MIB} MiB: across hosts - one host", "ms", minus(across, one), "round trip time")
+    add(
+        f"{MIB} MiB: across hosts - one host with digests",
+        "ms",
+        minus(across, trip_ms(ONE_DIGESTS)),
+        "round trip time: what the network adds",
+    )
+    add(
+        f"{MIB} MiB: raw, across - loopback, via a relay",
+        "ms",
+        minus(trip_ms(RAW_HERE_RELAY), trip_ms(RAW_LOOP_RELAY)),
+        "round trip time",
+    )
+    add(
+        f"{MIB} MiB: one host - raw loopback via a relay",
+        "ms",
+        minus(one, trip_ms(RAW_LOOP_RELAY)),
+        "SCOOP's own cost on the same path",
+    )
+    add(
+        f"{MIB} MiB: raw relay - raw direct, loopback",
+        "ms",
+        minus(trip_ms(RAW_LOOP_RELAY), trip_ms(RAW_LOOP)),
+        "the store-and-forward hop",
+    )
+    tiny = figures.median(DIGEST, "SHA-256 of a tiny task")
+    add("tiny task: 4 digests", "us", 4 * tiny if tiny else None, "of the tiny task's frames")
+    lat = [figures.median(s, "forced-remote latency") for s in (ONE, ONE_DIGESTS, ACROSS)]
+    add("latency: across hosts - one host", "us", minus(lat[2], lat[0]), "forced-remote")
+    add("latency: digests on - off, one host", "us", minus(lat[1], lat[0]), "forced-remote")
+    add(
+        "round trip: raw across - raw loopback, via a relay",
+        "us",
+        minus(
+            figures.median(RAW_HERE_RELAY, "round trip"),
+            figures.median(RAW_LOOP_RELAY, "round trip"),
+        ),
+        "64 bytes",
+    )
+
+
+# ----------------------------------------------------------------------- main
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeats", type=int, default=2, help="per round, after a warm-up")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of every measurement in turn (a load burst then hits all, not one)",
+    )
+    parser.add_argument("--tiny", type=int, default=5000, help="tiny tasks per submit/map")
+    parser.add_argument("--latency", type=int, default=200, help="round trips per latency repeat")
+    parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
+    parser.add_argument("--no-raw", action="store_true", help="leave the raw TCP floors out")
+    return parser.parse_args(argv)
+
+
+def measure(bench: Bench, figures: Figures, options: argparse.Namespace) -> bool:
+    """Raw floors, then each layout; False if something failed (the rest still counts)."""
+    raw = [
+        (RAW_LOOP, None, None, False),
+        (RAW_LOOP_RELAY, None, None, True),
+        (RAW_HERE, None, "h0", False),
+        (RAW_HERE_RELAY, None, "h0", True),
+        (RAW_NS, "h0", "h1", False),
+    ]
+    failed: set[str] = set()
+    for turn in range(options.rounds):
+        _log(f" round {turn + 1} of {options.rounds}")
+        for system, client, server, relay in [] if options.no_raw else raw:
+            try:
+                if system not in failed:
+                    bench.raw(figures, system, client, server, relay)
+            except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+                failed.add(system)
+                _log(f"  {system}: FAILED {exc}")
+                w.emit_skip(WORKLOAD, system, f"failed: {str(exc)[-200:]}")
+        for system in options.layouts:
+            try:
+                if system not in failed:
+                    bench.layout(figures, system)
+            except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+                failed.add(system)
+                _log(f"  {system}: FAILED {exc}")
+                last = str(exc).strip().splitlines()[-1][-200:]
+                w.emit_skip(WORKLOAD, system, f"failed: {last}")
+    return not failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure everything; BENCH lines on stdout, the table on stderr."""
+    options = parse(argv)
+    reason = why_not()
+    if reason:
+        _log(f"multihost: skipped: {reason}")
+        w.emit_skip(WORKLOAD, "*", f"skipped: {reason}")
+        return 0
+    started = time.perf_counter()
+    figures = Figures()
+    time_digests(figures, options.repeats)
+    with test_hosts() as hosts:
+        _log(
+            f"multihost: hosts {hosts.names} up in {hosts.setup_seconds:.1f} s "
+            f"(bridge {hosts.bridge_address}, here = the root namespace)"
+        )
+        bench = Bench(hosts, options)
+        try:
+            ok = measure(bench, figures, options)
+        finally:
+            bench.close()
+    differences(figures)
+    figures.emit()
+    _log(figures.table())
+    _log(f"multihost: {time.perf_counter() - started:.0f} s in all")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -139,13 +139,13 @@ def tiny(meter: Meter, n: int, repeats: int) -> None:
                 emit(f"submit: {part} CPU per task", "us", values, note)
 
 
-def latency(count: int, repeats: int, root_host: str) -> None:
-    """One task at a time, each checked to have run on a worker."""
+def latency(meter: Meter, count: int, repeats: int) -> None:
+    """One task at a time, each checked to have run on a worker; CPU per round trip."""
     me = os.getpid()
     hosts: set[str] = set()
     cut: list[int] = []
 
-    def once() -> float:
+    def once() -> tuple[float, int]:
         start = time.perf_counter()
         done = 0
         while done < count:
@@ -158,15 +158,23 @@ def latency(count: int, repeats: int, root_host: str) -> None:
             if done < count and time.perf_counter() - start > LATENCY_BUDGET_S:
                 cut.append(done)
                 break
-        return (time.perf_counter() - start) / done * 1e6
+        return (time.perf_counter() - start) / done * 1e6, done
 
     once()
-    values = [once() for _ in range(repeats)]
+    means, cpus = [], []
+    for _ in range(repeats):
+        result: list[tuple[float, int]] = []
+        _, cpu = meter.measure(lambda result=result: result.append(once()))
+        mean, done = result[0]
+        means.append(mean)
+        cpus.append({part: seconds / done * 1e6 for part, seconds in cpu.items()})
     ran = ", ".join(sorted(hosts))
     note = f"submit(where).result(), mean of {count}, tasks ran on {ran}"
     if cut:
         note += f"; STALLED: repeats cut after {LATENCY_BUDGET_S:g} s at {cut} tasks"
-    emit("forced-remote latency", "us", values, note)
+    emit("forced-remote latency", "us", means, note)
+    for part in ("root", "broker", "workers"):
+        emit(f"latency: {part} CPU per round trip", "us", [cpu[part] for cpu in cpus], note)
 
 
 def transfer(meter: Meter, mib: int, repeats: int) -> None:
@@ -200,10 +208,9 @@ def main() -> int:
     options = parser.parse_args()
     workers = discover(options.workers)
     meter = Meter(find_broker(options.token), sorted(workers))
-    root_host = socket.gethostname()
-    print(MARK + json.dumps({"root": root_host, "workers": workers}), flush=True)
+    print(MARK + json.dumps({"root": socket.gethostname(), "workers": workers}), flush=True)
     tiny(meter, options.tiny, options.repeats)
-    latency(options.latency, options.repeats, root_host)
+    latency(meter, options.latency, options.repeats)
     transfer(meter, options.mib, options.repeats)
     return 0
 

@@ -159,9 +159,43 @@ def plot_broker(run: Any, path: Path, info: dict[str, str]) -> bool:
     return True
 
 
+def _bars(ax: Any, figs: dict[tuple[str, str], Any], keys: list[tuple[str, str]]) -> None:
+    """Horizontal bars of the medians (min..max), SCOOP red, the raw floors grey."""
+    keys = [key for key in keys if key in figs]
+    chosen = [figs[key] for key in keys]
+    low = [f["median"] - f["min"] for f in chosen]
+    high = [f["max"] - f["median"] for f in chosen]
+    colors = ["tab:red" if system.startswith("scoop") else "tab:gray" for system, _ in keys]
+    ax.barh(
+        range(len(keys)), [f["median"] for f in chosen], xerr=[low, high], color=colors, capsize=3
+    )
+    ax.set_yticks(range(len(keys)), [system for system, _ in keys], fontsize=8)
+    ax.invert_yaxis()
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def _breakdown(
+    ax: Any, figs: dict[tuple[str, str], Any], layouts: list[str], metric: str, wall: Any
+) -> None:
+    """Per layout: the wall time (``wall(system)``) beside the root's, the broker's and the
+    workers' CPU time (``metric`` with the part's name)."""
+    parts = ["root", "broker", "workers"]
+    width = 0.8 / (len(parts) + 1)
+    for index, part in enumerate(["wall", *parts]):
+        values = []
+        for system in layouts:
+            fig = figs.get((system, metric.format(part)))
+            values.append(wall(system) if part == "wall" else fig["median"] if fig else 0.0)
+        xs = [i + (index - len(parts) / 2) * width for i in range(len(layouts))]
+        ax.bar(xs, values, width, label=part if part == "wall" else f"{part} CPU")
+    names = [system.removeprefix("scoop, ").replace(", ", "\n") for system in layouts]
+    ax.set_xticks(range(len(layouts)), names, fontsize=8)
+    ax.legend(fontsize=8)
+
+
 def plot_multihost(run: Any, path: Path, info: dict[str, str]) -> bool:
     """SCOOP across hosts beside one host and raw TCP: one panel per workload, and where the
-    64 MiB round trip's time goes (wall time beside each process's CPU time)."""
+    time goes (wall time beside each process's CPU time, and the SHA-256 digests)."""
     figs = {(f["system"], f["metric"]): f for f in run.figures if f["workload"] == "multihost"}
     layouts = [s for s, m in figs if m == "submit tasks/s"]
     raws = [s for s, m in figs if m == "round trip"]
@@ -172,68 +206,52 @@ def plot_multihost(run: Any, path: Path, info: dict[str, str]) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 3, figsize=(18, 7.5))
-    bars = [
+    def median(system: str, metric: str) -> float:
+        return float(figs[(system, metric)]["median"]) if (system, metric) in figs else 0.0
+
+    def per(value: float, top: float) -> float:
+        return top / value if value else 0.0
+
+    figure, axes = plt.subplots(2, 4, figsize=(24, 7.5))
+    panels = [
         ("submit tasks/s", [(s, "submit tasks/s") for s in layouts]),
         ("map tasks/s", [(s, "map tasks/s") for s in layouts]),
         (
-            "one task's round trip (us): SCOOP forced remote, raw TCP 64 bytes",
+            "one task there and back (us): SCOOP forced remote, raw TCP 64 bytes",
             [(s, "forced-remote latency") for s in layouts] + [(s, "round trip") for s in raws],
         ),
         ("64 MiB there and back (GB/s)", [(s, "64 MiB throughput") for s in [*layouts, *raws]]),
     ]
-    for ax, (title, wanted) in zip(axes.flat, bars, strict=False):
-        keys = [k for k in wanted if k in figs]
-        chosen = [figs[k] for k in keys]
-        medians = [f["median"] for f in chosen]
-        low = [f["median"] - f["min"] for f in chosen]
-        spread = [low, [f["max"] - f["median"] for f in chosen]]
-        colors = ["tab:red" if s.startswith("scoop") else "tab:gray" for s, _ in keys]
-        ax.barh(range(len(keys)), medians, xerr=spread, color=colors, capsize=3)
-        ax.set_yticks(range(len(keys)), [s for s, _ in keys], fontsize=8)
-        ax.invert_yaxis()
+    for ax, (title, keys) in zip(axes[0], panels, strict=True):
+        _bars(ax, figs, keys)
         ax.set_title(title, fontsize=10)
-        ax.tick_params(axis="x", labelsize=8)
-    parts = [("wall", None), ("root", "root"), ("broker", "broker"), ("workers", "workers")]
-    for ax, (title, unit, metric) in zip(
-        axes.flat[4:],
-        [
-            ("64 MiB round trip: wall and CPU time (ms)", "ms", "64 MiB: {} CPU per round trip"),
-            ("tiny task (submit): CPU time per task (us)", "us", "submit: {} CPU per task"),
-        ],
-        strict=True,
-    ):
-        width = 0.8 / len(parts)
-        for index, (label, part) in enumerate(parts):
-            values = []
-            for system in layouts:
-                if part is not None:
-                    fig = figs.get((system, metric.format(part)))
-                    values.append(fig["median"] if fig else 0.0)
-                else:  # wall time: of one round trip, from the throughput; of one task
-                    key = "64 MiB throughput" if unit == "ms" else "submit tasks/s"
-                    rate = figs[(system, key)]["median"] if (system, key) in figs else 0.0
-                    wall = (2 * 64 * 2**20 / 1e6 if unit == "ms" else 1e6) / rate if rate else 0.0
-                    values.append(wall)
-            xs = [i + (index - 1.5) * width for i in range(len(layouts))]
-            ax.bar(xs, values, width, label=label)
-        digests = figs.get(
-            (
-                "difference",
-                "64 MiB: 4 digests per round trip" if unit == "ms" else "tiny task: 4 digests",
-            )
-        )
-        if digests:
-            ax.axhline(
-                digests["median"],
-                color="black",
-                linestyle="--",
-                linewidth=1,
-                label="4 SHA-256 digests",
-            )
-        ax.set_xticks(range(len(layouts)), [s.removeprefix("scoop, ") for s in layouts], fontsize=8)
-        ax.set_title(title + ("; wall: 1 / rate" if unit == "us" else ""), fontsize=10)
-        ax.legend(fontsize=8)
+    breakdowns = [
+        (
+            "64 MiB round trip: wall and CPU time (ms)",
+            "64 MiB: {} CPU per round trip",
+            lambda s: per(median(s, "64 MiB throughput"), 2 * 64 * 2**20 / 1e6),
+            ("difference", "64 MiB: 4 digests per round trip"),
+        ),
+        (
+            "tiny tasks (submit): per task (us), wall = 1 / rate",
+            "submit: {} CPU per task",
+            lambda s: per(median(s, "submit tasks/s"), 1e6),
+            ("difference", "tiny task: 4 digests"),
+        ),
+        (
+            "one task at a time (forced remote): per round trip (us)",
+            "latency: {} CPU per round trip",
+            lambda s: median(s, "forced-remote latency"),
+            None,
+        ),
+    ]
+    for ax, (title, metric, wall, digests) in zip(axes[1], breakdowns, strict=False):
+        _breakdown(ax, figs, layouts, metric, wall)
+        shown = digests in figs
+        if shown:
+            ax.axhline(figs[digests]["median"], color="black", linestyle="--", linewidth=1)
+        ax.set_title(title + (" (dashed: 4 SHA-256 digests)" if shown else ""), fontsize=10)
+    axes[1][3].axis("off")
     figure.suptitle(
         f"SCOOP across hosts (network namespaces, real sshd) against one host and raw TCP; "
         f"{info['nproc']} CPUs {info['cpu']}, {info['date']} (median, bars min..max)",

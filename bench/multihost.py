@@ -222,16 +222,20 @@ class Bench:
     ) -> None:
         """Raw round trip and 64 MiB echo from ``client`` to an echo on ``server``."""
         address = "127.0.0.1" if server is None else self.hosts.host(server).address
-        port = self._server(server, "echo", address)
-        if relay:  # a store-and-forward relay here, as the broker is
-            port = self._server(None, "relay", "127.0.0.1", address, str(port))
-            address = "127.0.0.1"
-        repeats = self.options.repeats
-        command = [sys.executable, str(BENCH / "_rawtcp.py"), "client", address, str(port)]
-        command += ["--mib", str(MIB), "--repeats", str(repeats)]
-        done = subprocess.run(
-            [*self._prefix(client), *command], capture_output=True, text=True, timeout=120
-        )
+        servers = len(self.started)
+        try:
+            port = self._server(server, "echo", address)
+            if relay:  # a store-and-forward relay here, as the broker is
+                port = self._server(None, "relay", "127.0.0.1", address, str(port))
+                address = "127.0.0.1"
+            command = [sys.executable, str(BENCH / "_rawtcp.py"), "client", address, str(port)]
+            command += ["--mib", str(MIB), "--repeats", str(self.options.repeats)]
+            done = subprocess.run(
+                [*self._prefix(client), *command], capture_output=True, text=True, timeout=120
+            )
+        finally:
+            for proc in self.started[servers:]:
+                self.stop(proc)
         if done.returncode != 0:
             raise RuntimeError(f"raw TCP client ({system}): {done.stderr[-1000:]}")
         result = json.loads(done.stdout)
@@ -430,6 +434,24 @@ def measure(bench: Bench, figures: Figures, options: argparse.Namespace) -> bool
     return not failed
 
 
+_PENDING: list[int] = []  # signals that came while stopping and removing
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _later(signum: int, _frame: object) -> None:
+    _PENDING.append(signum)  # not now: a teardown cut short would leave things behind
+
+
+def _stop_and_remove(bench: Bench) -> None:
+    """Stop what was started here; Ctrl-C and SIGTERM wait until the hosts are removed too."""
+    signal.signal(signal.SIGINT, _later)
+    signal.signal(signal.SIGTERM, _later)
+    bench.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure everything; BENCH lines on stdout, the table on stderr."""
     options = parse(argv)
@@ -438,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"multihost: skipped: {reason}")
         w.emit_skip(WORKLOAD, "*", f"skipped: {reason}")
         return 0
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C: the launchers and raw servers
+        # started here are stopped, then the hosts removed.
+        signal.signal(signal.SIGTERM, _terminate)
     started = time.perf_counter()
     figures = Figures()
     time_digests(figures, options.repeats)
@@ -450,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ok = measure(bench, figures, options)
         finally:
-            bench.close()
+            _stop_and_remove(bench)
+    if _PENDING:
+        raise SystemExit(128 + _PENDING[0])
     differences(figures)
     figures.emit()
     _log(figures.table())

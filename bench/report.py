@@ -181,6 +181,7 @@ def _breakdown(
     workers' CPU time (``metric`` with the part's name)."""
     parts = ["root", "broker", "workers"]
     width = 0.8 / (len(parts) + 1)
+    highest = 0.0
     for index, part in enumerate(["wall", *parts]):
         values = []
         for system in layouts:
@@ -188,9 +189,11 @@ def _breakdown(
             values.append(wall(system) if part == "wall" else fig["median"] if fig else 0.0)
         xs = [i + (index - len(parts) / 2) * width for i in range(len(layouts))]
         ax.bar(xs, values, width, label=part if part == "wall" else f"{part} CPU")
+        highest = max(highest, *values)
     names = [system.removeprefix("scoop, ").replace(", ", "\n") for system in layouts]
     ax.set_xticks(range(len(layouts)), names, fontsize=8)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, highest * 1.25)  # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper left", ncols=4)
 
 
 def plot_multihost(run: Any, path: Path, info: dict[str, str]) -> bool:

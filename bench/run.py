@@ -13,7 +13,10 @@ runner but the raw floors is the same skeleton (runner.py) with a small adapter 
 * run_pools.py: ProcessPoolExecutor, multiprocessing.Pool, loky;
 * run_dask.py: dask.distributed LocalCluster(2 workers, 1 thread each, processes);
 * run_ray.py: Ray on this machine, ray.init(num_cpus=2), no dashboard, usage stats off;
-* run_raw.py: pyzmq floors (a broker farm, a ping-pong).
+* run_raw.py: pyzmq floors (a broker farm, a ping-pong);
+* deap_onemax.py, broker_scale.py, multihost.py: workloads that are scripts of their own
+  (SCRIPTS); multihost.py brings up the test suite's network-namespace ssh hosts (root and
+  sshd needed, else a skip line with the reason).
 
 A system that is not installed is skipped with a note. Each figure is the median of the repeats
 (5, after a warm-up) with min and max; every goal is the ratio of two figures of this run.

@@ -41,7 +41,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-import multihost as mh  # noqa: E402  (bench/ must be on the path first)
+import _multihost_figures as mh  # noqa: E402  (bench/ must be on the path first)
 import report  # noqa: E402
 import workloads as w  # noqa: E402
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,8 +127,9 @@ def test_raw_tcp_floor_on_loopback():
     assert all(value > 0 for value in result["rtt_us"] + result["gbps"])
 
 
-def test_multihost_differences_and_goals():
-    mh = _bench_module("multihost")
+def test_multihost_differences_and_goals(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    mh = _bench_module("_multihost_figures")
     figures = mh.Figures()
     trip = 2 * mh.MIB * (1 << 20) / 1e9  # GB moved by one 64 MiB round trip
     for system, seconds in ((mh.ONE, 0.2), (mh.ONE_DIGESTS, 0.3), (mh.ACROSS, 0.35)):
@@ -157,3 +159,13 @@ def test_multihost_differences_and_goals():
     }
     goals = [g for g in run.GOALS if g.workload == "multihost"]
     assert goals and all({g.numerator, g.denominator} <= made for g in goals)
+
+
+def test_multihost_skips_with_the_reason_when_not_root(monkeypatch, capsys):
+    mh = _bench_module("multihost")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert mh.main([]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("BENCH ")]
+    assert len(lines) == 1
+    skip = json.loads(lines[0][len("BENCH ") :])
+    assert skip["workload"] == "multihost" and "must run as root" in skip["skip"]

@@ -21,15 +21,17 @@ machine hits all of them, not one):
 
 Workloads: submit then result of tiny tasks, ``futures.map`` of as many, one task at a time
 (forced-remote latency), a 64 MiB argument echoed back; with the CPU time the root, the broker
-and the workers spent per tiny task and per 64 MiB round trip. Raw floors (``bench/_rawtcp.py``,
-plain sockets): the round trip of 64 bytes and a 64 MiB echo on loopback, between here and h0,
-between h0 and h1, and through a store-and-forward relay here (the broker hop's floor). The
-SHA-256 payload digest (``scoop._protocol.payload_digest``) is timed on 64 MiB and on a tiny
-task's frames. ``difference`` figures say where the time between one host and across hosts goes.
+and the workers spent per tiny task, per forced-remote round trip and per 64 MiB round trip.
+Raw floors (``bench/_rawtcp.py``, plain sockets): the round trip of 64 bytes and a 64 MiB echo
+on loopback, between here and h0, between h0 and h1, and through a store-and-forward relay here
+(the broker hop's floor). The SHA-256 payload digest (``scoop._protocol.payload_digest``) is
+timed on 64 MiB and on a tiny task's frames. ``difference`` figures say where the time between
+one host and across hosts goes.
 
 Output: ``BENCH {json}`` lines (workload ``multihost``; see workloads.emit) on stdout, a table
 and progress on stderr. Not root, or no sshd: one skip line with the reason, exit status 0.
-Everything it starts is stopped, and the hosts removed, on failure and Ctrl-C too.
+Everything it starts is stopped, and the hosts removed, on failure, Ctrl-C and SIGTERM too
+(and what a killed run left is removed by the next one: the hosts' state file names it).
 """
 
 from __future__ import annotations
@@ -126,9 +128,12 @@ class Bench:
         self._track(proc)
         return proc
 
-    @staticmethod
-    def stop(proc: subprocess.Popen[str]) -> None:
-        """SIGINT to its group (the launcher stops its workers everywhere), then SIGKILL."""
+    def stop(self, proc: subprocess.Popen[str]) -> None:
+        """SIGINT to its group (the launcher stops its workers everywhere), then SIGKILL. Once:
+        a group id is signalled only while its leader is known to be ours, or just reaped."""
+        if proc not in self.started:
+            return
+        self.started.remove(proc)
         for signum, wait in ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)):
             if proc.poll() is not None:
                 break
@@ -138,17 +143,22 @@ class Bench:
                 proc.wait(wait)
         with contextlib.suppress(ProcessLookupError):  # what the group left behind
             os.killpg(proc.pid, signal.SIGKILL)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
     def close(self) -> None:
         """Stop everything started here."""
-        for proc in self.started:
+        for proc in list(self.started):
             self.stop(proc)
 
     # ----- raw TCP
 
-    def _server(self, host: str | None, *args: str) -> int:
+    def _server(self, servers: list[subprocess.Popen[str]], host: str | None, *args: str) -> int:
+        """Start a raw server (added to ``servers``) on ``host``; its port."""
         proc = self.spawn([sys.executable, str(BENCH / "_rawtcp.py"), *args], host)
-        assert proc.stdout is not None
+        servers.append(proc)
+        assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline()
         if not line.strip().isdigit():
             raise RuntimeError(f"raw TCP {args[0]} on {host or 'here'}: {proc.stderr.read()}")
@@ -164,11 +174,11 @@ class Bench:
     ) -> None:
         """Raw round trip and 64 MiB echo from ``client`` to an echo on ``server``."""
         address = "127.0.0.1" if server is None else self.hosts.host(server).address
-        servers = len(self.started)
+        servers: list[subprocess.Popen[str]] = []
         try:
-            port = self._server(server, "echo", address)
+            port = self._server(servers, server, "echo", address)
             if relay:  # a store-and-forward relay here, as the broker is
-                port = self._server(None, "relay", "127.0.0.1", address, str(port))
+                port = self._server(servers, None, "relay", "127.0.0.1", address, str(port))
                 address = "127.0.0.1"
             command = [sys.executable, str(BENCH / "_rawtcp.py"), "client", address, str(port)]
             command += ["--mib", str(MIB), "--repeats", str(self.options.repeats)]
@@ -176,7 +186,7 @@ class Bench:
                 [*self._prefix(client), *command], capture_output=True, text=True, timeout=120
             )
         finally:
-            for proc in self.started[servers:]:
+            for proc in servers:
                 self.stop(proc)
         if done.returncode != 0:
             raise RuntimeError(f"raw TCP client ({system}): {done.stderr[-1000:]}")

@@ -1,7 +1,7 @@
 """Beyond one machine: SCOOP across ssh hosts (network namespaces), beside one host and raw TCP.
 
     python bench/multihost.py [--rounds 2] [--repeats 2] [--tiny 5000] [--latency 200]
-                              [--layouts NAME...] [--no-raw]
+                              [--layouts NAME...] [--no-raw] [--budget 300]
 
 Brings up the test suite's hosts (``tests/hosts/netns.py``: 3 network namespaces h0, h1, h2 on
 a private bridge, each with its own sshd; needs root and openssh-server), once, and measures in
@@ -46,7 +46,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -279,11 +280,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=int, default=200, help="round trips per latency repeat")
     parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     parser.add_argument("--no-raw", action="store_true", help="leave the raw TCP floors out")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=300.0,
+        help="seconds of measuring at most: a stalled run must not hold nox -s bench",
+    )
     return parser.parse_args(argv)
 
 
 def measure(bench: Bench, figures: Figures, options: argparse.Namespace) -> bool:
-    """Raw floors, then each layout; False if something failed (the rest still counts)."""
+    """Raw floors, then each layout, ``--rounds`` times; False if something failed or the time
+    budget ran out (the rest still counts)."""
     raw = [
         (RAW_LOOP, None, None, False),
         (RAW_LOOP_RELAY, None, None, True),
@@ -291,21 +299,26 @@ def measure(bench: Bench, figures: Figures, options: argparse.Namespace) -> bool
         (RAW_HERE_RELAY, None, "h0", True),
         (RAW_NS, "h0", "h1", False),
     ]
+    jobs: list[tuple[str, Callable[[], None]]] = []
+    for system, client, server, relay in [] if options.no_raw else raw:
+        jobs.append((system, partial(bench.raw, figures, system, client, server, relay)))
+    for system in options.layouts:
+        jobs.append((system, partial(bench.layout, figures, system)))
+    deadline = time.monotonic() + options.budget
     failed: set[str] = set()
     for turn in range(options.rounds):
         _log(f" round {turn + 1} of {options.rounds}")
-        for system, client, server, relay in [] if options.no_raw else raw:
+        for system, job in jobs:
+            if system in failed:
+                continue
+            if time.monotonic() > deadline:
+                _log(f"  the time budget ({options.budget:g} s) ran out: the rest is left out")
+                for name, _ in jobs:
+                    if name not in failed and not any(s == name for s, _ in figures.items):
+                        w.emit_skip(WORKLOAD, name, f"time budget of {options.budget:g} s ran out")
+                return False
             try:
-                if system not in failed:
-                    bench.raw(figures, system, client, server, relay)
-            except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
-                failed.add(system)
-                _log(f"  {system}: FAILED {exc}")
-                w.emit_skip(WORKLOAD, system, f"failed: {str(exc)[-200:]}")
-        for system in options.layouts:
-            try:
-                if system not in failed:
-                    bench.layout(figures, system)
+                job()
             except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
                 failed.add(system)
                 _log(f"  {system}: FAILED {exc}")

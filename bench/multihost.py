@@ -1,7 +1,7 @@
 """Beyond one machine: SCOOP across ssh hosts (network namespaces), beside one host and raw TCP.
 
-    python bench/multihost.py [--rounds 2] [--repeats 2] [--tiny 5000] [--latency 200]
-                              [--layouts NAME...] [--no-raw] [--budget 300]
+    python bench/multihost.py [--rounds 2] [--repeats 2] [--tiny 5000] [--map-tasks 50000]
+                              [--latency 200] [--layouts NAME...] [--no-raw] [--budget 300]
 
 Brings up the test suite's hosts (``tests/hosts/netns.py``: 3 network namespaces h0, h1, h2 on
 a private bridge, each with its own sshd; needs root and openssh-server), once, and measures in
@@ -19,7 +19,7 @@ machine hits all of them, not one):
   the broker here on the launching host: every message crosses the network to the broker and
   back out.
 
-Workloads: submit then result of tiny tasks, ``futures.map`` of as many, one task at a time
+Workloads: submit then result of tiny tasks, ``futures.map`` of 10x as many, one task at a time
 (forced-remote latency), a 64 MiB argument echoed back; with the CPU time the root, the broker
 and the workers spent per tiny task, per forced-remote round trip and per 64 MiB round trip.
 Raw floors (``bench/_rawtcp.py``, plain sockets): the round trip of 64 bytes and a 64 MiB echo
@@ -209,7 +209,8 @@ class Bench:
         command = [sys.executable, "-m", "scoop_launch", "--ssh-config"]
         command += [str(self.hosts.ssh_config), *LAYOUTS[system], "--root-runs-no-task"]
         command += [str(BENCH / "_multihost_root.py"), "--token", token]
-        command += ["--tiny", str(options.tiny), "--latency", str(options.latency)]
+        command += ["--tiny", str(options.tiny), "--map-tasks", str(options.map_tasks)]
+        command += ["--latency", str(options.latency)]
         command += ["--mib", str(MIB), "--repeats", str(options.repeats)]
         started = time.perf_counter()
         proc = self.spawn(command)
@@ -276,7 +277,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="rounds of every measurement in turn (a load burst then hits all, not one)",
     )
-    parser.add_argument("--tiny", type=int, default=5000, help="tiny tasks per submit/map")
+    parser.add_argument("--tiny", type=int, default=5000, help="tiny tasks per submit repeat")
+    parser.add_argument("--map-tasks", type=int, default=50000, help="tiny tasks per map repeat")
     parser.add_argument("--latency", type=int, default=200, help="round trips per latency repeat")
     parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     parser.add_argument("--no-raw", action="store_true", help="leave the raw TCP floors out")

@@ -91,7 +91,7 @@ SCRIPTS = {
         "multihost.py",
         {
             "full": ["--rounds", "2", "--repeats", "2"],
-            "quick": ["--rounds", "1", "--repeats", "2", "--tiny", "2000"],
+            "quick": ["--rounds", "1", "--repeats", "2", "--tiny", "2000", "--map-tasks", "20000"],
         },
     ),
 }

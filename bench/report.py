@@ -172,6 +172,9 @@ def _bars(ax: Any, figs: dict[tuple[str, str], Any], keys: list[tuple[str, str]]
     ax.set_yticks(range(len(keys)), [system for system, _ in keys], fontsize=8)
     ax.invert_yaxis()
     ax.tick_params(axis="x", labelsize=8)
+    medians = [f["median"] for f in chosen]
+    if medians and min(medians) > 0 and max(medians) / min(medians) > 50:
+        ax.set_xscale("log")  # a stalled run must not flatten the others
 
 
 def _breakdown(
@@ -181,7 +184,7 @@ def _breakdown(
     workers' CPU time (``metric`` with the part's name)."""
     parts = ["root", "broker", "workers"]
     width = 0.8 / (len(parts) + 1)
-    highest = 0.0
+    highest, lowest = 0.0, float("inf")
     for index, part in enumerate(["wall", *parts]):
         values = []
         for system in layouts:
@@ -190,9 +193,14 @@ def _breakdown(
         xs = [i + (index - len(parts) / 2) * width for i in range(len(layouts))]
         ax.bar(xs, values, width, label=part if part == "wall" else f"{part} CPU")
         highest = max(highest, *values)
+        lowest = min(lowest, *(v for v in values if v > 0), highest)
     names = [system.removeprefix("scoop, ").replace(", ", "\n") for system in layouts]
     ax.set_xticks(range(len(layouts)), names, fontsize=8)
-    ax.set_ylim(0, highest * 1.25)  # room for the legend above the bars
+    if lowest > 0 and highest / lowest > 50:  # a stalled run must not flatten the others
+        ax.set_yscale("log")
+        ax.set_ylim(lowest / 2, highest * 10)
+    else:
+        ax.set_ylim(0, highest * 1.25)  # room for the legend above the bars
     ax.legend(fontsize=8, loc="upper left", ncols=4)
 
 

@@ -65,7 +65,7 @@ def emit(metric: str, unit: str, values: list[float], note: str) -> None:
 
 def find_broker(token: str) -> int:
     """The broker's pid: the ``scoop._run broker`` child of the launcher started with ``token``."""
-    launcher = children = None
+    launcher: int | None = None
     table: dict[int, tuple[int, list[bytes]]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

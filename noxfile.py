@@ -179,7 +179,9 @@ def bench(session: nox.Session) -> None:
 
     This SCOOP and the peers share the session's env; the original SCOOP 0.7.2 gets a venv of
     its own, passed to run.py as $SCOOP_BENCH_ORIGINAL_PYTHON. A full run writes
-    bench/latest.json and docs/bench-latest.png.
+    bench/latest.json and docs/bench-latest.png (and docs/bench-broker.png,
+    docs/bench-multihost.png). The multihost workload builds network-namespace hosts with
+    sshd: run as root (else it is skipped, the reason in the table).
     """
     session.install(
         "--no-sources",

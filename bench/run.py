@@ -13,7 +13,10 @@ runner but the raw floors is the same skeleton (runner.py) with a small adapter 
 * run_pools.py: ProcessPoolExecutor, multiprocessing.Pool, loky;
 * run_dask.py: dask.distributed LocalCluster(2 workers, 1 thread each, processes);
 * run_ray.py: Ray on this machine, ray.init(num_cpus=2), no dashboard, usage stats off;
-* run_raw.py: pyzmq floors (a broker farm, a ping-pong).
+* run_raw.py: pyzmq floors (a broker farm, a ping-pong);
+* deap_onemax.py, broker_scale.py, multihost.py: workloads that are scripts of their own
+  (SCRIPTS); multihost.py brings up the test suite's network-namespace ssh hosts (root and
+  sshd needed, else a skip line with the reason).
 
 A system that is not installed is skipped with a note. Each figure is the median of the repeats
 (5, after a warm-up) with min and max; every goal is the ratio of two figures of this run.
@@ -38,7 +41,8 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-import report  # noqa: E402  (bench/ must be on the path first)
+import _multihost_figures as mh  # noqa: E402  (bench/ must be on the path first)
+import report  # noqa: E402
 import workloads as w  # noqa: E402
 
 WORKLOADS = [
@@ -52,6 +56,7 @@ WORKLOADS = [
     "startup",
     "deap",
     "broker",
+    "multihost",
 ]
 DESCRIPTIONS = {
     "submit": "20000 tiny submit then result()",
@@ -64,6 +69,7 @@ DESCRIPTIONS = {
     "startup": "start to first result, and end of run",
     "deap": "a real client: DEAP eaSimple OneMax, 300 x 40 generations, costly evaluation",
     "broker": "the real broker and 16..1024 simulated workers: cost per task, memory",
+    "multihost": "across 3 namespace hosts with real sshd, beside one host and raw TCP",
 }
 #: Workloads that are a script of their own (not a runner's): its arguments in each mode.
 SCRIPTS = {
@@ -79,6 +85,13 @@ SCRIPTS = {
                 *("--workers", "16", "256", "--repeats", "1", "--pending", "50000"),
                 *("--futures-pending", "0", "--tiny-tasks", "0"),
             ],
+        },
+    ),
+    "multihost": (
+        "multihost.py",
+        {
+            "full": ["--rounds", "2", "--repeats", "2"],
+            "quick": ["--rounds", "1", "--repeats", "2", "--tiny", "2000", "--map-tasks", "20000"],
         },
     ),
 }
@@ -223,6 +236,42 @@ GOALS = [
         (BROKER, "cost ratio N=1024/N=16 batch=32"),
         None,
         at_most=1.5,
+    ),
+    # Beyond one machine (multihost.py): the same 3 processes, workers here or on other hosts.
+    Goal(
+        "multihost",
+        "64 MiB across hosts >= 0.5x raw TCP between the namespaces",
+        (mh.ACROSS, mh.BIG),
+        (mh.RAW_NS, mh.BIG),
+        0.5,
+    ),
+    Goal(
+        "multihost",
+        "submit across hosts >= 0.8x one host",
+        (mh.ACROSS, "submit tasks/s"),
+        (mh.ONE, "submit tasks/s"),
+        0.8,
+    ),
+    Goal(
+        "multihost",
+        "map across hosts >= 0.8x one host",
+        (mh.ACROSS, "map tasks/s"),
+        (mh.ONE, "map tasks/s"),
+        0.8,
+    ),
+    Goal(
+        "multihost",
+        "forced-remote latency across hosts <= 1.25x one host",
+        (mh.ACROSS, "forced-remote latency"),
+        (mh.ONE, "forced-remote latency"),
+        at_most=1.25,
+    ),
+    Goal(
+        "multihost",
+        "payload digests cost <= 10% of 64 MiB throughput (one host, digests on / off >= 0.9)",
+        (mh.ONE_DIGESTS, mh.BIG),
+        (mh.ONE, mh.BIG),
+        0.9,
     ),
 ]
 
@@ -568,11 +617,14 @@ def main() -> int:
         print(f"wrote {options.json}")
     if options.plot:
         options.plot.parent.mkdir(parents=True, exist_ok=True)
-        report.plot(run, options.plot, info, SCOOP)
-        print(f"wrote {options.plot}")
+        if report.plot(run, options.plot, info, SCOOP):
+            print(f"wrote {options.plot}")
         broker_plot = options.plot.with_name("bench-broker.png")
         if report.plot_broker(run, broker_plot, info):
             print(f"wrote {broker_plot}")
+        multihost_plot = options.plot.with_name("bench-multihost.png")
+        if report.plot_multihost(run, multihost_plot, info):
+            print(f"wrote {multihost_plot}")
     if run.errors:
         print(f"{len(run.errors)} system(s) failed: " + ", ".join(e["job"] for e in run.errors))
         return 1

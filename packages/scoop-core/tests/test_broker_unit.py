@@ -229,9 +229,14 @@ def test_a_worker_s_notes_before_the_submitter_s_leave_it_idle(net):
     notes = [(TASK, TAKEN, []), (TASK, DELIVERED, [])]
     _send(net, broker, links[1], Kind.RESULTS, 1, IDLE_AFTER, notes)
     assert 1 in broker.hungry and broker.holder == {}
+    _received(net, links[0])
     _send(net, broker, links[0], Kind.RESULTS, 0, 0, [(TASK, GIVEN, [struct.pack("<I", 1)])])
     assert 1 in broker.hungry and broker.holder == {} and not broker.coming
     assert not broker.settled_early  # the note found its worker's word: nothing kept
+    # The root counted worker 1 busy when it sent the task: it is told that it is idle again
+    # (else it would never hand work out again: seen as every task run on the root).
+    demands = [m.arg for m in _received(net, links[0]) if m.kind == Kind.DEMAND]
+    assert demands == [1]
 
 
 def test_a_note_naming_a_lost_worker_has_the_task_run_again(net):

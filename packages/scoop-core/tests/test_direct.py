@@ -64,7 +64,7 @@ def test_replayed_garbage_and_foreign_datagrams_are_dropped(pair):
     root, worker = pair
     spy = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
-        captured = pack_frames(root.codec.encode_entries(Kind.TASKS, 0, 0, [_task(1)], seq=7))
+        captured = pack_frames(root._tagger.encode_entries(Kind.TASKS, 0, 0, [_task(1)], seq=7))
         spy.sendto(captured, worker.address_of(1))
         spy.sendto(captured, worker.address_of(1))  # the same message again: a replay
         spy.sendto(b"garbage", worker.address_of(1))
@@ -74,14 +74,18 @@ def test_replayed_garbage_and_foreign_datagrams_are_dropped(pair):
             worker.address_of(1),
         )
         spy.sendto(  # a kind the direct path does not carry
-            pack_frames(root.codec.encode_entries(Kind.SHUTDOWN, 0, 0, [], seq=9)),
+            pack_frames(root._tagger.encode_entries(Kind.SHUTDOWN, 0, 0, [], seq=9)),
+            worker.address_of(1),
+        )
+        spy.sendto(  # a message of a connection to the broker (the run's key): no good here
+            pack_frames(root.codec.encode_entries(Kind.TASKS, 0, 0, [_task(3)], seq=10)),
             worker.address_of(1),
         )
     finally:
         spy.close()
     messages = worker.receive()
     assert [m.entries[0].id for m in messages] == [1]
-    assert worker.dropped == 4
+    assert worker.dropped == 5
 
 
 def test_what_cannot_go_directly_is_refused_not_blocked(pair):
@@ -113,6 +117,29 @@ def test_each_run_has_its_own_addresses():
     finally:
         a.close()
         b.close()
+
+
+def test_the_sockets_live_in_a_private_directory_removed_with_the_last(pair):
+    root, worker = pair
+    info = os.stat(root.directory)
+    assert info.st_uid == os.getuid() and info.st_mode & 0o777 == 0o700
+    assert root.directory == worker.directory
+    assert sorted(os.listdir(root.directory)) == ["0", "1"]
+    root.close()
+    assert os.listdir(worker.directory) == ["1"]
+    worker.close()
+    assert not os.path.exists(worker.directory)
+
+
+def test_a_directory_others_can_enter_is_refused():
+    codec = Codec(os.urandom(32))
+    first = DirectChannel(codec, 0, "root")
+    try:
+        os.chmod(first.directory, 0o755)  # as if someone else had made it, or opened it up
+        assert DirectChannel.open(codec, 1, "worker 1") is None
+    finally:
+        os.chmod(first.directory, 0o700)
+        first.close()
 
 
 def test_the_direct_path_can_be_turned_off(monkeypatch):

@@ -145,7 +145,7 @@ class Broker(Departures, DirectNotes):
         self.holder: dict[int, int] = {}
         #: Tasks sent directly that their worker said it took (TAKEN) before their submitter's
         #: note (GIVEN) came: the note then changes nothing.
-        self.settled_early: dict[int, None] = {}
+        self.settled_early: dict[int, int] = {}
         #: Tasks sent directly to each worker (GIVEN) that it has not said it took yet: until it
         #: does, its word that it is idle predates them, and it is not taken for idle.
         self.coming: dict[int, set[int]] = {}

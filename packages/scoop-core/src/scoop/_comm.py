@@ -252,6 +252,10 @@ class Communicator:
         self._idle_pending = True
         self._wake()
 
+    def withdraw_idle(self) -> None:
+        """Forget a word that this worker is idle not sent yet (it just got work directly)."""
+        self._idle_pending = False
+
     def close(self) -> None:
         """Send what is queued, close the endpoint, and wait for the thread (bounded)."""
         self._closing = True

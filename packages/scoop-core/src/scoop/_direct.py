@@ -21,11 +21,13 @@ Anything that cannot go directly (a worker on another machine, a message too lar
 datagram, a full socket buffer) goes through the broker as before: the direct path only ever
 saves time.
 
-Addresses live in Linux's abstract socket namespace (no file to clean up; gone with the process),
-named from a keyed hash of the run's secret, so nobody without the secret can guess them. Each
-datagram is a message of the usual protocol, whose tag authenticates it (scoop._protocol), and
+The sockets live in a directory of this run and machine, private to the user (mode 0700, under
+/tmp, named from a keyed hash of the run's secret and the host name): nobody else can bind an
+address there, or send to one (a socket that is not the worker's would take its results). Each
+datagram is a message of the usual protocol, tagged with a key of the direct path's own (derived
+from the run's secret: a message captured from a connection to the broker is no good here), and
 each sender numbers its datagrams: a number at or below the last one accepted is dropped.
-On other systems, or with ``SCOOP_DIRECT_PATH=off``, there is no direct path.
+On other systems than Linux, or with ``SCOOP_DIRECT_PATH=off``, there is no direct path.
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ import logging
 import os
 import select
 import socket
+import stat
 import struct
 import sys
 import threading
 import time
 from collections.abc import Sequence
 
-from scoop._protocol import Codec, Entry, Kind, Message, drop_is_logged
+from scoop._protocol import BROKER_SENDER, Codec, Entry, Kind, Message, drop_is_logged
 from scoop._trace import Recorder
 from scoop.errors import ProtocolError
 from scoop.transport import Frame
@@ -102,13 +105,20 @@ class DirectChannel:
     """
 
     def __init__(self, codec: Codec, index: int, where: str) -> None:
+        #: The run's codec, for payload digests; messages on this path are tagged with a key of
+        #: their own, so that one captured from a connection to the broker is no good here.
         self.codec = codec
+        self._tagger = Codec(codec.derive(b"direct path tags"), payload_digests=False)
         self.index = index
         self.where = where
-        self._prefix = b"\0scoop-" + codec.derive(b"direct path").hex().encode() + b"-"
+        self.directory = _run_directory(codec)
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.setblocking(False)
-        self._socket.bind(self.address_of(index))
+        try:
+            self._socket.setblocking(False)
+            self._socket.bind(self.address_of(index))
+        except OSError:
+            self._socket.close()
+            raise
         self._lock = threading.Lock()
         self._next_seq = 1
         self._last_seq: dict[int, int] = {}
@@ -132,9 +142,9 @@ class DirectChannel:
             logger.info("%s: no direct path to the workers beside it: %s", where, exc)
             return None
 
-    def address_of(self, index: int) -> bytes:
-        """The abstract address of worker ``index``'s channel in this run."""
-        return self._prefix + str(index).encode()
+    def address_of(self, index: int) -> str:
+        """The address of worker ``index``'s channel in this run, on this machine."""
+        return os.path.join(self.directory, str(index))
 
     def fileno(self) -> int:
         """The socket's descriptor, to wait on with ``select``."""
@@ -158,7 +168,8 @@ class DirectChannel:
                 entry.digest = self.codec.digest(entry.frames)
         with self._lock:
             seq = self._next_seq
-            data = pack_frames(self.codec.encode_entries(kind, self.index, arg, entries, seq=seq))
+            frames = self._tagger.encode_entries(kind, self.index, arg, entries, seq=seq)
+            data = pack_frames(frames)
             if len(data) > DIRECT_MAX_BYTES:
                 return False
             try:
@@ -193,12 +204,16 @@ class DirectChannel:
 
     def _decode(self, data: bytes) -> Message | None:
         try:
-            message = self.codec.decode(unpack_frames(data))
+            message = self._tagger.decode(unpack_frames(data))
         except ProtocolError as exc:  # garbage, another run's, another version's
             reason = str(exc)
         else:
             last = self._last_seq.get(message.sender, 0)
-            if message.seq > last and message.kind in (Kind.TASKS, Kind.RESULTS):
+            if (
+                message.seq > last
+                and message.kind in (Kind.TASKS, Kind.RESULTS)
+                and message.sender != BROKER_SENDER
+            ):
                 self._last_seq[message.sender] = message.seq
                 return message
             reason = f"{message.kind.name} number {message.seq} of worker {message.sender}"
@@ -211,8 +226,30 @@ class DirectChannel:
         return None
 
     def close(self) -> None:
-        """Close the socket (its address is free again)."""
+        """Close the socket and remove its address (and the run's directory, once empty)."""
         self._socket.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.address_of(self.index))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.directory)  # the last worker of this machine to leave removes it
+
+
+def _run_directory(codec: Codec) -> str:
+    """This run's directory of channels on this machine: private to the user (0700).
+
+    Its name comes from the run's secret and this machine's name: only holders of the secret
+    know it, workers of other machines that share /tmp (network namespaces) do not meet here,
+    and nobody else may bind or send in it, whatever they know. Under /tmp itself, not $TMPDIR:
+    a socket's path must stay under 108 bytes.
+    """
+    name = codec.derive(b"direct path " + socket.gethostname().encode()).hex()[:20]
+    path = os.path.join("/tmp", f"scoop-{os.getuid()}-{name}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OSError(f"{path} is not a private directory of this user")
+    return path
 
 
 class MainWake:
@@ -280,10 +317,13 @@ class MainWake:
             self._sleeping = False
 
     def close(self) -> None:
-        """Close the pipe."""
-        for fd in (self._read_fd, self._write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        """Close the pipe (once: a descriptor number closed twice may be another's by then)."""
+        fds, self._fds = self._fds, []
+        if fds:
+            self._flag = True  # nothing sleeps on a closed pipe
+            for fd in (self._read_fd, self._write_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 __all__ = [

@@ -32,8 +32,8 @@ class DirectNotes:
     uninformed: dict[int, None]
     holder: dict[int, int]
     #: Tasks sent directly that their worker said it took (TAKEN) before their submitter's
-    #: note (GIVEN) came: the note then changes nothing.
-    settled_early: dict[int, None]
+    #: note (GIVEN) came, and that worker: the note then changes nothing.
+    settled_early: dict[int, int]
     #: Tasks sent directly to each worker (GIVEN) that it has not said it took yet: until it
     #: does, its word that it is idle predates them, and it is not taken for idle.
     coming: dict[int, set[int]]
@@ -42,6 +42,9 @@ class DirectNotes:
         raise NotImplementedError
 
     def _drop(self, peer: Hashable, reason: str) -> None:
+        raise NotImplementedError
+
+    def _idle_but(self, index: int) -> int:
         raise NotImplementedError
 
     def _took_directly(self, sender: int, entries: list[Entry]) -> None:
@@ -55,7 +58,7 @@ class DirectNotes:
             if coming is not None and entry.id in coming:
                 coming.discard(entry.id)
             else:  # before its submitter's GIVEN: that note must change nothing
-                self._settled_early(entry.id)
+                self._settled_early(entry.id, sender)
         if coming is not None and not coming:
             del self.coming[sender]
 
@@ -75,8 +78,15 @@ class DirectNotes:
         except (IndexError, struct.error, ProtocolError) as exc:
             self._drop(self.workers.get(sender), f"malformed note on the direct path: {exc}")
             return
-        if self.settled_early.pop(entry.id, 0) is None:
-            return  # its worker said it took it: that worker's own word counts
+        self.uninformed[sender] = None  # it spent the idle worker it knew of
+        if self.settled_early.pop(entry.id, None) == target:
+            # Its worker took it, and may be idle again already: its own word counts. The
+            # submitter counted it busy, though: tell it now if workers are idle (nobody else
+            # will: the broker told those workers' idleness before this note came).
+            idle = self._idle_but(sender)
+            if idle:
+                self._send(sender, Kind.DEMAND, idle)
+            return
         if target not in self.workers:  # lost, or left, before the note came: run it again
             payload: list[bytes] = []
             lost = Entry(entry.id, LostStatus.RERUN, self.codec.digest(payload), list(payload))
@@ -84,14 +94,13 @@ class DirectNotes:
             return
         # Busy with it from now: its word that it is idle, until it says it took the task, is
         # older than the task (the broker must not give it more work meanwhile).
-        self.holder.setdefault(entry.id, target)
+        self.holder[entry.id] = target  # a record from before (handed back unstarted) is stale
         self.coming.setdefault(target, set()).add(entry.id)
         self.hungry.pop(target, None)
-        self.uninformed[sender] = None  # it spent the idle worker it knew of
 
-    def _settled_early(self, task_id: int) -> None:
+    def _settled_early(self, task_id: int, worker: int) -> None:
         early = self.settled_early
-        early[task_id] = None
+        early[task_id] = worker
         if len(early) > SETTLED_EARLY_KEPT:
             del early[next(iter(early))]
 

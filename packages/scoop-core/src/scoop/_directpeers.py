@@ -42,8 +42,8 @@ class DirectPeers:
     idle_peers: dict[int, float]
     #: Until when an answer on the direct path is expected soon (see DIRECT_SPIN_SECONDS).
     spin_until: float
-    #: The task the main thread was seen running by poll_direct, and since when.
-    _seen_running: tuple[int, float]
+    #: When the main thread last woke from its sleep for work (see poll_direct).
+    awake_since: float
     wake_event: MainWake
     remote: dict[int, Future[Any]]
     local: deque[Any]
@@ -56,7 +56,8 @@ class DirectPeers:
     busy: bool
     stopping: bool
     said_bye: bool
-    tasks_started: int
+    leaving: bool
+    held: deque[Future[Any]]
 
     def _meet_demand(self) -> None:
         raise NotImplementedError
@@ -88,14 +89,18 @@ class DirectPeers:
             self.comm.post(Kind.TASKS, 0, rest)
 
     def _idle_peer(self) -> int | None:
-        """The worker of this machine that last said it was idle, if it said so just now."""
+        """The worker of this machine that last said it was idle, if it said so just now.
+
+        Both threads change ``idle_peers``; popitem (the newest) and clear are each atomic.
+        """
         peers = self.idle_peers
-        while peers:
-            index = next(reversed(peers))
-            since = peers.pop(index)
-            if time.monotonic() - since <= IDLE_WORD_FRESH:
-                return index
-            peers.clear()  # older still: none is fresh
+        try:
+            index, since = peers.popitem()
+        except KeyError:
+            return None
+        if time.monotonic() - since <= IDLE_WORD_FRESH:
+            return index
+        peers.clear()  # the others are older still: none is fresh
         return None
 
     def read_direct(self) -> bool:
@@ -110,17 +115,13 @@ class DirectPeers:
     def poll_direct(self) -> None:
         """The communication thread's look at the direct path, at each of its turns.
 
-        Only once the main thread has run one task for DIRECT_POLL_INTERVAL (otherwise it reads
-        the channel itself, soon): a task sent here directly while a long one runs is then
-        handed on to an idle worker, as the broker's would be.
+        Only once the main thread has been awake for DIRECT_POLL_INTERVAL (asleep, or just
+        woken, it reads the channel itself): a task sent here directly while this worker runs
+        other tasks is then queued, and handed on to an idle worker, as the broker's would be.
         """
-        if self.direct is None or not self.busy:
+        if self.direct is None or self.wake_event.sleeping:
             return
-        now = time.monotonic()
-        task, since = self._seen_running
-        if task != self.tasks_started:
-            self._seen_running = (self.tasks_started, now)
-        elif now - since >= DIRECT_POLL_INTERVAL and self.read_direct():
+        if time.monotonic() - self.awake_since >= DIRECT_POLL_INTERVAL and self.read_direct():
             self._meet_demand()
 
     def _on_direct(self, message: Message) -> bool:
@@ -143,6 +144,9 @@ class DirectPeers:
         with self.queue_lock:
             self.local.extend(reversed(entries))  # oldest runs first, as from the broker
             self.requested = False  # the broker takes this worker off its idle list
+        # A word that it is idle not sent yet is older than these tasks: it would go after the
+        # TAKEN notes, and the broker would count this busy worker idle. It asks again later.
+        self.comm.withdraw_idle()
         for entry in entries:  # told before this worker's next word that it is idle
             self.comm.add_result((entry.id, Status.TAKEN, []), note=True)
         self.wake_event.set()
@@ -155,8 +159,8 @@ class DirectPeers:
         broker gets a note (its record of the task). False: it goes through the broker.
         """
         direct = self.direct
-        if direct is None or self.local or self.ready or self.inbox:
-            return False
+        if direct is None or self.local or self.ready or self.inbox or self.held or self.leaving:
+            return False  # not idle after it: it must not say so
         entry = Entry(task_id, status, b"", frames)
         if not direct.send(worker_of(task_id), Kind.RESULTS, IDLE_AFTER, [entry]):
             return False

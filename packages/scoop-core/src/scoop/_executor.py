@@ -193,9 +193,11 @@ class _ExecutorRun:
             client.join(local_versions(transport.name))
         except LauncherGone:
             endpoint.close()
+            client.close_local()
             raise ExecutorStartError(f"the Executor could not start: {self.broken}") from None
         except BaseException:
             endpoint.close()
+            client.close_local()
             raise
         return client
 

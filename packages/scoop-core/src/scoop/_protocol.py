@@ -176,7 +176,7 @@ class Codec:
 
     def derive(self, label: bytes) -> bytes:
         """A value only holders of the run's secret can compute (names that must not be guessed)."""
-        return hashlib.blake2b(label, key=self._secret, digest_size=12).digest()
+        return hashlib.blake2b(label, key=self._secret, digest_size=32).digest()
 
     def _tag(self, header: bytes | memoryview) -> bytes:
         return hashlib.blake2b(header, key=self._secret, digest_size=TAG_SIZE).digest()

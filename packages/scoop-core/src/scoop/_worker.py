@@ -123,8 +123,8 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
         self.idle_peers: dict[int, float] = {}
         #: Until when an answer on the direct path is expected soon (see DIRECT_SPIN_SECONDS).
         self.spin_until = 0.0
-        #: The task the main thread was seen running by poll_direct, and since when.
-        self._seen_running = (0, 0.0)
+        #: When the main thread last woke from its sleep for work (see poll_direct).
+        self.awake_since = 0.0
         #: Set by the communication thread whenever it gave the main thread something to do;
         #: the main thread's sleep also ends when a direct message comes.
         self.wake_event = MainWake(self.direct)
@@ -351,6 +351,7 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
             return
         spin = self.spin_until - time.perf_counter() if self.spin_until else 0.0
         event.wait(None if timeout is None else max(timeout, 0.0), spin)
+        self.awake_since = time.monotonic()
         self.read_direct()
 
     def has_news(self) -> bool:
@@ -504,9 +505,13 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
             self.flush()
         finally:
             self.comm.close()
-            if self.direct is not None:
-                self.direct.close()
-            self.wake_event.close()
+            self.close_local()
+
+    def close_local(self) -> None:
+        """Close what this worker holds on this machine: its direct channel and wake-up pipe."""
+        if self.direct is not None:
+            self.direct.close()
+        self.wake_event.close()
         if self.comm.failed_while_closing is not None:
             logger.error(
                 "%s: the broker is gone, the end of the run not told: %s",

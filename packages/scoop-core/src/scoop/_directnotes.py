@@ -29,7 +29,6 @@ class DirectNotes:
     codec: Codec
     workers: dict[int, Hashable]
     hungry: dict[int, None]
-    uninformed: dict[int, None]
     holder: dict[int, int]
     #: Tasks sent directly that their worker said it took (TAKEN) before their submitter's
     #: note (GIVEN) came, and that worker: the note then changes nothing.
@@ -42,9 +41,6 @@ class DirectNotes:
         raise NotImplementedError
 
     def _drop(self, peer: Hashable, reason: str) -> None:
-        raise NotImplementedError
-
-    def _idle_but(self, index: int) -> int:
         raise NotImplementedError
 
     def _took_directly(self, sender: int, entries: list[Entry]) -> None:
@@ -78,15 +74,8 @@ class DirectNotes:
         except (IndexError, struct.error, ProtocolError) as exc:
             self._drop(self.workers.get(sender), f"malformed note on the direct path: {exc}")
             return
-        self.uninformed[sender] = None  # it spent the idle worker it knew of
         if self.settled_early.pop(entry.id, None) == target:
-            # Its worker took it, and may be idle again already: its own word counts. The
-            # submitter counted it busy, though: tell it now if workers are idle (nobody else
-            # will: the broker told those workers' idleness before this note came).
-            idle = self._idle_but(sender)
-            if idle:
-                self._send(sender, Kind.DEMAND, idle)
-            return
+            return  # its worker took it, and may be idle again already: its own word counts
         if target not in self.workers:  # lost, or left, before the note came: run it again
             payload: list[bytes] = []
             lost = Entry(entry.id, LostStatus.RERUN, self.codec.digest(payload), list(payload))

@@ -84,7 +84,9 @@ class DirectPeers:
                     self.trace.moved(-1)
                 self.spin_until = time.perf_counter() + DIRECT_SPIN_SECONDS  # the result?
                 self.comm.add_result((entry.id, Status.GIVEN, [struct.pack("<I", peer)]), note=True)
-                self.demand = max(0, self.demand - 1)
+                # self.demand stays: it is the broker's word, which the broker corrects. Lowered
+                # here, it could stay 0 for good while that worker is idle again (its notes
+                # can reach the broker before this one, and it is then told nothing new).
         if rest:
             self.comm.post(Kind.TASKS, 0, rest)
 

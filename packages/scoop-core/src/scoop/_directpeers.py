@@ -51,9 +51,7 @@ class DirectPeers:
     inbox: deque[Message]
     queue_lock: threading.Lock
     trace: Any
-    demand: int
     requested: bool
-    busy: bool
     stopping: bool
     said_bye: bool
     leaving: bool
@@ -130,7 +128,7 @@ class DirectPeers:
         """Act on one direct message; return whether it brought tasks."""
         sender = message.sender
         if message.kind == Kind.RESULTS:
-            if message.arg & IDLE_AFTER:  # newest last (see Handover._idle_peer)
+            if message.arg & IDLE_AFTER:  # newest last (see _idle_peer)
                 self.idle_peers.pop(sender, None)
                 self.idle_peers[sender] = time.monotonic()
             self.inbox.append(message)

@@ -31,7 +31,7 @@ from typing import Any
 
 from scoop import _balance
 from scoop._comm import Communicator
-from scoop._direct import DirectChannel, MainWake
+from scoop._direct import MainWake
 from scoop._future import PENDING, RUNNING, Future
 from scoop._protocol import Codec, Entry, Kind, LostStatus, Message
 
@@ -56,10 +56,6 @@ class Handover:
     wake_event: MainWake
     #: Sends own tasks out, directly or through the broker (scoop._directpeers.DirectPeers).
     _hand_out: Callable[[list[Entry]], None]
-    direct: DirectChannel | None
-    idle_peers: dict[int, float]
-    spin_until: float
-    trace: Any
     demand: int
     requested: bool
     busy: bool

@@ -216,13 +216,18 @@ def kill_namespace_processes(namespace: str, timeout: float = 5.0) -> list[int]:
 
     def gone() -> bool:
         pids = netns_pids(namespace)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        kill_pids(pids)
         return not pids
 
     wait_until(gone, time.monotonic() + timeout)
     return netns_pids(namespace)
+
+
+def kill_pids(pids: Iterable[int]) -> None:
+    """SIGKILL ``pids``, those already gone included."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def kill_recorded(processes: Iterable[Sequence[Any]]) -> None:

@@ -36,6 +36,8 @@ class _Machines(Protocol):
 
     def describe_processes(self, name: str, /) -> str: ...
 
+    def kill_leftovers(self) -> None: ...
+
 
 def _session_set(what: str, create: Callable[[], _Set]) -> Iterator[_Set]:
     """Create a set for the session, tear it down at its end; fail (not skip) if either fails."""
@@ -64,6 +66,8 @@ def _no_leftovers(machines: _Machines, what: str, after_timeout: float) -> Itera
     after = machines.leftover_processes(timeout=after_timeout)
     if after:
         detail = "; ".join(f"{n}: {machines.describe_processes(n)}" for n in after)
+        # Cleared so that this test's failure is not also every later test's.
+        machines.kill_leftovers()
         pytest.fail(f"processes left on the {what}: {detail}", pytrace=False)
 
 

@@ -58,6 +58,7 @@ from ._netbase import (
     tcp_ready,
 )
 from ._netbase import ip as _ip
+from ._netbase import kill_pids as _kill_pids
 from ._netbase import locked as _locked
 from ._netbase import run as _run
 from ._netbase import wait_until as _wait_until
@@ -270,6 +271,12 @@ class TestHosts:
         """Wait until :meth:`processes_in` is empty; the pids still there after ``timeout``."""
         _wait_until(lambda: not self.processes_in(host), time.monotonic() + timeout)
         return self.processes_in(host)
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what runs on the hosts (their listening sshd is kept)."""
+        for name in [*self.names, "down"]:
+            _kill_pids(self.processes_in(name))
+        self.leftover_processes(timeout=5)
 
     def leftover_processes(self, timeout: float = 10.0) -> dict[str, list[int]]:
         """Wait for every host to be empty; ``{name: pids}`` of those that are not."""

@@ -32,6 +32,7 @@ Also a command line, for trying things by hand (``export SLURM_CONF=`` the print
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -52,6 +53,7 @@ from ._netbase import (
     HostSetupError,
     build_network,
     cmdline,
+    kill_pids,
     locked,
     netns_pids,
     proc_start_time,
@@ -230,6 +232,14 @@ class SlurmCluster(SlurmJobs):
             time.monotonic() + timeout,
         )
         return {n: pids for n in self.nodes if (pids := self.processes_on(n))}
+
+    def kill_leftovers(self) -> None:
+        """Cancel every job and SIGKILL what still runs on the nodes (slurmd is kept)."""
+        with contextlib.suppress(SlurmError, subprocess.SubprocessError):
+            self.client("scancel", "--partition=test", "--full")
+        for node in self.nodes:
+            kill_pids(self.processes_on(node))
+        self.leftover_processes(timeout=5)
 
     # ----- teardown
 

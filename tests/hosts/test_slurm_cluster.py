@@ -198,8 +198,11 @@ def test_srun_killed_with_its_shepherd_leaves_the_tasks(
     srun = int((tmp_path / "srun.pid").read_text())
     shepherd = [p for p in c.processes_on("node1") if _parent(p) == srun]
     assert len(shepherd) == 1, c.describe_processes("node1")
-    for pid in (srun, *shepherd):
-        os.kill(pid, signal.SIGKILL)
+    # Both at once, as a kill of the process group would: stopped first, because the shepherd
+    # cancels the step as soon as srun is gone, and it may run in the gap between two kills.
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in (*shepherd, srun):
+            os.kill(pid, sig)
     # An observation window, not a synchronisation: nothing must end the tasks in it.
     assert not _netbase.wait_until(
         lambda: not all(running(c, c.nodes, "sleep", "301").values()), time.monotonic() + 3

@@ -118,21 +118,23 @@ def _wrap_large(obj: Any, depth: int = 2) -> Any:
 def dumps(obj: Any) -> list[Frame]:
     """Pickle ``obj`` into frames: the pickle stream, then its out-of-band buffers."""
     obj = _wrap_large(obj)
-    if not main_only_names:
-        try:
-            frames = _pickle(obj, fast=True)
-        except Exception:
-            pass
-        else:
-            if not _names_main(frames[0]):
-                return frames
+    try:
+        frames = _pickle(obj, fast=True)
+    except Exception:
+        pass
+    else:
+        if not _names_main(frames[0]):
+            return frames
     return _pickle(obj, fast=False)
 
 
 def _names_main(stream: Frame) -> bool:
-    # The C pickler refers to __main__ objects by name: fine where workers import the script,
-    # not for an Executor's client (a cheap byte search; a false hit only costs cloudpickle).
-    return main_by_value and b"__main__" in stream
+    # The C pickler refers to __main__ objects by name: fine for those workers define too (they
+    # import the script), not for those only the main guard defines, nor for an Executor's
+    # client. Only then, and only if the stream names __main__ at all, does cloudpickle redo
+    # it (a cheap byte search; a false hit only costs cloudpickle). Most scripts bind something
+    # under their guard: their data, which names nothing of __main__, still goes the fast way.
+    return (main_by_value or bool(main_only_names)) and b"__main__" in stream
 
 
 #: Results of these types always pickle: no need to check them.
@@ -219,16 +221,15 @@ def dumps_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Frame]:
 def dumps_in_band(obj: Any) -> bytes:
     """Pickle ``obj`` into one frame, buffers included (for task functions)."""
     # Plain pickle sends a function of __main__ by name: right for one workers define too
-    # (they import the script), wrong for one defined under the main guard. With such names,
-    # every function goes through the pickler that tells the two apart (as in dumps).
-    if not main_only_names:
-        try:
-            frame = pickle.dumps(obj, protocol=5)
-        except Exception:
-            pass
-        else:
-            if not _names_main(frame):
-                return frame
+    # (they import the script), wrong for one defined under the main guard. Then the pickler
+    # that tells the two apart redoes it (as in dumps).
+    try:
+        frame = pickle.dumps(obj, protocol=5)
+    except Exception:
+        pass
+    else:
+        if not _names_main(frame):
+            return frame
     stream = io.BytesIO()
     _ScoopPickler(stream, protocol=5).dump(obj)
     return stream.getvalue()

@@ -128,6 +128,8 @@ class Communicator:
         self._outgoing: deque[Outgoing] = deque()
         self._results: deque[tuple[int, int, Sequence[Frame]]] = deque()
         self._results_since = 0.0
+        #: When the main thread last queued a result (not a note).
+        self._last_result_at = 0.0
         #: Whether a result (not only notes on the direct path) waits to be sent, and whether a
         #: note does.
         self._result_waits = False
@@ -220,21 +222,28 @@ class Communicator:
         """Queue a task's result (main thread; a note: either thread); sent within RESULT_DELAY.
 
         Results wait a little so that those of tiny tasks share a message; they are sent by
-        this thread, so a long task started right after does not hold them back. A ``note``
-        (for the broker, on the direct path: see scoop._direct) travels the same way, but
-        waits its RESULT_DELAY even when results are flushed: nobody waits for it.
+        this thread, so a long task started right after does not hold them back. A result that
+        comes RESULT_DELAY or more after the one before goes at once: its tasks are not tiny,
+        and waiting would only cost this thread a second wake-up (a switch of the GIL away
+        from the task running). A ``note`` (for the broker, on the direct path: see
+        scoop._direct) travels the same way, but waits its RESULT_DELAY even when results are
+        flushed: nobody waits for it.
         """
         results = self._results
         was_empty = not results
+        now = time.monotonic()
         if note:
             self._note_waits = True
         else:
             self._result_waits = True
+            if now - self._last_result_at >= RESULT_DELAY:
+                self._flush_requested = True
+            self._last_result_at = now
         results.append(result)
         if was_empty:
-            self._results_since = time.monotonic()
+            self._results_since = now
             self._wake()
-        elif len(results) >= RESULT_BATCH:
+        elif len(results) >= RESULT_BATCH or self._flush_requested:
             self.flush_results()
 
     def flush_results(self) -> None:

@@ -54,3 +54,7 @@ def test_direct_path(transport, mode, name, tmp_path_factory):
         victim = killed.group(1)
         lost = rf"^scoop: worker {victim} on host \S+ lost \(.*\); \d+ tasks? to run again$"
         assert re.search(lost, result.stderr, re.M), context
+        directory = re.search(r"^DIRECT DIRECTORY (\S+)$", result.stdout, re.M)
+        assert (directory is not None) == (mode == "on"), context
+        if directory is not None:  # the killed worker's socket could not go with it
+            assert not Path(directory.group(1)).exists(), "the run left its sockets in /tmp"

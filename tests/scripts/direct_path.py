@@ -90,6 +90,9 @@ def check_a_worker_killed_holding_a_direct_task():
         # The first run went directly; its rerun went through the broker (it lost a worker).
         assert direct_sent() - before == 1, direct_sent() - before
     print(f"KILLED worker {victim}; ran again on worker {survivor}", flush=True)
+    channel = _runtime.current().direct
+    if channel is not None:  # the test checks that the run removed it, the killed one's too
+        print(f"DIRECT DIRECTORY {channel.directory}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from scoop._direct import (
     DirectChannel,
     MainWake,
     pack_frames,
+    remove_channels,
     unpack_frames,
 )
 from scoop._protocol import Codec, Entry, Kind
@@ -129,6 +130,38 @@ def test_the_sockets_live_in_a_private_directory_removed_with_the_last(pair):
     assert os.listdir(worker.directory) == ["1"]
     worker.close()
     assert not os.path.exists(worker.directory)
+
+
+def _killed(channel: DirectChannel) -> None:
+    channel._socket.close()  # its process died: the socket's file stays
+
+
+def test_remove_channels_clears_what_killed_workers_left():
+    codec = Codec(os.urandom(32))
+    left = [DirectChannel(codec, index, f"worker {index}") for index in (1, 2, 3)]
+    for channel in left:
+        _killed(channel)
+    directory = left[0].directory
+    remove_channels(codec, [1, 2])  # another launcher's worker 3 (a joiner) may still be there
+    assert os.listdir(directory) == ["3"]
+    remove_channels(codec, [3])
+    assert not os.path.exists(directory)
+    remove_channels(codec, [3])  # nothing there: nothing to do
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory away takes root")
+def test_remove_channels_leaves_a_directory_that_is_not_the_users_alone():
+    codec = Codec(os.urandom(32))
+    channel = DirectChannel(codec, 1, "worker 1")
+    _killed(channel)
+    os.chown(channel.directory, 65534, 65534)  # as if another user had made it
+    try:
+        remove_channels(codec, [1])
+        assert os.listdir(channel.directory) == ["1"]
+    finally:
+        os.chown(channel.directory, os.getuid(), os.getgid())
+    remove_channels(codec, [1])
+    assert not os.path.exists(channel.directory)
 
 
 def test_a_directory_others_can_enter_is_refused():

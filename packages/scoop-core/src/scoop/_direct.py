@@ -43,7 +43,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from scoop._protocol import BROKER_SENDER, Codec, Entry, Kind, Message, drop_is_logged
 from scoop._trace import Recorder
@@ -242,14 +242,38 @@ def _run_directory(codec: Codec) -> str:
     and nobody else may bind or send in it, whatever they know. Under /tmp itself, not $TMPDIR:
     a socket's path must stay under 108 bytes.
     """
-    name = codec.derive(b"direct path " + socket.gethostname().encode()).hex()[:20]
-    path = os.path.join("/tmp", f"scoop-{os.getuid()}-{name}")
+    path = _run_directory_name(codec)
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise OSError(f"{path} is not a private directory of this user")
     return path
+
+
+def _run_directory_name(codec: Codec) -> str:
+    name = codec.derive(b"direct path " + socket.gethostname().encode()).hex()[:20]
+    return os.path.join("/tmp", f"scoop-{os.getuid()}-{name}")
+
+
+def remove_channels(codec: Codec, indices: Iterable[int]) -> None:
+    """Remove the channels workers ``indices`` of this run had on this machine, once ended.
+
+    A worker removes its own when it leaves; a killed one cannot. Whoever started the workers
+    calls this after they ended: the run's directory goes with its last channel.
+    """
+    path = _run_directory_name(codec)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return  # not ours: nothing of it is touched
+    for index in indices:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(path, str(index)))
+    with contextlib.suppress(OSError):
+        os.rmdir(path)  # fails while another launcher's workers of the run (joiners) are there
 
 
 class MainWake:
@@ -333,5 +357,6 @@ __all__ = [
     "MainWake",
     "direct_path_enabled",
     "pack_frames",
+    "remove_channels",
     "unpack_frames",
 ]

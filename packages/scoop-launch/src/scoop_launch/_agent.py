@@ -219,6 +219,18 @@ def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
         return _supervise(config, script, hostname, slots)
     finally:
         shutil.rmtree(slots, ignore_errors=True)
+        _remove_channels(config)
+
+
+def _remove_channels(config: dict[str, Any]) -> None:
+    """Remove the direct-path sockets that killed workers of this host could not."""
+    try:
+        from scoop._direct import remove_channels
+        from scoop._protocol import Codec
+
+        remove_channels(Codec(bytes.fromhex(config["worker"]["secret"])), config["indices"])
+    except Exception as exc:  # a leftover in /tmp is no reason to fail the run
+        print(f"scoop: could not clean the run's sockets up: {exc}", file=sys.stderr)
 
 
 def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -> int:

@@ -613,6 +613,12 @@ class Run(RemoteHosts):
             write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         _runfile.remove(self.run_file)
+        # What killed workers of this machine could not remove (their direct-path sockets).
+        from scoop._direct import remove_channels  # here: not on the way to the first result
+        from scoop._protocol import Codec
+
+        indices = [p.index for p in self.local if p.index is not None]
+        remove_channels(Codec(bytes.fromhex(self.secret)), indices)
 
     def terminate(self) -> None:
         """End every process now, then make sure they did.

@@ -6,7 +6,9 @@ Each simulated worker holds a real worker endpoint of the transport plugin
 gives) and WELCOME, numbered messages that acknowledge the broker's stream, a REQUEST when idle,
 RESULTS (with ``IDLE_AFTER``) for every TASKS at once, a HEARTBEAT when nothing else went for a
 second (as a real worker's communication thread does), and an exit on SHUTDOWN. It runs nothing:
-the result payload is a fixed tiny pickle. Nothing is resent (loopback TCP loses nothing), so no
+the result payload is a fixed tiny pickle. Its word that it is idle carries its appetite as a
+real worker's does (``scoop._balance``): from its own time per task, here the time it takes to
+answer a TASKS. Nothing is resent (loopback TCP loses nothing), so no
 :class:`~scoop._protocol.Outbox` is kept on this side.
 
 Run as a process by broker_scale.py (``python bench/_simworkers.py``); its standard input
@@ -39,14 +41,15 @@ import threading
 import time
 from typing import Any
 
+from scoop._balance import Pace
 from scoop._protocol import (
     BROKER_SENDER,
-    IDLE_AFTER,
     Codec,
     Entry,
     Kind,
     Message,
     Status,
+    idle_arg,
 )
 from scoop.errors import ProtocolError
 from scoop.transport import Frame, WorkerEndpoint
@@ -159,11 +162,17 @@ class SimWorker:
 class Taker(SimWorker):
     """A simulated worker that asks for tasks and answers each TASKS with RESULTS at once."""
 
-    __slots__ = ("result_entry_digest",)
+    __slots__ = ("pace", "result_entry_digest")
 
     def __init__(self, endpoint: WorkerEndpoint, codec: Codec, index: int) -> None:
         super().__init__(endpoint, codec, index)
         self.result_entry_digest = codec.digest([RESULT_FRAME])
+        #: Its time per task, whence how many tasks it asks for (as a real worker's).
+        self.pace = Pace()
+
+    def request(self) -> None:
+        """Say it is idle, as a real worker with nothing to run does."""
+        self.send(Kind.REQUEST, self.pace.appetite())
 
     def handle(self, frames: list[Frame]) -> None:
         """Act on one message of the broker."""
@@ -172,12 +181,14 @@ class Taker(SimWorker):
             return
         kind = message.kind
         if kind == Kind.TASKS:
+            started = time.perf_counter()
             entries = message.entries
             self.tasks += len(entries)
             self.task_messages += 1
             digest = self.result_entry_digest
             results = [Entry(e.id, Status.OK, digest, [RESULT_FRAME]) for e in entries]
-            self.send(Kind.RESULTS, IDLE_AFTER, results)
+            self.pace.observe(time.perf_counter() - started, len(entries))
+            self.send(Kind.RESULTS, idle_arg(self.pace.appetite()), results)
             self.results_sent += len(results)
         elif kind == Kind.DEMAND:
             self.demands += 1
@@ -236,7 +247,7 @@ class Group:
                     raise SystemExit(f"simulated workers: joining took more than {timeout:g} s")
                 self.turn(TURN_S)
             for taker in self.takers:  # idle from the start, as a real worker with nothing to do
-                taker.send(Kind.REQUEST, 1)
+                taker.request()
             return
         threading.stack_size(256 * 1024)
         self.threads = [
@@ -283,7 +294,7 @@ class Group:
                 frames = endpoint.recv(0)
             if taker.joined and not requested:
                 requested = True
-                taker.send(Kind.REQUEST, 1)
+                taker.request()
             taker.heartbeat_if_quiet(time.monotonic())
 
     def close(self) -> None:

@@ -6,8 +6,17 @@ import struct
 
 import pytest
 
+from scoop._balance import APPETITE_SECONDS, MAX_APPETITE, Pace, appetite, handover_count, kept
 from scoop._broker import Broker, local_versions
-from scoop._protocol import BROKER_SENDER, IDLE_AFTER, Codec, Kind, LostStatus, Status
+from scoop._protocol import (
+    BROKER_SENDER,
+    IDLE_AFTER,
+    Codec,
+    Kind,
+    LostStatus,
+    Status,
+    idle_arg,
+)
 from scoop._worker import WorkerScheduler
 from scoop.testing import memory_transport
 from scoop.transport import BindOptions, ConnectOptions
@@ -73,7 +82,7 @@ def test_worker_gone_before_the_welcome_does_not_crash_the_broker(net):
     broker.handle(*net.endpoint.recv(5))
     hungry.send(net.codec.encode(Kind.REQUEST, 1, 1))
     broker.handle(*net.endpoint.recv(5))
-    assert broker.hungry == {1: None}
+    assert broker.hungry == {1: 1}  # idle, and would take one task
     leaving = net.connect()
     leaving.send(hello(net.codec, 0))
     peer, frames = net.endpoint.recv(5)
@@ -252,3 +261,73 @@ def test_a_note_on_another_worker_s_task_is_dropped(net):
     _send(net, broker, links[2], Kind.RESULTS, 2, 0, [(TASK, GIVEN, [struct.pack("<I", 1)])])
     _send(net, broker, links[0], Kind.RESULTS, 0, 0, [((0 << 40) | 10, GIVEN, [b"?"])])
     assert broker.holder == {} and broker.dropped == 2
+
+
+def _tasks_given(net, links, indices):
+    """How many tasks each of ``indices`` was given, and the demand its TASKS said."""
+    given = {}
+    for index in indices:
+        for message in _received(net, links[index]):
+            if message.kind == Kind.TASKS:
+                given[index] = (len(message.entries), message.arg)
+    return given
+
+
+def _root_tasks(count):
+    return [((0 << 40) | i, 0, [b"f", b"a"]) for i in range(1, count + 1)]
+
+
+def test_a_hand_out_gives_each_worker_at_least_what_it_asked_for(net):
+    """Workers that run tiny tasks ask for several (their appetite): 8 tasks for three idle
+    workers asking for 4 each go as two messages of 4, not three messages of 3, 3 and 2 (with
+    1024 idle workers, a batch of 32 would otherwise become 32 messages of one task); the
+    third stays idle, and the two fed are told so (they may hand it some)."""
+    broker = net.broker(4)
+    links = _joined(net, broker, 4)
+    for index in (1, 2, 3):
+        _send(net, broker, links[index], Kind.REQUEST, index, 4)
+    _send(net, broker, links[0], Kind.TASKS, 0, 0, _root_tasks(8))
+    assert _tasks_given(net, links, (1, 2, 3)) == {1: (4, 1), 2: (4, 1)}
+    assert list(broker.hungry) == [3] and not broker.queue
+
+
+def test_a_hand_out_to_workers_asking_for_one_task_still_splits_evenly(net):
+    """Tasks of a millisecond or more (appetite 1) spread over every idle worker, as before;
+    and a queue larger than the appetites is shared by all."""
+    broker = net.broker(4)
+    links = _joined(net, broker, 4)
+    for index in (1, 2, 3):
+        _send(net, broker, links[index], Kind.REQUEST, index, 1)
+    _send(net, broker, links[0], Kind.TASKS, 0, 0, _root_tasks(8))
+    assert _tasks_given(net, links, (1, 2, 3)) == {1: (3, 0), 2: (3, 0), 3: (2, 0)}
+    for index in (1, 2, 3):  # the word that it is idle rides on its results, with its appetite
+        _send(net, broker, links[index], Kind.RESULTS, index, idle_arg(2), [])
+    assert broker.hungry == {1: 2, 2: 2, 3: 2}
+    _send(net, broker, links[0], Kind.TASKS, 0, 0, _root_tasks(12)[8:])
+    assert _tasks_given(net, links, (1, 2, 3)) == {1: (2, 1), 2: (2, 1)}
+
+
+def test_appetite_follows_the_time_a_task_takes_and_the_balance_comes_first():
+    assert appetite(None) == 1  # nothing known yet: one at a time
+    assert appetite(0.0) == MAX_APPETITE
+    assert appetite(0.0001) == 10 and appetite(0.002) == 1
+    pace = Pace()
+    pace.observe(0.0001, 1)
+    assert pace.appetite() == 10
+    pace.observe(0.5, 1)  # one long task: one at a time again, at once
+    assert pace.appetite() == 1
+    pace.observe(0.0, 0)  # woke, ran nothing: no news
+    assert pace.appetite() == 1
+    for _ in range(40):  # only a run of short ones brings the appetite back
+        pace.observe(0.00001, 10)
+    assert pace.appetite() == MAX_APPETITE
+
+
+def test_a_worker_keeps_what_it_asked_for_and_hands_out_the_rest():
+    # Given its appetite's worth (4) with 5 workers still idle: nothing goes back.
+    assert handover_count(4, 5, keep=4) == 0
+    assert handover_count(10, 5, keep=4) == 6
+    assert handover_count(10, 1, keep=1) == 5  # steal-half, as before
+    assert handover_count(10, 0, keep=0) == 0  # nobody idle
+    # Tasks longer than its pace said: after their budget, it keeps one only, as before.
+    assert kept(8, 0.0) == 8 and kept(8, APPETITE_SECONDS) == 1

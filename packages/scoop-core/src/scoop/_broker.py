@@ -4,7 +4,8 @@ State it keeps, all keyed by ids from authenticated headers::
 
     workers   index -> transport peer          (learned from HELLO)
     queue     tasks spilled by busy workers and not yet given to anyone
-    hungry    workers that asked for tasks and got none yet, in arrival order
+    hungry    workers that asked for tasks and got none yet, in arrival order, with how many
+              tasks each would take (hand-outs: scoop._dispatch)
     holder    task id -> index of the worker it was given to (until its result passes by), so
               that a worker's loss can be traced to the tasks it held
     constants shared constants, replayed to workers that join later
@@ -27,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import queue
 import sys
@@ -38,6 +38,7 @@ from typing import Any
 
 from scoop._departures import Departures
 from scoop._directnotes import DirectNotes
+from scoop._dispatch import Dispatch
 from scoop._membership import Membership
 from scoop._protocol import (
     BROKER_SENDER,
@@ -50,6 +51,7 @@ from scoop._protocol import (
     Kind,
     Message,
     Status,
+    appetite_of,
     drop_is_logged,
     worker_of,
 )
@@ -103,7 +105,7 @@ def version_mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None
     return "; ".join(differences) or None
 
 
-class Broker(Departures, DirectNotes):
+class Broker(Dispatch, Departures, DirectNotes):
     """Routes messages for one run."""
 
     def __init__(
@@ -136,7 +138,8 @@ class Broker(Departures, DirectNotes):
         self.workers: dict[int, Hashable] = {}
         self.index_of: dict[Hashable, int] = {}
         self.queue: deque[Entry] = deque()
-        self.hungry: dict[int, None] = {}
+        #: Idle workers, longest idle first, with how many tasks each would take (scoop._dispatch).
+        self.hungry: dict[int, int] = {}
         #: Workers that may believe nobody is idle: the broker's last word on the demand to
         #: them was 0 (or nothing yet), or they handed tasks out since. Only they are sent
         #: DEMAND when a worker goes idle (the others already know that some worker is), so
@@ -272,13 +275,14 @@ class Broker(Departures, DirectNotes):
                 self.queue.extend(message.entries)
             given = self._dispatch()  # first to the others: they were idle before the sender
             if message.arg & IDLE_AFTER:
-                self._announce_demand(sender, given | self._now_idle(sender))
+                told = self._now_idle(sender, appetite_of(message.arg))
+                self._announce_demand(sender, given | told)
         elif message.kind == Kind.REQUEST:
-            self._announce_demand(sender, self._now_idle(sender))
+            self._announce_demand(sender, self._now_idle(sender, message.arg))
         elif message.kind == Kind.RESULTS:
             self._took_directly(sender, message.entries)  # before its word that it is idle
             if message.arg & IDLE_AFTER:  # idle first: the results then carry the new demand
-                told = self._now_idle(sender)
+                told = self._now_idle(sender, appetite_of(message.arg))
                 self._announce_demand(sender, told | self._route_results(message))
             else:
                 self._route_results(message)
@@ -454,66 +458,6 @@ class Broker(Departures, DirectNotes):
         if late:
             self.say(f"scoop: {self.members.describe(index)} joined the run")
             self._announce_size()
-
-    def _now_idle(self, index: int) -> set[int]:
-        """Worker ``index`` has nothing to run: give it queued tasks if there are any.
-
-        Returns the workers given tasks (see :meth:`_dispatch`).
-        """
-        if index in self.coming:
-            return set()  # tasks sent to it directly are on their way: it will ask again
-        self.hungry[index] = None
-        return self._dispatch()
-
-    def _dispatch(self) -> set[int]:
-        """Give queued tasks to hungry workers, splitting the queue evenly among them.
-
-        Each TASKS message says how many workers are still hungry afterwards (its ``arg``): the
-        receiver's idea of the demand, which it may meet from its own queue. Returns the workers
-        that were given tasks (and so told the demand).
-        """
-        queue, hungry = self.queue, self.hungry
-        if not queue or not hungry:
-            return set()
-        batches: list[tuple[int, list[Entry]]] = []
-        waiting = len(hungry)
-        # No copy of the hungry workers: only those given tasks are visited (and removed after).
-        for index in hungry:
-            if not queue:
-                break
-            share = math.ceil(len(queue) / waiting)
-            if index == 0 and self.keeps_from_root():
-                batch = self._take_innocent(share)
-                if not batch:
-                    continue  # the root stays hungry
-            else:
-                batch = [queue.popleft() for _ in range(min(share, len(queue)))]
-            waiting -= 1
-            batches.append((index, batch))
-        holder = self.holder
-        for index, batch in batches:
-            del hungry[index]
-            for entry in batch:
-                holder[entry.id] = index
-        still_hungry = len(hungry)
-        for index, batch in batches:
-            self._send(index, Kind.TASKS, still_hungry, batch)
-        return {index for index, _ in batches}
-
-    def _announce_demand(self, requester: int, told: set[int]) -> None:
-        # Only if the requester is still waiting (it was given no task). Every other worker
-        # that may believe nobody is idle is told, hungry ones included: a worker idle now may
-        # have tasks to hand out later, and it keeps the demand in mind until it does. The
-        # others know already (a DEMAND, or the arg of a TASKS or RESULTS, said some worker
-        # is idle, and they handed nothing out since); ``told`` are among them unless that arg
-        # was 0. So a worker going idle costs a DEMAND per worker that learnt otherwise since
-        # the last one went idle, not one per worker of the run.
-        if requester not in self.hungry:
-            return
-        demand = len(self.hungry)
-        held = self.results_out  # those learn it from their RESULTS' arg, about to go
-        for index in [i for i in self.uninformed if i != requester and i not in held]:
-            self._send(index, Kind.DEMAND, demand)
 
     def _route_results(self, message: Message) -> set[int]:
         """Hold each result for the worker that submitted its task; return those workers.

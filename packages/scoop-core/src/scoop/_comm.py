@@ -33,7 +33,6 @@ from typing import Any, Protocol
 
 from scoop._protocol import (
     BROKER_SENDER,
-    IDLE_AFTER,
     PROGRESS_INTERVAL,
     Codec,
     Entry,
@@ -42,6 +41,7 @@ from scoop._protocol import (
     Outbox,
     SequenceCheck,
     drop_is_logged,
+    idle_arg,
 )
 from scoop._trace import Recorder
 from scoop.errors import ProtocolError, ScoopError, VersionMismatchError
@@ -136,6 +136,8 @@ class Communicator:
         self._note_waits = False
         self._flush_requested = False
         self._idle_pending = False
+        #: How many tasks the worker would take, said with its word that it is idle.
+        self._appetite = 1
         wakeup: Callable[[], None] | None = getattr(endpoint, "wakeup", None)
         #: Without ``wakeup()`` (an endpoint of the first interface), the thread polls instead.
         self._polls = wakeup is None
@@ -252,12 +254,14 @@ class Communicator:
             self._flush_requested = True
             self._wake()
 
-    def request_work(self) -> None:
-        """Tell the broker this worker has nothing to run (after what is queued to send).
+    def request_work(self, appetite: int = 1) -> None:
+        """Tell the broker this worker has nothing to run and would take ``appetite`` tasks.
 
-        It rides on the last message queued, a RESULTS or TASKS, as ``IDLE_AFTER``, or goes
-        alone as a REQUEST: one message less on the path of every hand-out.
+        It rides on the last message queued, a RESULTS or TASKS, as ``IDLE_AFTER`` (with the
+        appetite above it, ``idle_arg``), or goes alone as a REQUEST: one message less on the
+        path of every hand-out.
         """
+        self._appetite = appetite
         self._idle_pending = True
         self._wake()
 
@@ -382,7 +386,7 @@ class Communicator:
                 arg = 0
                 if idle_notice and self._idle_pending and not results and not outgoing:
                     self._idle_pending = False
-                    arg = IDLE_AFTER
+                    arg = idle_arg(self._appetite)
                 digest = self.codec.digest
                 self._emit(
                     Kind.RESULTS, arg, [Entry(i, st, digest(f), list(f)) for i, st, f in batch]
@@ -393,7 +397,7 @@ class Communicator:
             last = not (outgoing or results)
             if kind == Kind.TASKS and idle_notice and self._idle_pending and last:
                 self._idle_pending = False
-                arg |= IDLE_AFTER
+                arg |= idle_arg(self._appetite)
             self._emit(kind, arg, entries)
             sent += 1
         if sent:
@@ -402,7 +406,7 @@ class Communicator:
                 self._sent_cond.notify_all()
         if idle_notice and self._idle_pending and not results:
             self._idle_pending = False
-            self._emit(Kind.REQUEST, 1)
+            self._emit(Kind.REQUEST, self._appetite)
 
     def _emit(self, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()) -> None:
         """Number, encode, keep (until acknowledged) and send one message to the broker."""
@@ -437,7 +441,7 @@ class Communicator:
         self._send_queued(all_results=self._note_waits, idle_notice=False)  # notes first
         if kind == Kind.TASKS and self._idle_pending:
             self._idle_pending = False
-            arg |= IDLE_AFTER
+            arg |= idle_arg(self._appetite)
         self._emit(kind, arg, entries)
 
     def _decode(self, frames: list[Frame]) -> Message | None:

@@ -34,7 +34,7 @@ class Departures:
     size: int
     workers: dict[int, Hashable]
     queue: deque[Entry]
-    hungry: dict[int, None]
+    hungry: dict[int, int]
     holder: dict[int, int]
     exit_code: int | None
     members: Membership

@@ -28,7 +28,7 @@ class DirectNotes:
     # The broker's state this part reads and changes (see scoop._broker.Broker).
     codec: Codec
     workers: dict[int, Hashable]
-    hungry: dict[int, None]
+    hungry: dict[int, int]
     holder: dict[int, int]
     #: Tasks sent directly that their worker said it took (TAKEN) before their submitter's
     #: note (GIVEN) came, and that worker: the note then changes nothing.

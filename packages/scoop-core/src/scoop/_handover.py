@@ -25,6 +25,7 @@ under it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +64,9 @@ class Handover:
     deadline_waits: int
     tasks_started: int
     tasks_ended: int
+    #: Its recent time per task, whence how many tasks it asks for (scoop._balance).
+    pace: _balance.Pace
+    pace_since: float
     said_bye: bool
     runs_tasks: bool
 
@@ -137,8 +141,11 @@ class Handover:
         """Take the held tasks, and the oldest queued ones the policy hands to idle workers."""
         with self.queue_lock:
             held, self.held = self.held, deque()
-            keep_one = self.runs_tasks and not (self.busy or self.ready or self.deadline_waits)
-            count = _balance.handover_count(len(self.local), self.demand, keep_one=keep_one)
+            # What it asked for, if it would otherwise have nothing to run next (scoop._balance).
+            keeps = self.runs_tasks and not (self.busy or self.ready or self.deadline_waits)
+            since = time.monotonic() - self.pace_since
+            keep = _balance.kept(self.pace.appetite(), since) if keeps else 0
+            count = _balance.handover_count(len(self.local), self.demand, keep=keep)
             if count == 0 and not held:
                 return []
             local = self.local

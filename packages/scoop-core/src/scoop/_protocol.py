@@ -68,10 +68,11 @@ class Kind(enum.IntEnum):
     WELCOME = 2  # broker -> worker: no entries
     REJECT = 3  # broker -> worker: 1 entry, payload = UTF-8 reason
     TASKS = 4  # either way: entries are tasks (id, payload = pickled call); worker -> broker:
-    #            arg = IDLE_AFTER or 0; broker -> worker: arg = workers idle after this hand-out
-    REQUEST = 5  # worker -> broker: idle, arg = how many tasks it would take
+    #            arg = idle_arg(appetite) or 0; broker -> worker: arg = workers idle after this
+    #            hand-out
+    REQUEST = 5  # worker -> broker: idle, arg = how many tasks it would take (its appetite)
     RESULTS = 6  # either way: entries are results (id, status, payload = pickled outcome);
-    #              worker -> broker: arg = IDLE_AFTER or 0, and entries may be notes on the
+    #              worker -> broker: arg = idle_arg(appetite) or 0, and entries may be notes on the
     #              direct path (Status.DELIVERED, Status.GIVEN); broker -> worker: arg = idle
     #              workers; worker -> worker on the direct path: arg = IDLE_AFTER or 0
     DEMAND = 7  # broker -> worker: arg = number of idle workers waiting for tasks
@@ -99,6 +100,19 @@ PROGRESS_INTERVAL = 0.5
 #: ``arg`` of a worker's TASKS or RESULTS: it has nothing left to run, as if a REQUEST followed
 #: (one message instead of two on the path of every hand-out).
 IDLE_AFTER = 1
+#: The bits of such an ``arg`` above IDLE_AFTER carry the worker's appetite, as a REQUEST's
+#: whole ``arg`` does: how many tasks it would take at once (scoop._balance.appetite).
+APPETITE_SHIFT = 1
+
+
+def idle_arg(appetite: int) -> int:
+    """The ``arg`` of a worker's TASKS or RESULTS: idle after it, would take ``appetite``."""
+    return IDLE_AFTER | appetite << APPETITE_SHIFT
+
+
+def appetite_of(arg: int) -> int:
+    """The appetite an idle word's ``arg`` carries (1 if none: a worker that says nothing)."""
+    return max(1, arg >> APPETITE_SHIFT)
 
 
 class Status(enum.IntEnum):

@@ -39,7 +39,7 @@ from typing import Any
 
 import greenlet
 
-from scoop import _batch, _serialize
+from scoop import _balance, _batch, _serialize
 from scoop._comm import Communicator, LauncherGone, parent_watch
 from scoop._direct import DirectChannel, MainWake
 from scoop._directpeers import DirectPeers
@@ -125,6 +125,11 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
         self.spin_until = 0.0
         #: When the main thread last woke from its sleep for work (see poll_direct).
         self.awake_since = 0.0
+        #: Its time per task (whence how many it asks for), measured from when it woke or last
+        #: asked for work, and the tasks ended by then, to when it asks again.
+        self.pace = _balance.Pace()
+        self.pace_since = time.monotonic()
+        self.pace_ended = 0
         #: Set by the communication thread whenever it gave the main thread something to do;
         #: the main thread's sleep also ends when a direct message comes.
         self.wake_event = MainWake(self.direct)
@@ -344,14 +349,18 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
             return
         if not (self.requested or self.held or self.leaving) and self.runs_tasks:  # see offer()
             self.requested = True
-            self.comm.request_work()
+            now, ended = time.monotonic(), self.tasks_ended
+            self.pace.observe(now - self.pace_since, ended - self.pace_ended)
+            self.pace_since, self.pace_ended = now, ended
+            self.comm.request_work(self.pace.appetite())
         event = self.wake_event
         event.clear()  # before looking: a wake-up after this point is not lost
         if self.has_news():
             return
         spin = self.spin_until - time.perf_counter() if self.spin_until else 0.0
         event.wait(None if timeout is None else max(timeout, 0.0), spin)
-        self.awake_since = time.monotonic()
+        self.awake_since = self.pace_since = time.monotonic()
+        self.pace_ended = self.tasks_ended
         self.read_direct()
 
     def has_news(self) -> bool:

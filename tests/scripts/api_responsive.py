@@ -99,6 +99,34 @@ def check_blocked_worker_hands_its_queue_away():
     )
 
 
+def tiny(x):
+    return x
+
+
+def block_and_say_when(seconds):
+    began = time.time()  # one machine: the workers' clocks are the root's
+    time.sleep(seconds)
+    return scoop.worker[1], began
+
+
+@check
+def check_long_tasks_after_tiny_ones_spread_at_once():
+    runners = task_runners(EXPECTED_SIZE)
+    if runners < 2:
+        return  # nobody else could take them
+    # Tiny tasks make the workers ask for many at once; the long ones that follow must not
+    # wait behind the first of them on the worker that got them all.
+    assert len(list(futures.map(tiny, range(5000)))) == 5000
+    count = min(runners, 3)
+    outcomes = [f.result() for f in [futures.submit(block_and_say_when, 0.8) for _ in range(count)]]
+    workers = {worker for worker, _ in outcomes}
+    starts = sorted(began for _, began in outcomes)
+    assert len(workers) == count, f"{count} long tasks ran on workers {sorted(workers)}"
+    assert starts[-1] - starts[0] < 0.5, (
+        f"a long task started {starts[-1] - starts[0]:.2f} s after the first, on {outcomes}"
+    )
+
+
 @check
 def check_sleeping_tasks_finish_in_the_longest_one():
     # The original SCOOP's callback example, in half seconds: 5 tasks of 0.5 .. 2.5 s.

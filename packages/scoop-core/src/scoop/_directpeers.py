@@ -113,15 +113,17 @@ class DirectPeers:
         return tasks
 
     def poll_direct(self) -> None:
-        """The communication thread's look at the direct path, at each of its turns.
+        """The communication thread's look at the queue and the direct path, at each turn.
 
         Only once the main thread has been awake for DIRECT_POLL_INTERVAL (asleep, or just
-        woken, it reads the channel itself): a task sent here directly while this worker runs
-        other tasks is then queued, and handed on to an idle worker, as the broker's would be.
+        woken, it looks itself): a task sent here directly while this worker runs other tasks
+        is then queued, and what is queued goes on to idle workers, as the broker's tasks
+        would. So the tasks this worker asked for at once (its appetite, scoop._balance) do not
+        wait behind the first when it turns out long.
         """
-        if self.direct is None or self.wake_event.sleeping:
+        if self.wake_event.sleeping or time.monotonic() - self.awake_since < DIRECT_POLL_INTERVAL:
             return
-        if time.monotonic() - self.awake_since >= DIRECT_POLL_INTERVAL and self.read_direct():
+        if self.read_direct() or self.local:
             self._meet_demand()
 
     def _on_direct(self, message: Message) -> bool:

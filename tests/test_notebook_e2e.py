@@ -130,8 +130,13 @@ class Kernel:
         return reply["content"], "".join(printed)
 
     def start(self, code: str) -> str:
-        """Start a cell without waiting for it; return its message id."""
-        return str(self.client.execute(code))
+        """Start a cell without waiting for it; return its message id.
+
+        These cells are interrupted on purpose: with ``stop_on_error`` (the default), the kernel
+        would abort the cells sent right after the error (their reply says "aborted", and they
+        print nothing), depending on how soon they arrive.
+        """
+        return str(self.client.execute(code, stop_on_error=False))
 
     def wait_printed(self, text: str, timeout: float = 30) -> None:
         """Wait until a running cell printed ``text`` (then it surely runs)."""

@@ -273,17 +273,19 @@ class Broker(Dispatch, Departures, DirectNotes):
                 self.queue.extend(e for e in message.entries if worker_of(e.id) not in lost)
             else:
                 self.queue.extend(message.entries)
-            given = self._dispatch()  # first to the others: they were idle before the sender
+            self._dispatch()  # first to the others: they were idle before the sender
             if message.arg & IDLE_AFTER:
-                told = self._now_idle(sender, appetite_of(message.arg))
-                self._announce_demand(sender, given | told)
+                self._now_idle(sender, appetite_of(message.arg))
+                self._announce_demand(sender)
         elif message.kind == Kind.REQUEST:
-            self._announce_demand(sender, self._now_idle(sender, message.arg))
+            self._now_idle(sender, message.arg)
+            self._announce_demand(sender)
         elif message.kind == Kind.RESULTS:
             self._took_directly(sender, message.entries)  # before its word that it is idle
             if message.arg & IDLE_AFTER:  # idle first: the results then carry the new demand
-                told = self._now_idle(sender, appetite_of(message.arg))
-                self._announce_demand(sender, told | self._route_results(message))
+                self._now_idle(sender, appetite_of(message.arg))
+                self._route_results(message)
+                self._announce_demand(sender)
             else:
                 self._route_results(message)
         elif message.kind == Kind.CONST:
@@ -459,24 +461,20 @@ class Broker(Dispatch, Departures, DirectNotes):
             self.say(f"scoop: {self.members.describe(index)} joined the run")
             self._announce_size()
 
-    def _route_results(self, message: Message) -> set[int]:
-        """Hold each result for the worker that submitted its task; return those workers.
+    def _route_results(self, message: Message) -> None:
+        """Hold each result for the worker that submitted its task.
 
         They go when no other message waits (or after RESULTS_HOLD_MESSAGES), one RESULTS
         message per submitter, which carries the number of idle workers other than it.
         """
         by_origin = self.results_out
         holder = self.holder
-        origins: set[int] = set()
         for entry in message.entries:
             if entry.status >= Status.DELIVERED:  # a note on the direct path, not a result
                 self._direct_note(message.sender, entry)
                 continue
             holder.pop(entry.id, None)
-            origin = worker_of(entry.id)
-            origins.add(origin)
-            by_origin.setdefault(origin, []).append(entry)
-        return origins
+            by_origin.setdefault(worker_of(entry.id), []).append(entry)
 
     def _progress_of(self, sender: int, entries: list[Entry]) -> None:
         try:

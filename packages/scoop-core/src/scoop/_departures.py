@@ -56,7 +56,7 @@ class Departures:
     def _forget(self, index: int) -> None:
         raise NotImplementedError
 
-    def _dispatch(self) -> set[int]:
+    def _dispatch(self) -> None:
         raise NotImplementedError
 
     def tasks_held_by(self, index: int) -> list[int]:

@@ -47,26 +47,22 @@ class Dispatch:
     keeps_from_root: Callable[[], bool]
     _take_innocent: Callable[[int], list[Entry]]
 
-    def _now_idle(self, index: int, appetite: int = 1) -> set[int]:
-        """Worker ``index`` is idle, would take ``appetite`` tasks: give it queued ones if any.
-
-        Returns the workers given tasks (see :meth:`_dispatch`).
-        """
+    def _now_idle(self, index: int, appetite: int = 1) -> None:
+        """Worker ``index`` is idle, would take ``appetite`` tasks: give it queued ones if any."""
         if index in self.coming:
-            return set()  # tasks sent to it directly are on their way: it will ask again
+            return  # tasks sent to it directly are on their way: it will ask again
         self.hungry[index] = min(max(1, appetite), MAX_APPETITE)
-        return self._dispatch()
+        self._dispatch()
 
-    def _dispatch(self) -> set[int]:
+    def _dispatch(self) -> None:
         """Give queued tasks to hungry workers: an even split, but at least an appetite each.
 
         Each TASKS message says how many workers are still hungry afterwards (its ``arg``): the
-        receiver's idea of the demand, which it may meet from its own queue. Returns the workers
-        that were given tasks (and so told the demand).
+        receiver's idea of the demand, which it may meet from its own queue.
         """
         queue, hungry = self.queue, self.hungry
         if not queue or not hungry:
-            return set()
+            return
         batches: list[tuple[int, list[Entry]]] = []
         waiting = len(hungry)
         # No copy of the hungry workers: only those given tasks are visited (and removed after).
@@ -90,16 +86,15 @@ class Dispatch:
         still_hungry = len(hungry)
         for index, batch in batches:
             self._send(index, Kind.TASKS, still_hungry, batch)
-        return {index for index, _ in batches}
 
-    def _announce_demand(self, requester: int, told: set[int]) -> None:
+    def _announce_demand(self, requester: int) -> None:
         # Only if the requester is still waiting (it was given no task). Every other worker
         # that may believe nobody is idle is told, hungry ones included: a worker idle now may
         # have tasks to hand out later, and it keeps the demand in mind until it does. The
         # others know already (a DEMAND, or the arg of a TASKS or RESULTS, said some worker
-        # is idle, and they handed nothing out since); ``told`` are among them unless that arg
-        # was 0. So a worker going idle costs a DEMAND per worker that learnt otherwise since
-        # the last one went idle, not one per worker of the run.
+        # is idle, and they handed nothing out since): those just given tasks are among them
+        # unless that arg was 0. So a worker going idle costs a DEMAND per worker that learnt
+        # otherwise since the last one went idle, not one per worker of the run.
         if requester not in self.hungry:
             return
         demand = len(self.hungry)

@@ -515,18 +515,18 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
         finally:
             self.comm.close()
             self.close_local()
+            if self.comm.failed_while_closing is not None:
+                logger.error(
+                    "%s: the broker is gone, the end of the run not told: %s",
+                    self.where,
+                    self.comm.failed_while_closing,
+                )
 
     def close_local(self) -> None:
         """Close what this worker holds on this machine: its direct channel and wake-up pipe."""
         if self.direct is not None:
             self.direct.close()
         self.wake_event.close()
-        if self.comm.failed_while_closing is not None:
-            logger.error(
-                "%s: the broker is gone, the end of the run not told: %s",
-                self.where,
-                self.comm.failed_while_closing,
-            )
 
 
 __all__ = [

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from scoop._balance import APPETITE_SECONDS, MAX_APPETITE, Pace, appetite, handover_count, kept
-from scoop._broker import Broker, local_versions
+from scoop._broker import Broker
 from scoop._protocol import (
     BROKER_SENDER,
     IDLE_AFTER,
@@ -16,6 +16,7 @@ from scoop._protocol import (
     LostStatus,
     Status,
     idle_arg,
+    local_versions,
 )
 from scoop._worker import WorkerScheduler
 from scoop.testing import memory_transport

@@ -101,3 +101,42 @@ def test_the_original_scoop_in_the_same_folder_is_named_with_the_fix(tmp_path):
         assert done.returncode != 0, done.stdout
         assert "the original SCOOP (0.7) is installed in the same folder" in done.stderr
         assert "pip uninstall -y scoop scoop-core" in done.stderr, done.stderr
+
+
+def _imported_by(role: str, line: dict[str, object]) -> set[str]:
+    """The modules ``python -m scoop._run role`` imported, up to where ``line`` makes it stop."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "scoop._run", role],
+        input=json.dumps(line) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return {
+        row.rsplit("|", 1)[1].strip()
+        for row in done.stderr.splitlines()
+        if row.startswith("import time:") and "|" in row
+    }
+
+
+@pytest.mark.timeout(90)
+def test_each_role_imports_only_its_own_modules(tmp_path) -> None:
+    # Every process of a run starts at once on the same cores: what one imports for nothing
+    # delays the first result. The broker stops at the transport (none such), the worker at
+    # the script (gone), both after their own imports.
+    secret = os.urandom(32).hex()
+    broker = _imported_by("broker", {"secret": secret, "transport": "no-such-transport"})
+    assert "scoop._broker" in broker
+    assert not broker & {"scoop._worker", "scoop._scheduler", "greenlet", "cloudpickle"}, broker
+    worker = _imported_by(
+        "worker",
+        {
+            "secret": secret,
+            "transport": _a_transport(),
+            "index": 1,
+            "size": 2,
+            "script": str(tmp_path / "gone.py"),
+        },
+    )
+    assert "scoop._worker" in worker
+    assert not worker & {"scoop._broker", "scoop._dispatch", "cloudpickle"}, worker

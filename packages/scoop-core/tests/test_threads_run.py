@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from scoop import _runtime, futures, shared
-from scoop._broker import Broker, local_versions
-from scoop._protocol import Codec
+from scoop._broker import Broker
+from scoop._protocol import Codec, local_versions
 from scoop._worker import WorkerScheduler
 from scoop.errors import RemoteTraceback, SerializationError
 from scoop.testing import memory_transport

@@ -87,8 +87,8 @@ def test_worker_joins_despite_a_forged_message_waiting_for_it(stranger) -> None:
     import os
     import threading
 
-    from scoop._broker import Broker, local_versions
-    from scoop._protocol import Codec
+    from scoop._broker import Broker
+    from scoop._protocol import Codec, local_versions
     from scoop._worker import WorkerScheduler
 
     secret = os.urandom(32)

@@ -9,8 +9,7 @@ import sys
 import pytest
 
 import scoop
-from scoop._broker import local_versions
-from scoop._protocol import PROTOCOL_VERSION, Codec
+from scoop._protocol import PROTOCOL_VERSION, Codec, local_versions
 from scoop._worker import WorkerScheduler
 from scoop.errors import VersionMismatchError
 from scoop.transport import ConnectOptions

@@ -44,7 +44,6 @@ from scoop._protocol import (
     BROKER_SENDER,
     IDLE_AFTER,
     PROGRESS_INTERVAL,
-    PROTOCOL_VERSION,
     TASK_SEQ_BITS,
     Codec,
     Entry,
@@ -53,6 +52,8 @@ from scoop._protocol import (
     Status,
     appetite_of,
     drop_is_logged,
+    local_versions,
+    version_mismatch,
     worker_of,
 )
 from scoop._streams import Streams
@@ -81,28 +82,6 @@ _TELLS_DEMAND = frozenset({Kind.TASKS, Kind.RESULTS, Kind.DEMAND})
 def _to_stderr(line: str) -> None:
     with contextlib.suppress(OSError):
         print(line, file=sys.stderr, flush=True)
-
-
-def local_versions(transport: str) -> dict[str, Any]:
-    """The versions a worker and its broker must agree on."""
-    from scoop import __version__
-
-    return {
-        "protocol": PROTOCOL_VERSION,
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "scoop_core": __version__,
-        "transport": transport,
-    }
-
-
-def version_mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None:
-    """Describe how two version sets differ, or None if they are compatible."""
-    differences = [
-        f"{key} {theirs.get(key)!s} on the worker but {mine[key]!s} on the broker"
-        for key in ("protocol", "python", "scoop_core", "transport")
-        if theirs.get(key) != mine[key]
-    ]
-    return "; ".join(differences) or None
 
 
 class Broker(Dispatch, Departures, DirectNotes):

@@ -172,7 +172,7 @@ class _ExecutorRun:
         return int(self.session.task_runners)
 
     def _join(self, config: dict[str, Any]) -> ClientScheduler:
-        from scoop._broker import local_versions
+        from scoop._protocol import local_versions
 
         transport = _plugins.load_transport(config["transport"], config.get("transport_module"))
         endpoint = transport.connect(ConnectOptions(address=config["address"]))

@@ -34,9 +34,11 @@ import hashlib
 import hmac
 import itertools
 import struct
+import sys
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
 from scoop.transport import Frame
@@ -160,6 +162,28 @@ class Message:
     seq: int = 0
     #: The last number the sender accepted of the stream from this receiver.
     ack: int = 0
+
+
+def local_versions(transport: str) -> dict[str, Any]:
+    """The versions a worker and its broker must agree on."""
+    from scoop import __version__
+
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "scoop_core": __version__,
+        "transport": transport,
+    }
+
+
+def version_mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None:
+    """Describe how two version sets differ, or None if they are compatible."""
+    differences = [
+        f"{key} {theirs.get(key)!s} on the worker but {mine[key]!s} on the broker"
+        for key in ("protocol", "python", "scoop_core", "transport")
+        if theirs.get(key) != mine[key]
+    ]
+    return "; ".join(differences) or None
 
 
 def payload_digest(frames: Iterable[Frame]) -> bytes:

@@ -31,18 +31,21 @@ import sys
 import threading
 import traceback
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import scoop
-from scoop import _plugins, _runtime, _script, _serialize
-from scoop._broker import Broker, local_versions
-from scoop._comm import SWITCH_INTERVAL
-from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, Membership
-from scoop._protocol import Codec
-from scoop._trace import Recorder
-from scoop._worker import WorkerScheduler
+from scoop import _plugins
+from scoop._protocol import Codec, local_versions
 from scoop.errors import ScoopError
 from scoop.transport import BindOptions, ConnectOptions
+
+if TYPE_CHECKING:
+    from scoop._broker import Broker
+    from scoop._trace import Recorder
+
+# Each role imports only its own modules, in its main function: every process of a run starts
+# while the others do, on the same cores, so what one imports for nothing delays them all (the
+# broker has no use for greenlet, cloudpickle or the scheduler; a worker none for the broker's).
 
 #: Exit code of a worker or broker that could not start.
 STARTUP_FAILED = 3
@@ -120,6 +123,10 @@ def _read_reports(broker: Broker) -> None:
 
 def broker_main() -> int:
     """Run the broker of one run."""
+    from scoop._broker import Broker
+    from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, Membership
+    from scoop._trace import Recorder
+
     config = _read_line()
     _setup_logging(config, "broker")
     parent_pid = config.get("parent_pid")
@@ -168,6 +175,11 @@ def broker_main() -> int:
 
 def worker_main() -> int:
     """Run one worker (the root when the configuration says so)."""
+    from scoop import _runtime, _script
+    from scoop._comm import SWITCH_INTERVAL
+    from scoop._trace import Recorder
+    from scoop._worker import WorkerScheduler
+
     config = _read_line()
     index = int(config["index"])
     hostname = socket.gethostname()
@@ -267,6 +279,8 @@ def _load_script(
 
     Returns the module and the script's code, or the exit code of a worker that cannot start.
     """
+    from scoop import _runtime, _script, _serialize
+
     _script.prepare(script, list(config.get("args", [])))
     try:
         source, code = _script.read_script(script)

@@ -9,14 +9,13 @@ travel as their own frames instead of being copied into the pickle stream.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import sys
 import types
 from collections.abc import Sequence
 from typing import Any
-
-import cloudpickle
 
 from scoop.errors import SerializationError
 from scoop.transport import Frame
@@ -31,20 +30,31 @@ main_only_names: frozenset[str] = frozenset()
 main_by_value = False
 
 
-class _ScoopPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, but ``__main__`` objects that workers also define are sent by reference."""
+@functools.cache
+def _by_value_pickler() -> type[pickle.Pickler]:
+    """The pickler of what the C pickler cannot send: cloudpickle, imported on first need.
 
-    def reducer_override(self, obj: Any) -> Any:
-        if (
-            isinstance(obj, type | types.FunctionType)
-            and getattr(obj, "__module__", None) == "__main__"
-            and not main_by_value
-            and obj.__qualname__.split(".", 1)[0] not in main_only_names
-            and "<" not in obj.__qualname__
-            and _resolves(obj)
-        ):
-            return NotImplemented  # the standard by-reference path
-        return super().reducer_override(obj)
+    Many runs never need it (the broker never does), and importing it is a good part of a
+    process's start (about 8 ms).
+    """
+    import cloudpickle
+
+    class ScoopPickler(cloudpickle.Pickler):  # type: ignore[misc]
+        """cloudpickle, but ``__main__`` objects that workers also define go by reference."""
+
+        def reducer_override(self, obj: Any) -> Any:
+            if (
+                isinstance(obj, type | types.FunctionType)
+                and getattr(obj, "__module__", None) == "__main__"
+                and not main_by_value
+                and obj.__qualname__.split(".", 1)[0] not in main_only_names
+                and "<" not in obj.__qualname__
+                and _resolves(obj)
+            ):
+                return NotImplemented  # the standard by-reference path
+            return super().reducer_override(obj)
+
+    return ScoopPickler
 
 
 def _resolves(obj: Any) -> bool:
@@ -67,7 +77,7 @@ def _pickle(obj: Any, fast: bool) -> list[Frame]:
         main = pickle.dumps(obj, protocol=5, buffer_callback=keep_large)
     else:
         stream = io.BytesIO()
-        _ScoopPickler(stream, protocol=5, buffer_callback=keep_large).dump(obj)
+        _by_value_pickler()(stream, protocol=5, buffer_callback=keep_large).dump(obj)
         main = stream.getvalue()
     return [main, *(buffer.raw() for buffer in buffers)]
 
@@ -231,5 +241,5 @@ def dumps_in_band(obj: Any) -> bytes:
         if not _names_main(frame):
             return frame
     stream = io.BytesIO()
-    _ScoopPickler(stream, protocol=5).dump(obj)
+    _by_value_pickler()(stream, protocol=5).dump(obj)
     return stream.getvalue()

@@ -33,17 +33,23 @@ import threading
 import time
 from typing import Any
 
-from scoop._batch import run_chunk
-
 #: Task id of the root's own code (its script), or of an Executor's client.
 ROOT_TASK = 0
 #: Pseudo task id of done-callbacks run by the scheduler itself (they may submit tasks).
 CALLBACK_TASK = -1
 
 
+def _is_chunk(fn: Any) -> bool:
+    # Imported here, not at the top: the broker records too, and has no use for what _batch
+    # imports (greenlet, the picklers). Only a name not seen before gets here.
+    from scoop._batch import run_chunk
+
+    return fn is run_chunk
+
+
 def task_name(fn: Any, args: tuple[Any, ...]) -> str:
     """A task's name in the trace: its function's, or ``map(f)`` for a chunk of a map of f."""
-    if fn is run_chunk and args:
+    if _is_chunk(fn) and args:
         return f"map({_name_of(args[0])})"
     return _name_of(fn)
 
@@ -103,7 +109,7 @@ class Recorder:
                 name = self._names[fn]
             except (KeyError, TypeError):  # new, or unhashable
                 name = task_name(fn, args)  # a function's __qualname__: one string, shared
-                if fn is not run_chunk and len(self._names) < 1024:
+                if not _is_chunk(fn) and len(self._names) < 1024:
                     with contextlib.suppress(TypeError):
                         self._names[fn] = name
             self.submits.append((task_id, self.current, name, time.monotonic_ns()))

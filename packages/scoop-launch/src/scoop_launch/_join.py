@@ -20,8 +20,7 @@ import time
 from typing import Any
 
 from scoop import _plugins
-from scoop._broker import local_versions
-from scoop._protocol import Codec
+from scoop._protocol import Codec, local_versions
 from scoop._supervisor import SupervisorLink
 from scoop.errors import ScoopError, TransportError
 from scoop.transport import ConnectOptions

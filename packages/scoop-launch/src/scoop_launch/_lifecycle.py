@@ -302,6 +302,9 @@ class Run(RemoteHosts):
         if remote:
             self._start_agents(remote)
         bind_host, advertised_host = self._bind_host(remote)
+        # The root first: its start (Python, imports, the script) is the longest path to the
+        # first result, and the broker is bound well before it is ready.
+        self._spawn_workers(local)
         self.broker = self._spawn(
             "the broker",
             "broker",
@@ -316,7 +319,6 @@ class Run(RemoteHosts):
             pipe_stdout=True,
         )
         threading.Thread(target=self._read_broker, args=(self.broker,), daemon=True).start()
-        self._spawn_workers(local)
         self._watch_agents()
         if self.root is None:
             self.root = next((a for a in self.agents if 0 in a.indices), None)

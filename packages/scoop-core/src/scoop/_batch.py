@@ -17,8 +17,11 @@ from scoop import _serialize
 from scoop._future import TaskUnwound
 from scoop.errors import RemoteTraceback, ScoopError
 
-#: Chunk tasks a map aims for per worker.
-TASKS_PER_WORKER = 16
+#: Chunk tasks a map aims for per worker, as multiprocessing's maps do. Each chunk costs about
+#: 0.6 ms of CPU over the run's processes (its messages, and the threads they wake): 16 per
+#: worker made DEAP's maps of ~2 ms items 5% slower than 4, with no gain in balance (the
+#: log-normal benchmark's efficiency: 0.965 at 16, 0.97 at 4).
+TASKS_PER_WORKER = 4
 
 
 class UnpicklableItemError(ScoopError):

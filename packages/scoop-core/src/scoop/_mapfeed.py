@@ -3,7 +3,7 @@
 ``futures.map`` and ``map_as_completed`` do not draw their iterables whole: a map over a
 generator of millions of items, or over ``itertools.count()``, keeps a bounded number of items
 in flight. The feed reads ahead up to :func:`lookahead` items: a map that ends within them (most
-maps) is chunked exactly as if it had been a list (``scoop._batch.chunk_size``: about 16 chunk
+maps) is chunked exactly as if it had been a list (``scoop._batch.chunk_size``: about 4 chunk
 tasks per worker); a longer one gets chunks of the largest size. At most ``window`` tasks are
 in flight, that is at most :data:`MAX_ITEMS_IN_FLIGHT` items; the next chunk is submitted each
 time the consumer takes a result. The first window is submitted by the call itself, so that the

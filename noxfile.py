@@ -183,8 +183,11 @@ def bench(session: nox.Session) -> None:
     docs/bench-multihost.png). The multihost workload builds network-namespace hosts with
     sshd: run as root (else it is skipped, the reason in the table).
     """
+    # --compile-bytecode for every system alike: start-up figures must not depend on whether
+    # a first run (or PYTHONDONTWRITEBYTECODE) left bytecode behind; uv compiles none by default.
     session.install(
         "--no-sources",
+        "--compile-bytecode",
         "./packages/scoop-core",
         "./packages/scoop-zmq",
         "./packages/scoop-launch",
@@ -196,7 +199,15 @@ def bench(session: nox.Session) -> None:
     )
     python = str(original / "bin" / "python")
     session.run(
-        "uv", "pip", "install", "--quiet", "--python", python, *BENCH_ORIGINAL, external=True
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        "--compile-bytecode",
+        "--python",
+        python,
+        *BENCH_ORIGINAL,
+        external=True,
     )
     session.run(
         "python", "bench/run.py", *session.posargs, env={"SCOOP_BENCH_ORIGINAL_PYTHON": python}

@@ -2,14 +2,20 @@
 
 A map of n items over W workers becomes about ``W * TASKS_PER_WORKER`` chunk tasks of consecutive
 items (never fewer than one item each): few enough that per-task overhead vanishes, many enough
-that steal-half load balancing evens out uneven items. Results keep their order. An item that
+that steal-half load balancing evens out uneven items and that a worker added to the run finds
+work. Once this process has run chunks of a function, its maps of items known to be short get
+fewer, larger chunks (down to ``W * FEWEST_TASKS_PER_WORKER``), each of about ``CHUNK_SECONDS``.
+Results keep their order. An item that
 raises does not fail its chunk: the chunk records an ItemFailure in that item's place, and the
 map raises it when it reaches that item, with the remote traceback chained as for a plain task.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,20 +23,60 @@ from scoop import _serialize
 from scoop._future import TaskUnwound
 from scoop.errors import RemoteTraceback, ScoopError
 
-#: Chunk tasks a map aims for per worker, as multiprocessing's maps do. Each chunk costs about
-#: 0.6 ms of CPU over the run's processes (its messages, and the threads they wake): 16 per
-#: worker made DEAP's maps of ~2 ms items 5% slower than 4, with no gain in balance (the
-#: log-normal benchmark's efficiency: 0.965 at 16, 0.97 at 4).
-TASKS_PER_WORKER = 4
+#: Chunk tasks a map aims for per worker when its items' duration is not known.
+TASKS_PER_WORKER = 16
+#: Fewest chunk tasks per worker (as multiprocessing's maps), for items known to be short.
+FEWEST_TASKS_PER_WORKER = 4
+#: How long a chunk of short items should take. Each chunk costs about 0.6 ms of CPU over the
+#: run's processes (its messages, and the threads they wake): DEAP's maps of ~2 ms items in
+#: chunks of 16 per worker (~13 ms) ran 5% slower than in chunks of 4 per worker (~50 ms).
+CHUNK_SECONDS = 0.05
+#: How many functions' item durations a process remembers.
+_REMEMBERED = 64
+#: Seconds per item of the chunks this process ran, by function: ``id(fn)``: ``(ref, seconds)``,
+#: where ``ref()`` is the function (a weak reference: a function is not kept alive with what it
+#: holds; a strong one for what cannot have weak references, such as builtins), so that another
+#: object given the same id is not taken for it.
+_item_seconds: dict[int, tuple[Callable[[], Any], float]] = {}
 
 
 class UnpicklableItemError(ScoopError):
     """An item of a batched map raised an exception that could not travel back."""
 
 
-def chunk_size(items: int, workers: int) -> int:
-    """How many consecutive items one chunk task carries."""
-    return max(1, -(-items // (max(1, workers) * TASKS_PER_WORKER)))
+def chunk_size(items: int, workers: int, item_seconds: float | None = None) -> int:
+    """How many consecutive items one chunk task carries.
+
+    ``item_seconds``: how long an item took lately, if known; short items make larger chunks,
+    of about CHUNK_SECONDS, but never fewer than FEWEST_TASKS_PER_WORKER per worker.
+    """
+    workers = max(1, workers)
+    size = -(-items // (workers * TASKS_PER_WORKER))
+    if item_seconds is not None:
+        coarsest = -(-items // (workers * FEWEST_TASKS_PER_WORKER))
+        wanted = int(CHUNK_SECONDS / max(item_seconds, 1e-9))
+        size = max(size, min(coarsest, wanted))
+    return max(1, size)
+
+
+def item_seconds(fn: Any) -> float | None:
+    """How long an item of ``fn`` took in the last chunk of it this process ran (None: none)."""
+    entry = _item_seconds.get(id(fn))
+    return entry[1] if entry is not None and entry[0]() is fn else None
+
+
+def _remember(fn: Any, seconds: float) -> None:
+    if len(_item_seconds) >= _REMEMBERED and id(fn) not in _item_seconds:
+        _item_seconds.clear()  # a process mapping that many functions: start over
+    try:
+        ref: Callable[[], Any] = weakref.ref(fn)
+    except TypeError:
+        ref = functools.partial(_same, fn)
+    _item_seconds[id(fn)] = (ref, seconds)
+
+
+def _same(fn: Any) -> Any:
+    return fn
 
 
 class ItemFailure:
@@ -73,6 +119,7 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[
     """Call ``fn(*args)`` for each item in order; the task body of a chunk."""
     results: list[Any] = []
     append = results.append
+    started = time.perf_counter()
     for args in items:
         try:
             append(fn(*args))
@@ -87,6 +134,8 @@ def run_chunk(fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[
             trace = getattr(scheduler, "trace", None)
             if trace is not None:  # the chunk's task, whose slice is open
                 trace.failed(trace.current, exc)
+    if items:  # a chunk that waited on subtasks counts its waits: its maps' chunks stay small
+        _remember(fn, (time.perf_counter() - started) / len(items))
     return results
 
 

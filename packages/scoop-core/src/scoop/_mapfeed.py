@@ -3,11 +3,12 @@
 ``futures.map`` and ``map_as_completed`` do not draw their iterables whole: a map over a
 generator of millions of items, or over ``itertools.count()``, keeps a bounded number of items
 in flight. The feed reads ahead up to :func:`lookahead` items: a map that ends within them (most
-maps) is chunked exactly as if it had been a list (``scoop._batch.chunk_size``: about 4 chunk
-tasks per worker); a longer one gets chunks of the largest size. At most ``window`` tasks are
-in flight, that is at most :data:`MAX_ITEMS_IN_FLIGHT` items; the next chunk is submitted each
-time the consumer takes a result. The first window is submitted by the call itself, so that the
-work starts at once, as it did when maps drew everything.
+maps) is chunked exactly as if it had been a list (``scoop._batch.chunk_size``: about 16 chunk
+tasks per worker, down to 4 for items known to be short); a longer one gets chunks of the
+largest size. At most ``window`` tasks are in flight, that is at most
+:data:`MAX_ITEMS_IN_FLIGHT` items; the next chunk is submitted each time the consumer takes a
+result. The first window is submitted by the call itself, so that the work starts at once, as
+it did when maps drew everything.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class MapFeed:
         self._items: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
         ahead = list(itertools.islice(self._items, _batch.TASKS_PER_WORKER * workers * most + 1))
         ended = len(ahead) <= _batch.TASKS_PER_WORKER * workers * most
-        self.per_task = min(most, _batch.chunk_size(len(ahead), workers)) if ended else most
+        learned = _batch.item_seconds(func)
+        self.per_task = (
+            min(most, _batch.chunk_size(len(ahead), workers, learned)) if ended else most
+        )
         self._ahead = ahead
         self._at = 0
         self.batched = self.per_task > 1

@@ -143,3 +143,17 @@ def test_an_outbox_keeps_messages_until_acknowledged_and_resends_overdue_ones():
     assert not box.overdue(2.5)
     box.acknowledged(3, now=2.6)
     assert len(box) == 0 and not box.overdue(10.0)
+
+
+def test_a_large_message_gets_the_time_to_travel_before_it_is_sent_again():
+    from scoop._protocol import SLOWEST_TRANSFER_BYTES_PER_S, Outbox
+
+    box = Outbox(resend_after=5.0)
+    large = bytes(4 * SLOWEST_TRANSFER_BYTES_PER_S)  # 4 s at the slowest rate
+    box.keep(box.number(), [b"header", large], now=0.0)
+    assert not box.overdue(8.9)  # 5 s + its 4 s of travel
+    assert box.overdue(9.1)
+    box.to_resend(now=9.1)
+    box.acknowledged(1, now=9.5)
+    box.keep(box.number(), [b"small"], now=10.0)
+    assert box.overdue(15.1)  # the large one is gone: back to 5 s

@@ -353,17 +353,26 @@ class SequenceCheck:
         return self._last.get(sender, 0)
 
 
+#: The slowest rate at which a message is assumed to travel, in bytes per second: what is kept
+#: gets this much longer before it is sent again. A large message cannot be acknowledged before
+#: it arrived, and 512 MiB through a loaded machine takes seconds: sent again because of its own
+#: transfer, it would arrive twice and take twice the memory in the receiver.
+SLOWEST_TRANSFER_BYTES_PER_S = 20_000_000
+
+
 class Outbox:
     """The stream of messages to one peer: numbers them, keeps them until acknowledged.
 
-    ``resend_after``: when the oldest unacknowledged message is older than this many seconds,
-    everything kept is sent again (the receiver drops what it already has).
+    ``resend_after``: when the oldest unacknowledged message is older than this many seconds
+    (plus the time what is kept takes at :data:`SLOWEST_TRANSFER_BYTES_PER_S`), everything kept
+    is sent again (the receiver drops what it already has).
     """
 
     def __init__(self, resend_after: float) -> None:
         self.resend_after = resend_after
         self.next_seq = 1
-        self._kept: deque[tuple[int, list[Frame]]] = deque()
+        self._kept: deque[tuple[int, list[Frame], int]] = deque()
+        self._kept_bytes = 0
         self._oldest_since = 0.0
 
     def number(self) -> int:
@@ -376,24 +385,29 @@ class Outbox:
         """Keep a message sent (or that could not be sent) until it is acknowledged."""
         if not self._kept:
             self._oldest_since = now
-        self._kept.append((seq, frames))
+        size = sum(map(len, frames))  # our frames are bytes or byte views: len is their size
+        self._kept.append((seq, frames, size))
+        self._kept_bytes += size
 
     def acknowledged(self, ack: int, now: float) -> None:
         """The peer accepted every message up to number ``ack``."""
         kept = self._kept
         if kept and kept[0][0] <= ack:
             while kept and kept[0][0] <= ack:
-                kept.popleft()
+                self._kept_bytes -= kept.popleft()[2]
             self._oldest_since = now
 
     def overdue(self, now: float) -> bool:
         """Whether what is kept waited too long for an acknowledgement."""
-        return bool(self._kept) and now - self._oldest_since > self.resend_after
+        if not self._kept:
+            return False
+        patience = self.resend_after + self._kept_bytes / SLOWEST_TRANSFER_BYTES_PER_S
+        return now - self._oldest_since > patience
 
     def to_resend(self, now: float) -> list[list[Frame]]:
         """Everything kept, in order, to send again now."""
         self._oldest_since = now
-        return [frames for _, frames in self._kept]
+        return [frames for _, frames, _ in self._kept]
 
     def __len__(self) -> int:
         return len(self._kept)

@@ -5,9 +5,9 @@ items (never fewer than one item each): few enough that per-task overhead vanish
 that steal-half load balancing evens out uneven items and that a worker added to the run finds
 work. Once this process has run chunks of a function, its maps of items known to be short get
 fewer, larger chunks (down to ``W * FEWEST_TASKS_PER_WORKER``), each of about ``CHUNK_SECONDS``.
-Results keep their order. An item that
-raises does not fail its chunk: the chunk records an ItemFailure in that item's place, and the
-map raises it when it reaches that item, with the remote traceback chained as for a plain task.
+Results keep their order. An item that raises does not fail its chunk: the chunk records an
+ItemFailure in that item's place, and the map raises it when it reaches that item, with the
+remote traceback chained as for a plain task.
 """
 
 from __future__ import annotations

@@ -137,30 +137,30 @@ def _killed(channel: DirectChannel) -> None:
 
 
 def test_remove_channels_clears_what_killed_workers_left():
-    codec = Codec(os.urandom(32))
-    left = [DirectChannel(codec, index, f"worker {index}") for index in (1, 2, 3)]
+    secret = os.urandom(32)
+    left = [DirectChannel(Codec(secret), index, f"worker {index}") for index in (1, 2, 3)]
     for channel in left:
         _killed(channel)
     directory = left[0].directory
-    remove_channels(codec, [1, 2])  # another launcher's worker 3 (a joiner) may still be there
+    remove_channels(secret, [1, 2])  # another launcher's worker 3 (a joiner) may still be there
     assert os.listdir(directory) == ["3"]
-    remove_channels(codec, [3])
+    remove_channels(secret, [3])
     assert not os.path.exists(directory)
-    remove_channels(codec, [3])  # nothing there: nothing to do
+    remove_channels(secret, [3])  # nothing there: nothing to do
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory away takes root")
 def test_remove_channels_leaves_a_directory_that_is_not_the_users_alone():
-    codec = Codec(os.urandom(32))
-    channel = DirectChannel(codec, 1, "worker 1")
+    secret = os.urandom(32)
+    channel = DirectChannel(Codec(secret), 1, "worker 1")
     _killed(channel)
     os.chown(channel.directory, 65534, 65534)  # as if another user had made it
     try:
-        remove_channels(codec, [1])
+        remove_channels(secret, [1])
         assert os.listdir(channel.directory) == ["1"]
     finally:
         os.chown(channel.directory, os.getuid(), os.getgid())
-    remove_channels(codec, [1])
+    remove_channels(secret, [1])
     assert not os.path.exists(channel.directory)
 
 

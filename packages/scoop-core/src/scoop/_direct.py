@@ -256,13 +256,13 @@ def _run_directory_name(codec: Codec) -> str:
     return os.path.join("/tmp", f"scoop-{os.getuid()}-{name}")
 
 
-def remove_channels(codec: Codec, indices: Iterable[int]) -> None:
-    """Remove the channels workers ``indices`` of this run had on this machine, once ended.
+def remove_channels(secret: bytes, indices: Iterable[int]) -> None:
+    """Remove the channels workers ``indices`` of the run of ``secret`` had on this machine.
 
     A worker removes its own when it leaves; a killed one cannot. Whoever started the workers
     calls this after they ended: the run's directory goes with its last channel.
     """
-    path = _run_directory_name(codec)
+    path = _run_directory_name(Codec(secret))
     try:
         info = os.lstat(path)
     except OSError:

@@ -226,9 +226,8 @@ def _remove_channels(config: dict[str, Any]) -> None:
     """Remove the direct-path sockets that killed workers of this host could not."""
     try:
         from scoop._direct import remove_channels
-        from scoop._protocol import Codec
 
-        remove_channels(Codec(bytes.fromhex(config["worker"]["secret"])), config["indices"])
+        remove_channels(bytes.fromhex(config["worker"]["secret"]), config["indices"])
     except Exception as exc:  # a leftover in /tmp is no reason to fail the run
         print(f"scoop: could not clean the run's sockets up: {exc}", file=sys.stderr)
 

@@ -617,10 +617,9 @@ class Run(RemoteHosts):
         _runfile.remove(self.run_file)
         # What killed workers of this machine could not remove (their direct-path sockets).
         from scoop._direct import remove_channels  # here: not on the way to the first result
-        from scoop._protocol import Codec
 
         indices = [p.index for p in self.local if p.index is not None]
-        remove_channels(Codec(bytes.fromhex(self.secret)), indices)
+        remove_channels(bytes.fromhex(self.secret), indices)
 
     def terminate(self) -> None:
         """End every process now, then make sure they did.

@@ -14,7 +14,6 @@ from _checks import check, run_checks, task_runners
 
 import scoop
 from scoop import futures
-from scoop._batch import TASKS_PER_WORKER
 
 EXPECTED_SIZE = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 
@@ -82,10 +81,10 @@ def check_wait_timeout_holds_with_one_long_task_among_21():
 def check_blocked_worker_hands_its_queue_away():
     if task_runners(EXPECTED_SIZE) < 2:
         return  # nobody else could take the queue
-    # Fewer items than a map's chunks per worker: one item per chunk, so no item shares the
-    # fate of the blocked one. Worker 1 blocks on the first item it runs; the items queued
-    # behind it there must still come back long before it returns.
-    items = (TASKS_PER_WORKER - 1) * EXPECTED_SIZE
+    # Fewer items than 16 per worker: one item per map chunk, so no item shares the fate of
+    # the blocked one. Worker 1 blocks on the first item it runs; the items queued behind it
+    # there must still come back long before it returns.
+    items = 12 * EXPECTED_SIZE
     start = time.monotonic()
     arrivals = []
     for x, where in futures.map_as_completed(block_first_item_on_worker_1, range(items)):

@@ -302,8 +302,8 @@ class Run(RemoteHosts):
         if remote:
             self._start_agents(remote)
         bind_host, advertised_host = self._bind_host(remote)
-        # The root first: its start (Python, imports, the script) is the longest path to the
-        # first result, and the broker is bound well before it is ready.
+        # The root first: its start (Python, imports, the script) is usually the longest path
+        # to the first result. Measured against the broker first: no difference beyond noise.
         self._spawn_workers(local)
         self.broker = self._spawn(
             "the broker",

@@ -475,12 +475,16 @@ def test_script_options_after_hosts_reach_the_script(test_hosts, tmp_path):
 def test_lines_of_different_hosts_never_mix(test_hosts, tmp_path):
     script = tmp_path / "chatter.py"
     script.write_text(
-        "import socket\nfrom scoop import futures\n"
+        "import socket, time\nfrom scoop import futures\n"
+        "def host(_):\n    time.sleep(0.01)\n    return socket.gethostname()\n"
         "def chatter(i):\n"
         "    for k in range(200):\n"
         "        print(f'L {socket.gethostname()} {i} {k} ' + 'x' * 300)\n"
         "    return i\n"
-        "if __name__ == '__main__':\n    print(sum(futures.map(chatter, range(24))))\n"
+        "if __name__ == '__main__':\n"
+        # The root's script starts before the others join: chatter once every host is in.
+        "    while len(set(futures.map(host, range(12)))) < 3:\n        pass\n"
+        "    print(sum(futures.map(chatter, range(24))))\n"
     )
     result = launch(test_hosts, "--hosts", "localhost", "h0", "h1", mode=(), script=script)
     assert result.returncode == 0, result.stderr

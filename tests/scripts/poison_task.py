@@ -9,6 +9,7 @@ import os
 import signal
 import time
 
+import scoop
 from scoop import futures
 from scoop.errors import KilledWorkerError
 
@@ -20,7 +21,16 @@ def crash_on_seven(x):
     return x
 
 
+def which_worker(_):
+    time.sleep(0.01)
+    return scoop.worker[1]
+
+
 if __name__ == "__main__":
+    # The root's script starts before the others join, and the root runs the first tasks
+    # itself meanwhile: item 7 must find the others there.
+    while len(set(futures.map(which_worker, range(4 * scoop.SIZE)))) < scoop.SIZE:
+        pass
     submitted = [futures.submit(crash_on_seven, i) for i in range(40)]
     for fut in submitted:
         try:

@@ -1,5 +1,8 @@
 """Keep every worker busy until the launcher is signalled; print "started" once work runs.
 
+"Once work runs": once a worker other than the root ran a task. The root's script starts
+before the others have joined the run, and the root runs the first tasks itself meanwhile.
+
 With the argument ``ignore-sigterm`` every process of the run ignores SIGTERM and is stuck in a
 long task (deaf to the broker's SHUTDOWN), so only the launcher's SIGKILL after its grace period
 ends them.
@@ -23,8 +26,14 @@ def busy(i):
     return scoop.worker[1]
 
 
+def where(_):
+    time.sleep(0.01)
+    return scoop.worker[1]
+
+
 if __name__ == "__main__":
-    futures.submit(busy, 0).result()
+    while set(futures.map(where, range(4 * scoop.SIZE))) == {0}:
+        pass
     print("started by root pid", os.getpid(), flush=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

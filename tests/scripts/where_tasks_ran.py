@@ -7,7 +7,8 @@ worker has run a task, then prints
 (the SLURM job step of each host's workers, "None None" outside one, and the number of CPUs
 each may run on); ``exit K``;
 ``raise``; ``hang`` (every worker busy in a blocking task; prints ``started``); ``vanish`` (a
-task on a worker other than the root ends its process with ``os._exit(0)``); ``long K`` (150
+task on a worker other than the root ends its process with ``os._exit(0)``). ``hang`` and
+``vanish`` first wait, as ``where`` does, until every worker has run a task; ``long K`` (150
 tasks per worker; prints ``started`` once K hosts have run one, ``DONE n HOSTS [...]`` once all
 are in).
 """
@@ -53,17 +54,26 @@ def forever(_):
         time.sleep(0.1)
 
 
+def until_every_worker_ran_one():
+    """Map until every worker has run a task: the root's script starts before the others join.
+
+    Returns the worker indices seen on each host, and the job steps they ran in.
+    """
+    seen: dict[str, set[int]] = {}
+    steps: dict[str, set[str]] = {}
+    for _ in range(50):
+        for host, index, step in futures.map(where, range(scoop.SIZE * 4)):
+            seen.setdefault(host, set()).add(index)
+            steps.setdefault(host, set()).add(step)
+        if sum(len(v) for v in seen.values()) == scoop.SIZE:
+            break
+    return seen, steps
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "where"
     if mode == "where":
-        seen: dict[str, set[int]] = {}
-        steps: dict[str, set[str]] = {}
-        for _ in range(50):
-            for host, index, step in futures.map(where, range(scoop.SIZE * 4)):
-                seen.setdefault(host, set()).add(index)
-                steps.setdefault(host, set()).add(step)
-            if sum(len(v) for v in seen.values()) == scoop.SIZE:
-                break
+        seen, steps = until_every_worker_ran_one()
         report = {
             "root": socket.gethostname(),
             "hosts": {h: sorted(v) for h, v in seen.items()},
@@ -84,6 +94,7 @@ if __name__ == "__main__":
         futures.submit(where, 0).result()
         raise RuntimeError("failing on purpose")
     elif mode == "vanish":
+        until_every_worker_ran_one()
         print(sum(futures.map(vanish, range(scoop.SIZE * 20))))
     elif mode == "long":
         hosts_seen: set[str] = set()
@@ -98,6 +109,7 @@ if __name__ == "__main__":
             hosts_seen.add(host)
         print(f"DONE {count} HOSTS {json.dumps(sorted(hosts_seen))}", flush=True)
     elif mode == "hang":
+        until_every_worker_ran_one()
         pending = [futures.submit(forever, i) for i in range(scoop.SIZE * 2)]
         print("started", flush=True)
         futures.wait(pending)

@@ -140,3 +140,48 @@ def test_each_role_imports_only_its_own_modules(tmp_path) -> None:
     )
     assert "scoop._worker" in worker
     assert not worker & {"scoop._broker", "scoop._dispatch", "cloudpickle"}, worker
+
+
+@pytest.mark.timeout(90)
+def test_the_root_runs_its_script_before_the_broker_is_bound(tmp_path) -> None:
+    # The launcher sends the broker's address once the broker is bound; the root does not wait
+    # for it: its first tasks run here. Without the address (the launcher closed the pipe),
+    # it ends with the cause named.
+    script = tmp_path / "first.py"
+    script.write_text(
+        "import operator\n"
+        "from scoop import futures\n"
+        "if __name__ == '__main__':\n"
+        "    print('first', futures.submit(operator.neg, 1).result(), flush=True)\n"
+        "    print('map', list(futures.map(abs, [-2, -3])), flush=True)\n"
+    )
+    line = {
+        "secret": os.urandom(32).hex(),
+        "transport": _a_transport(),
+        "index": 0,
+        "root": True,
+        "size": 2,
+        "script": str(script),
+    }
+    root = subprocess.Popen(
+        [sys.executable, "-m", "scoop._run", "worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert root.stdin is not None and root.stdout is not None
+        root.stdin.write(json.dumps(line) + "\n")
+        root.stdin.flush()
+        assert root.stdout.readline() == "first -1\n"
+        assert root.stdout.readline() == "map [2, 3]\n"
+        root.stdin.close()  # no address will come
+        assert root.wait(30) == STARTUP_FAILED
+        stderr = root.stderr.read() if root.stderr else ""
+        assert "worker 0 on host" in stderr and "could not join the run" in stderr, stderr
+        assert "before sending the broker's address" in stderr, stderr
+        assert "Traceback" not in stderr, stderr
+    finally:
+        root.kill()
+        root.wait()

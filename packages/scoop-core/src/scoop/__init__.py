@@ -77,8 +77,9 @@ IS_ORIGIN = True
 SIZE = 1
 #: This worker, as ``(hostname, index)``; the root is index 0. None outside a run.
 worker: tuple[str, int] | None = None
-#: The address workers use to reach the broker (for diagnostics). None outside a run.
-BROKER_ADDRESS: str | None = None
+#: The address workers use to reach the broker (for diagnostics). None outside a run. Set once
+#: the broker is bound: the root starts before it, and reading this there waits for it.
+BROKER_ADDRESS: str | None
 #: True when the launcher was given ``--debug``.
 DEBUG = False
 #: The logger SCOOP and its users log to (``scoop.logger.warning(...)``).
@@ -90,6 +91,10 @@ def __getattr__(name: str) -> Any:
     # plugin machinery, does not pay for greenlet and cloudpickle.
     if name in ("futures", "shared"):
         return importlib.import_module(f"scoop.{name}")
+    if name == "BROKER_ADDRESS":  # not set yet
+        from scoop._rootstart import broker_address
+
+        return broker_address()
     if name == "Executor":
         from scoop._executor import Executor
 

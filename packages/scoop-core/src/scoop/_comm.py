@@ -100,7 +100,7 @@ class Communicator:
 
     def __init__(
         self,
-        endpoint: WorkerEndpoint,
+        endpoint: WorkerEndpoint | None,
         codec: Codec,
         index: int,
         where: str,
@@ -108,7 +108,8 @@ class Communicator:
         parent_alive: Callable[[], bool] = lambda: True,
         heartbeat_interval: float = 0.0,
     ) -> None:
-        self.endpoint = endpoint
+        #: None until the thread connects (see :meth:`start_joining`).
+        self._endpoint: WorkerEndpoint | None = None
         #: Send a HEARTBEAT when nothing else went for this long (0: never), so that the broker
         #: tells a worker busy in a long task from a lost one.
         self.heartbeat_interval = heartbeat_interval
@@ -138,10 +139,14 @@ class Communicator:
         self._idle_pending = False
         #: How many tasks the worker would take, said with its word that it is idle.
         self._appetite = 1
-        wakeup: Callable[[], None] | None = getattr(endpoint, "wakeup", None)
         #: Without ``wakeup()`` (an endpoint of the first interface), the thread polls instead.
-        self._polls = wakeup is None
-        self._wake: Callable[[], None] = wakeup or (lambda: None)
+        self._polls = False
+        self._wake: Callable[[], None] = lambda: None
+        if endpoint is not None:
+            self._attach(endpoint)
+        #: Whether WELCOME came, and how long joining may take (see :meth:`close`).
+        self._joined = False
+        self._join_timeout = 0.0
         self._closing = False
         #: Messages posted, and posted messages sent (see :meth:`wait_sent`).
         self._posted = 0
@@ -151,6 +156,20 @@ class Communicator:
         self._thread: threading.Thread | None = None
         #: What went wrong while the last messages were sent, once close() was asked.
         self.failed_while_closing: BaseException | None = None
+
+    def _attach(self, endpoint: WorkerEndpoint) -> None:
+        wakeup: Callable[[], None] | None = getattr(endpoint, "wakeup", None)
+        self._polls = wakeup is None
+        self._endpoint = endpoint
+        self._wake = wakeup or (lambda: None)
+
+    @property
+    def endpoint(self) -> WorkerEndpoint:
+        """The connection to the broker (only the thread uses it once started)."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            raise ScoopError(f"{self.where} is not connected to the broker yet")
+        return endpoint
 
     @property
     def started(self) -> bool:
@@ -184,6 +203,7 @@ class Communicator:
             if message is None or message.kind == Kind.HEARTBEAT:
                 continue
             if message.kind == Kind.WELCOME:
+                self._joined = True
                 return message.arg
             if message.kind == Kind.REJECT:
                 self.codec.verify(message.entries[0])
@@ -193,9 +213,46 @@ class Communicator:
 
     def start(self, handler: Handler) -> None:
         """Start the thread; from now on only it uses the endpoint."""
+        self._start_thread(handler, None)
+
+    def start_joining(
+        self,
+        handler: Handler,
+        connect: Callable[[], WorkerEndpoint],
+        versions: dict[str, Any],
+        hostname: str,
+        timeout: float,
+        *,
+        on_joined: Callable[[int], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        """Connect and join in the thread, then serve, while the calling thread goes on.
+
+        For the root, which runs its script meanwhile: what it posts waits in the outgoing
+        queue until WELCOME (HELLO goes first). ``on_joined`` gets WELCOME's arg. ``on_failed``
+        gets what stopped the connection or the join (a REJECT, no answer, the launcher gone),
+        in the thread, which then ends without calling the handler's ``on_stop``.
+        """
+        self._join_timeout = timeout
+
+        def connect_and_join() -> bool:
+            try:
+                self._attach(connect())
+                count = self.join(handler, versions, hostname, timeout)
+            except BaseException as exc:
+                if self._endpoint is not None:
+                    self._endpoint.close()
+                on_failed(exc)
+                return False
+            on_joined(count)
+            return True
+
+        self._start_thread(handler, connect_and_join)
+
+    def _start_thread(self, handler: Handler, prologue: Callable[[], bool] | None) -> None:
         self._handler = handler
         self._thread = threading.Thread(
-            target=self._run, name=f"scoop-comm-{self.index}", daemon=True
+            target=self._run, args=(prologue,), name=f"scoop-comm-{self.index}", daemon=True
         )
         self._thread.start()
 
@@ -274,20 +331,23 @@ class Communicator:
         self._closing = True
         thread = self._thread
         if thread is None:  # never started: the caller owns the endpoint
-            self.endpoint.close()
+            if self._endpoint is not None:
+                self._endpoint.close()
             return
         self._wake()
-        thread.join(CLOSE_TIMEOUT)
+        # Still joining (the root's script ended first): what it posted goes after WELCOME.
+        patience = CLOSE_TIMEOUT + (0.0 if self._joined else self._join_timeout)
+        thread.join(patience)
         if thread.is_alive():
-            logger.warning(
-                "%s: its communication thread did not end in %s s", self.where, CLOSE_TIMEOUT
-            )
+            logger.warning("%s: its communication thread did not end in %s s", self.where, patience)
 
     # -- the thread --------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, prologue: Callable[[], bool] | None) -> None:
         handler = self._handler
         assert handler is not None
+        if prologue is not None and not prologue():
+            return
         error: BaseException | None = None
         try:
             self._serve(handler)
@@ -312,6 +372,7 @@ class Communicator:
         heartbeat = self.heartbeat_interval
         # A worker's scheduler may get messages on the direct path too (not a supervisor).
         poll_direct: Callable[[], None] | None = getattr(handler, "poll_direct", None)
+        endpoint = self.endpoint
         self._last_sent = time.monotonic()
         next_progress = self._last_sent
         while True:
@@ -339,7 +400,7 @@ class Communicator:
                 wait = min(wait, max(due, 0.001))
             if poll_direct is not None and getattr(handler, "busy", False):
                 wait = min(wait, DIRECT_POLL_INTERVAL)
-            frames = self.endpoint.recv(wait)
+            frames = endpoint.recv(wait)
             handled = 0
             while frames is not None:
                 message = self._decode(frames)
@@ -348,7 +409,7 @@ class Communicator:
                 handled += 1
                 if handled >= MESSAGES_PER_TURN or self._outgoing:
                     break
-                frames = self.endpoint.recv(0)
+                frames = endpoint.recv(0)
             if poll_direct is not None:
                 poll_direct()
             now = time.monotonic()

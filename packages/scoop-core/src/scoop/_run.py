@@ -34,8 +34,9 @@ import types
 from typing import TYPE_CHECKING, Any
 
 import scoop
-from scoop import _plugins
+from scoop import _plugins, _rootstart
 from scoop._protocol import Codec, local_versions
+from scoop._rootstart import read_line
 from scoop.errors import ScoopError
 from scoop.transport import BindOptions, ConnectOptions
 
@@ -67,13 +68,6 @@ def _die_with_parent(parent_pid: int) -> None:
         pass  # not Linux: the idle loop's parent check still ends us
     if os.getppid() != parent_pid:
         os._exit(STARTUP_FAILED)  # nothing of ours to clean up yet
-
-
-def _read_line() -> dict[str, Any]:
-    line = sys.stdin.readline()
-    if not line:
-        raise ScoopError("the launcher closed standard input before sending the configuration")
-    return json.loads(line)  # type: ignore[no-any-return]
 
 
 def _setup_logging(config: dict[str, Any], name: str) -> None:
@@ -127,7 +121,7 @@ def broker_main() -> int:
     from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, Membership
     from scoop._trace import Recorder
 
-    config = _read_line()
+    config = read_line("the configuration")
     _setup_logging(config, "broker")
     parent_pid = config.get("parent_pid")
     if parent_pid is not None:
@@ -180,7 +174,7 @@ def worker_main() -> int:
     from scoop._trace import Recorder
     from scoop._worker import WorkerScheduler
 
-    config = _read_line()
+    config = read_line("the configuration")
     index = int(config["index"])
     hostname = socket.gethostname()
     _setup_logging(config, f"worker-{index}")
@@ -206,14 +200,12 @@ def worker_main() -> int:
         module, code = loaded
     else:  # an Executor's worker: no script, the client's functions travel by value
         _script.blank_main(config.get("path", []))
-    address = _read_line()["address"]
-    scoop.BROKER_ADDRESS = address
-    if not is_root:
+    endpoint = None
+    if not is_root:  # the root connects while its script runs (see scoop._rootstart)
+        address = scoop.BROKER_ADDRESS = read_line("the broker's address")["address"]
         sys.stdin.close()
         sys.stdin = open(os.devnull)  # noqa: SIM115 - a task must not read our pipe
-    # The root keeps it: after the configuration, the launcher forwards its own standard input
-    # there (`cat data | python -m scoop_launch script.py` feeds the script).
-    endpoint = transport.connect(ConnectOptions(address=address))
+        endpoint = transport.connect(ConnectOptions(address=address))
     scheduler = WorkerScheduler(
         endpoint,
         Codec(
@@ -237,18 +229,26 @@ def worker_main() -> int:
     _runtime.install(scheduler)
     # The communication thread must get the GIL soon while a task runs (see SWITCH_INTERVAL).
     sys.setswitchinterval(SWITCH_INTERVAL)
-    try:
-        versions = local_versions(transport.name)
-        if config.get("supervisor") is not None:  # added to a running run (--add-workers)
-            versions["supervisor"] = int(config["supervisor"])
-        scheduler.join(versions)
-    except ScoopError as exc:
+    versions = local_versions(transport.name)
+    if config.get("supervisor") is not None:  # added to a running run (--add-workers)
+        versions["supervisor"] = int(config["supervisor"])
+
+    def join_failed(exc: BaseException) -> None:
         print(
             f"scoop: worker {index} on host {hostname} could not join the run: {exc}",
             file=sys.stderr,
         )
-        endpoint.close()
-        return STARTUP_FAILED
+
+    if is_root:
+        _rootstart.join_while_running(scheduler, transport, versions, join_failed, STARTUP_FAILED)
+    else:
+        assert endpoint is not None
+        try:
+            scheduler.join(versions)
+        except ScoopError as exc:
+            join_failed(exc)
+            endpoint.close()
+            return STARTUP_FAILED
     try:
         if is_root:
             code_ = scheduler.run_root(lambda: exec(code, module.__dict__))

@@ -84,7 +84,7 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
 
     def __init__(
         self,
-        endpoint: WorkerEndpoint,
+        endpoint: WorkerEndpoint | None,
         codec: Codec,
         index: int,
         size: int,
@@ -166,6 +166,30 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
         """Say HELLO and wait for WELCOME; a REJECT raises VersionMismatchError."""
         self._set_size(self.comm.join(self, versions, self.hostname, timeout))
 
+    def join_in_background(
+        self,
+        connect: Callable[[], WorkerEndpoint],
+        versions: dict[str, Any],
+        on_failed: Callable[[BaseException], None],
+        timeout: float = 60.0,
+    ) -> None:
+        """Connect and join in the communication thread, which then serves; return at once.
+
+        The root's way (it was created without an endpoint): its script runs meanwhile, and
+        runs its tasks itself until the broker tells of idle workers. ``on_failed`` gets what
+        stopped the connection or the join, in that thread.
+        """
+        self._attach_recorders()
+        self.comm.start_joining(
+            self,
+            connect,
+            versions,
+            self.hostname,
+            timeout,
+            on_joined=self._set_size,
+            on_failed=on_failed,
+        )
+
     def _set_size(self, count: int) -> None:
         # The broker's count of workers in the run, published as scoop.SIZE.
         if count > 0:
@@ -190,10 +214,13 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
 
     def _start(self) -> None:
         if not self.comm.started:
-            self.comm.recorder = self.trace
-            if self.direct is not None:
-                self.direct.recorder = self.trace
+            self._attach_recorders()
             self.comm.start(self)
+
+    def _attach_recorders(self) -> None:
+        self.comm.recorder = self.trace
+        if self.direct is not None:
+            self.direct.recorder = self.trace
 
     def on_message(self, message: Message) -> None:
         """Act on one message of the broker (in the communication thread, or during join)."""

@@ -7,7 +7,7 @@ Order of a run::
     a host that fails stops the launch here, naming the host and the cause, with nothing started
     broker and local workers spawned at once (each in its own session, so only the launcher sees
     a terminal's Ctrl-C); each gets its configuration and the secret on stdin and imports the
-    script while the broker binds
+    script while the broker binds; the root starts running it (see scoop._rootstart)
     broker prints its address -> sent to every worker and agent -> workers connect, say HELLO
     root exits with the script's code -> the broker tells the others -> all exit
     anything left after GRACE_SECONDS -> killed (local process groups; remote agents stop theirs)

@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import queue
-import secrets
 import shutil
 import signal
 import socket
@@ -139,7 +138,8 @@ class Run(RemoteHosts):
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
-        self.secret = secrets.token_bytes(32).hex()
+        # What secrets.token_bytes does, without importing hmac and OpenSSL before any start.
+        self.secret = os.urandom(32).hex()
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.broker: Local | None = None
         self.local: list[Local] = []

@@ -17,6 +17,7 @@ from scoop._protocol import (
     Status,
     idle_arg,
     local_versions,
+    queued_arg,
 )
 from scoop._worker import WorkerScheduler
 from scoop.testing import memory_transport
@@ -306,6 +307,30 @@ def test_a_hand_out_to_workers_asking_for_one_task_still_splits_evenly(net):
     assert broker.hungry == {1: 2, 2: 2, 3: 2}
     _send(net, broker, links[0], Kind.TASKS, 0, 0, _root_tasks(12)[8:])
     assert _tasks_given(net, links, (1, 2, 3)) == {1: (2, 1), 2: (2, 1)}
+
+
+def test_a_worker_that_handed_out_too_few_is_told_how_many_are_still_idle(net):
+    """The root was told once that a worker is idle, not again as two more went idle: it hands
+    out one of its three long tasks (what a demand of one calls for) and says that one more
+    stays queued besides the one it runs next. The broker tells it that two workers are still
+    idle, so that it hands that one out too, instead of running both one after the other
+    (a flaky check of tests/scripts/api_responsive.py: 3 long tasks on 2 workers)."""
+    broker = net.broker(4)
+    links = _joined(net, broker, 4)
+    for index in (1, 2, 3):
+        _send(net, broker, links[index], Kind.REQUEST, index, 1)
+    assert [(m.kind, m.arg) for m in _received(net, links[0])] == [(Kind.DEMAND, 1)]
+    _send(net, broker, links[0], Kind.TASKS, 0, queued_arg(1), _root_tasks(1))
+    assert _tasks_given(net, links, (1, 2, 3)) == {1: (1, 2)}
+    assert [(m.kind, m.arg) for m in _received(net, links[0])] == [(Kind.DEMAND, 2)]
+    # A hand-out that leaves nothing queued (a client's, the last of a queue): nothing to tell.
+    _send(net, broker, links[0], Kind.TASKS, 0, 0, _root_tasks(2)[1:])
+    assert _tasks_given(net, links, (1, 2, 3)) == {2: (1, 1)}
+    assert not _received(net, links[0])
+    # Nobody idle after the hand-out: nothing to tell either.
+    _send(net, broker, links[0], Kind.TASKS, 0, queued_arg(5), _root_tasks(3)[2:])
+    assert _tasks_given(net, links, (1, 2, 3)) == {3: (1, 0)}
+    assert not _received(net, links[0]) and not broker.hungry
 
 
 def test_appetite_follows_the_time_a_task_takes_and_the_balance_comes_first():

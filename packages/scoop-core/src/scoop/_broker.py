@@ -53,6 +53,7 @@ from scoop._protocol import (
     appetite_of,
     drop_is_logged,
     local_versions,
+    queued_of,
     version_mismatch,
     worker_of,
 )
@@ -256,6 +257,8 @@ class Broker(Dispatch, Departures, DirectNotes):
             if message.arg & IDLE_AFTER:
                 self._now_idle(sender, appetite_of(message.arg))
                 self._announce_demand(sender)
+            elif self.hungry and queued_of(message.arg):
+                self._tell_demand_left(sender)
         elif message.kind == Kind.REQUEST:
             self._now_idle(sender, message.arg)
             self._announce_demand(sender)

@@ -398,7 +398,7 @@ class Communicator:
                 # transports count in whole milliseconds; a shorter wait would not wait at all)
                 due = self._results_since + RESULT_DELAY - now
                 wait = min(wait, max(due, 0.001))
-            if poll_direct is not None and getattr(handler, "busy", False):
+            if poll_direct is not None and getattr(handler, "main_awake", False):
                 wait = min(wait, DIRECT_POLL_INTERVAL)
             frames = endpoint.recv(wait)
             handled = 0
@@ -458,7 +458,7 @@ class Communicator:
             last = not (outgoing or results)
             if kind == Kind.TASKS and idle_notice and self._idle_pending and last:
                 self._idle_pending = False
-                arg |= idle_arg(self._appetite)
+                arg = idle_arg(self._appetite)  # newer than its count of tasks still queued
             self._emit(kind, arg, entries)
             sent += 1
         if sent:
@@ -502,7 +502,7 @@ class Communicator:
         self._send_queued(all_results=self._note_waits, idle_notice=False)  # notes first
         if kind == Kind.TASKS and self._idle_pending:
             self._idle_pending = False
-            arg |= idle_arg(self._appetite)
+            arg = idle_arg(self._appetite)  # idle: nothing is queued here any more
         self._emit(kind, arg, entries)
 
     def _decode(self, frames: list[Frame]) -> Message | None:

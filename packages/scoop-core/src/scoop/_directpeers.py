@@ -112,6 +112,19 @@ class DirectPeers:
                 tasks |= self._on_direct(message)
         return tasks
 
+    @property
+    def main_awake(self) -> bool:
+        """Whether the main thread is at work, or was woken and is about to be.
+
+        While it is, the communication thread takes a turn (``poll_direct``) at least every
+        DIRECT_POLL_INTERVAL. Woken counts: the communication thread wakes it when tasks come,
+        and looks at how long it may block before the main thread has started the first of
+        them; it would then block for a whole turn (up to a second), and the tasks queued
+        behind a long first one would wait for it.
+        """
+        wake = self.wake_event
+        return wake.is_set() or not wake.sleeping
+
     def poll_direct(self) -> None:
         """The communication thread's look at the queue and the direct path, at each turn.
 

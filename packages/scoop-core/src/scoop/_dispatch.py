@@ -15,7 +15,9 @@ many workers are still hungry afterwards: the receiver keeps its appetite and ha
 what it holds to them (steal-half, scoop._balance).
 
 A worker that goes idle and is given nothing makes the broker tell the workers that may believe
-nobody is idle how many are (DEMAND): see :meth:`Dispatch._announce_demand`.
+nobody is idle how many are (DEMAND): see :meth:`Dispatch._announce_demand`. A worker that hands
+out tasks, keeps some queued, and leaves workers idle is told how many (DEMAND): see
+:meth:`Dispatch._tell_demand_left`.
 """
 
 from __future__ import annotations
@@ -86,6 +88,17 @@ class Dispatch:
         still_hungry = len(hungry)
         for index, batch in batches:
             self._send(index, Kind.TASKS, still_hungry, batch)
+
+    def _tell_demand_left(self, sender: int) -> None:
+        """Worker ``sender`` handed out tasks, still holds some, and workers are still idle.
+
+        It handed out as many as the demand it knew of called for, and that may have been
+        less than the number idle: a worker once told that some are idle is not told again
+        each time one more goes idle (see :meth:`_announce_demand`). Told how many this
+        hand-out left idle, it hands them more at once, where it would otherwise run them one
+        after the other while they wait.
+        """
+        self._send(sender, Kind.DEMAND, len(self.hungry))
 
     def _announce_demand(self, requester: int) -> None:
         # Only if the requester is still waiting (it was given no task). Every other worker

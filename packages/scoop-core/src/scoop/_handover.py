@@ -6,7 +6,8 @@ the module). Tasks leave a worker's queue when
 * the broker reports idle workers (DEMAND, or the demand a TASKS or RESULTS carries): the
   communication thread hands the oldest queued tasks away at once, even while a task runs
   (``_meet_demand``; the main thread does the same before it starts a task, ``offload``); the
-  policy, how many go, is :mod:`scoop._balance`;
+  policy, how many go, is :mod:`scoop._balance`. Such a hand-out says how many tasks stay
+  queued here (``_still_queued``): if it leaves workers idle, the broker answers with how many;
 * a wait with a timeout begins on tasks still queued here (``offer``/``end_offer``);
 * the worker leaves the run (``_hand_back``), or is a client that runs no task
   (``_give_all_queued``, every turn);
@@ -34,7 +35,7 @@ from scoop import _balance
 from scoop._comm import Communicator
 from scoop._direct import MainWake
 from scoop._future import PENDING, RUNNING, Future
-from scoop._protocol import Codec, Entry, Kind, LostStatus, Message
+from scoop._protocol import Codec, Entry, Kind, LostStatus, Message, queued_arg
 
 
 def _payload_entry(fut: Future[Any]) -> Entry:
@@ -109,7 +110,7 @@ class Handover:
         if self.demand > 0 and self.comm.started:
             entries = self._take_surplus()
             if entries:
-                self.comm.send_now(Kind.TASKS, 0, entries)
+                self.comm.send_now(Kind.TASKS, self._still_queued(), entries)
                 self.wake_event.set()  # the main thread asks again once it runs out
 
     def _give_all_queued(self) -> None:
@@ -134,7 +135,7 @@ class Handover:
         if self.demand > 0 and (self.held or len(self.local) > 1 or self.deadline_waits):
             entries = self._take_surplus()
             if entries:
-                self.comm.post(Kind.TASKS, 0, entries)
+                self.comm.post(Kind.TASKS, self._still_queued(), entries)
                 self.comm.wait_sent()  # sent before this thread starts a task (and keeps the GIL)
 
     def _take_surplus(self) -> list[Entry]:
@@ -156,6 +157,17 @@ class Handover:
                 self.demand = max(0, self.demand - len(entries))
                 self._handed_away()
         return self._with_digests(entries)
+
+    def _still_queued(self) -> int:
+        """The ``arg`` of a hand-out of surplus: how many tasks stay queued here.
+
+        The one the main thread starts next, if it has nothing else to run, is not counted. The
+        demand this worker acted on may be less than the broker's (a worker told that some
+        are idle is not told again as more go idle): with tasks left here, the broker answers
+        with the number of workers this hand-out left idle, and it hands out more.
+        """
+        starts_next = self.runs_tasks and not (self.busy or self.ready)
+        return queued_arg(len(self.local) - starts_next)
 
     def offer(self, futures: list[Future[Any]]) -> None:
         """A wait with a timeout begins: hand the broker the awaited tasks queued here.

@@ -70,8 +70,8 @@ class Kind(enum.IntEnum):
     WELCOME = 2  # broker -> worker: no entries
     REJECT = 3  # broker -> worker: 1 entry, payload = UTF-8 reason
     TASKS = 4  # either way: entries are tasks (id, payload = pickled call); worker -> broker:
-    #            arg = idle_arg(appetite) or 0; broker -> worker: arg = workers idle after this
-    #            hand-out
+    #            arg = idle_arg(appetite), or queued_arg(tasks it still has queued) (0: none, or
+    #            not said); broker -> worker: arg = workers idle after this hand-out
     REQUEST = 5  # worker -> broker: idle, arg = how many tasks it would take (its appetite)
     RESULTS = 6  # either way: entries are results (id, status, payload = pickled outcome);
     #              worker -> broker: arg = idle_arg(appetite) or 0, and entries may be notes on the
@@ -103,7 +103,8 @@ PROGRESS_INTERVAL = 0.5
 #: (one message instead of two on the path of every hand-out).
 IDLE_AFTER = 1
 #: The bits of such an ``arg`` above IDLE_AFTER carry the worker's appetite, as a REQUEST's
-#: whole ``arg`` does: how many tasks it would take at once (scoop._balance.appetite).
+#: whole ``arg`` does: how many tasks it would take at once (scoop._balance.appetite). In a
+#: TASKS without IDLE_AFTER, they carry how many tasks its sender still has queued.
 APPETITE_SHIFT = 1
 
 
@@ -115,6 +116,20 @@ def idle_arg(appetite: int) -> int:
 def appetite_of(arg: int) -> int:
     """The appetite an idle word's ``arg`` carries (1 if none: a worker that says nothing)."""
     return max(1, arg >> APPETITE_SHIFT)
+
+
+def queued_arg(queued: int) -> int:
+    """The ``arg`` of a worker's TASKS that is not idle after it: ``queued`` tasks stay there.
+
+    Not counting the one it starts next. If the hand-out leaves workers idle and ``queued`` is
+    not 0, the broker tells it how many (DEMAND): it may hand out more.
+    """
+    return max(0, queued) << APPETITE_SHIFT
+
+
+def queued_of(arg: int) -> int:
+    """How many tasks a worker's TASKS says are still queued there (0 if it is idle after it)."""
+    return 0 if arg & IDLE_AFTER else arg >> APPETITE_SHIFT
 
 
 class Status(enum.IntEnum):

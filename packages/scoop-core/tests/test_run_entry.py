@@ -20,7 +20,8 @@ def _a_transport() -> str:
     return next(iter(installed))
 
 
-def _start_worker(script: str, **config: object) -> subprocess.CompletedProcess[str]:
+def _worker_line(script: str, **config: object) -> str:
+    """A worker's configuration line (worker 1 of 2 unless ``config`` says otherwise)."""
     line = {
         "secret": os.urandom(32).hex(),
         "transport": _a_transport(),
@@ -29,9 +30,13 @@ def _start_worker(script: str, **config: object) -> subprocess.CompletedProcess[
         "script": script,
         **config,
     }
+    return json.dumps(line) + "\n"
+
+
+def _start_worker(script: str, **config: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scoop._run", "worker"],
-        input=json.dumps(line) + "\n",
+        input=_worker_line(script, **config),
         capture_output=True,
         text=True,
         timeout=60,
@@ -155,14 +160,6 @@ def test_the_root_runs_its_script_before_the_broker_is_bound(tmp_path) -> None:
         "    print('first', futures.submit(operator.neg, 1).result(), flush=True)\n"
         "    print('map', list(futures.map(abs, [-2, -3])), flush=True)\n"
     )
-    line = {
-        "secret": os.urandom(32).hex(),
-        "transport": _a_transport(),
-        "index": 0,
-        "root": True,
-        "size": 2,
-        "script": str(script),
-    }
     root = subprocess.Popen(
         [sys.executable, "-m", "scoop._run", "worker"],
         stdin=subprocess.PIPE,
@@ -172,7 +169,7 @@ def test_the_root_runs_its_script_before_the_broker_is_bound(tmp_path) -> None:
     )
     try:
         assert root.stdin is not None and root.stdout is not None
-        root.stdin.write(json.dumps(line) + "\n")
+        root.stdin.write(_worker_line(str(script), index=0, root=True))
         root.stdin.flush()
         assert root.stdout.readline() == "first -1\n"
         assert root.stdout.readline() == "map [2, 3]\n"

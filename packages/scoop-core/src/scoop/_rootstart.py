@@ -9,8 +9,9 @@ while the script runs, and runs its first tasks itself. On a 2-core machine the 
 
 Until the line is read, ``sys.stdin`` is a stand-in that waits for it, so that the script never
 reads the launcher's line and the thread never reads the script's input; ``scoop.BROKER_ADDRESS``
-waits the same way. Lines are read from file descriptor 0 a byte at a time: a buffered reader
-could take the user's input that follows, or the address line along with the configuration.
+waits the same way. The thread reads the line from the stream behind the stand-in, the one the
+configuration was read from: whatever its buffer took along (the address, the user's input that
+follows) is read from it in turn.
 """
 
 from __future__ import annotations
@@ -37,16 +38,12 @@ _address_known: threading.Event | None = None
 _stand_in: _StdinUntilAddress | None = None
 
 
-def read_line(what: str) -> dict[str, Any]:
-    """One JSON line of the launcher from file descriptor 0, and not a byte more."""
-    data = bytearray()
-    while True:
-        byte = os.read(0, 1)
-        if not byte:
-            raise ScoopError(f"the launcher closed standard input before sending {what}")
-        if byte == b"\n":
-            return json.loads(data)  # type: ignore[no-any-return]
-        data += byte
+def read_line(what: str, stream: IO[str] | None = None) -> dict[str, Any]:
+    """One JSON line of the launcher on standard input (``stream``: the one behind the stand-in)."""
+    line = (stream or sys.stdin).readline()
+    if not line:
+        raise ScoopError(f"the launcher closed standard input before sending {what}")
+    return json.loads(line)  # type: ignore[no-any-return]
 
 
 class _StdinUntilAddress:
@@ -83,10 +80,11 @@ def join_while_running(
     the process with ``exit_code`` once ``say_failed`` said why: the script runs meanwhile,
     and nothing of the run can go on without the broker.
     """
+    stdin = sys.stdin
     ready = hold_stdin()
 
     def connect() -> WorkerEndpoint:
-        address = read_line("the broker's address")["address"]
+        address = read_line("the broker's address", stdin)["address"]
         address_read(address, ready)
         return transport.connect(ConnectOptions(address=address))
 

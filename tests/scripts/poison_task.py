@@ -1,8 +1,9 @@
 """Root script: one task (item 7) kills whatever worker runs it; the others are fine.
 
 Prints ``GAVE UP <error type>: <message>`` for the task given up, then ``OK <n> others``.
-The root never runs item 7 while another worker is left (the broker keeps such a task from it),
-so the run survives the task.
+The root never runs item 7 while another worker is left: the script waits on it with a timeout
+first (which hands it away: a task run here could hold the waiter past its timeout), and once it
+has killed a worker the broker keeps it from the root. So the run survives the task.
 """
 
 import os
@@ -32,6 +33,8 @@ if __name__ == "__main__":
     while len(set(futures.map(which_worker, range(4 * scoop.SIZE)))) < scoop.SIZE:
         pass
     submitted = [futures.submit(crash_on_seven, i) for i in range(40)]
+    # Without this, the root could meet item 7 first while it waits on the others in order.
+    futures.wait([submitted[7]], timeout=100)
     for fut in submitted:
         try:
             fut.result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,22 +69,40 @@ def collect(manager: pluggy.PluginManager) -> dict[str, InstalledTransport]:
     found: dict[str, InstalledTransport] = {}
     for impl in manager.hook.scoop_transports.get_hookimpls():
         dist_name, dist_version = distributions.get(id(impl.plugin), ("?", "?"))
-        for info in _as_list(impl.function()):
-            if not isinstance(info, TransportInfo):
-                raise TypeError(
-                    f"plugin {impl.plugin_name!r} ({dist_name}) returned {info!r} from "
-                    "scoop_transports(); expected scoop.transport.TransportInfo objects"
-                )
-            if info.api_version != API_VERSION:
-                raise UnknownTransportError(
-                    f"transport {info.name!r} from plugin {impl.plugin_name!r} ({dist_name} "
-                    f"{dist_version}) implements transport API version {info.api_version}, but "
-                    f"this scoop-core supports version {API_VERSION}; upgrade one of them"
-                )
-            module = getattr(impl.plugin, "__name__", "")
-            found[info.name] = InstalledTransport(
-                info, impl.plugin_name, dist_name, dist_version, module
+        module = getattr(impl.plugin, "__name__", "")
+        plugin = _Plugin(impl.plugin_name, dist_name, dist_version, module)
+        found.update(_checked(plugin, impl.function()))
+    return found
+
+
+@dataclass(frozen=True)
+class _Plugin:
+    """Where a plugin came from: its entry point's name, its distribution, its module."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+
+
+def _checked(plugin: _Plugin, returned: Any) -> dict[str, InstalledTransport]:
+    """The transports a plugin's hook returned, by name; raises for any that cannot be used."""
+    found = {}
+    for info in _as_list(returned):
+        if not isinstance(info, TransportInfo):
+            raise TypeError(
+                f"plugin {plugin.name!r} ({plugin.distribution}) returned {info!r} from "
+                "scoop_transports(); expected scoop.transport.TransportInfo objects"
             )
+        if info.api_version != API_VERSION:
+            raise UnknownTransportError(
+                f"transport {info.name!r} from plugin {plugin.name!r} ({plugin.distribution} "
+                f"{plugin.version}) implements transport API version {info.api_version}, but "
+                f"this scoop-core supports version {API_VERSION}; upgrade one of them"
+            )
+        found[info.name] = InstalledTransport(
+            info, plugin.name, plugin.distribution, plugin.version, plugin.module
+        )
     return found
 
 
@@ -94,21 +113,96 @@ def choose_transport(name: str | None = None) -> InstalledTransport:
     is missing; both messages list what is installed and the pip command that fixes it.
     """
     name = name or os.environ.get(TRANSPORT_ENV_VAR) or None
+    scanned = _scanned_transports()
+    if scanned:
+        chosen = _pick(scanned, name)
+        if chosen is not None:
+            return chosen
     available = installed_transports()
     if not available:
         raise NoTransportError(
             "no SCOOP transport is installed; install one with: pip install scoop-zmq"
         )
-    if name is None:
-        for candidate in (*DEFAULT_ORDER, *sorted(available)):
-            if candidate in available:
-                return available[candidate]
-    if name in available:
-        return available[name]
+    chosen = _pick(available, name)
+    if chosen is not None:
+        return chosen
     raise UnknownTransportError(
         f"transport {name!r} is not installed (installed: {', '.join(sorted(available))}); "
         f"{_install_hint(str(name))}"
     )
+
+
+def _pick(available: dict[str, InstalledTransport], name: str | None) -> InstalledTransport | None:
+    if name is None:
+        for candidate in (*DEFAULT_ORDER, *sorted(available)):
+            if candidate in available:
+                return available[candidate]
+    return available.get(str(name))
+
+
+@functools.cache
+def _scanned_transports() -> dict[str, InstalledTransport] | None:
+    """The installed transports as a scan of ``sys.path`` finds them; None if it cannot tell.
+
+    This is the launcher's fast path: importing ``importlib.metadata`` alone (email, zipfile,
+    csv...) costs more than the rest of the launcher's work before it starts the run's
+    processes. The scan reads only the ``entry_points.txt`` of the distributions installed as
+    directories, and gives up (full discovery then decides, and raises what it raises) on
+    anything else: an entry point naming an object in a module, a plugin that fails to load or
+    returns what discovery would refuse.
+    """
+    try:
+        found: dict[str, InstalledTransport] = {}
+        for plugin in _scan_entry_points(ENTRY_POINT_GROUP):
+            if ":" in plugin.module:
+                return None
+            hook = importlib.import_module(plugin.module).scoop_transports
+            for name, transport in _checked(plugin, hook()).items():
+                found.setdefault(name, transport)
+        return found
+    except Exception:
+        return None
+
+
+def _scan_entry_points(group: str) -> list[_Plugin]:
+    """The entry points of ``group`` declared by ``*.dist-info`` directories on ``sys.path``.
+
+    As ``importlib.metadata`` orders them: by ``sys.path`` entry, the first of a name wins.
+    """
+    plugins: dict[str, _Plugin] = {}
+    for entry in sys.path:
+        try:
+            listing = os.listdir(entry or ".")
+        except OSError:
+            continue  # a zip file, or gone: the full discovery handles what is there
+        for folder in listing:
+            if not folder.endswith(".dist-info"):
+                continue
+            try:
+                with open(os.path.join(entry or ".", folder, "entry_points.txt"), "rb") as file:
+                    text = file.read().decode()
+            except OSError:
+                continue
+            distribution, _, version = folder.removesuffix(".dist-info").partition("-")
+            for name, value in _entry_points_in(text, group):
+                plugins.setdefault(name, _Plugin(name, distribution, version, value))
+    return list(plugins.values())
+
+
+def _entry_points_in(text: str, group: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of the entry points of ``group`` in an ``entry_points.txt``."""
+    found = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == group and "=" in line:
+            name, _, value = line.partition("=")
+            found.append((name.strip(), value.strip()))
+    return found
 
 
 def load_transport(name: str, module: str | None = None) -> TransportInfo:

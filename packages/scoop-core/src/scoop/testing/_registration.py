@@ -60,9 +60,14 @@ def check_registration(name: str, distribution: str) -> TransportInfo:
         raise RegistrationError(f"transport {name!r} declares no URL schemes")
     if not info.description:
         raise RegistrationError(f"transport {name!r} has no description")
-    if _plugins.choose_transport(name) is not found:
-        raise RegistrationError(f"--transport {name} does not select the installed transport")
     _check_plugin_module(name, found.module)
+    # The launcher finds transports by a faster path than full discovery: both must agree.
+    chosen = _plugins.choose_transport(name)
+    if (chosen.info.name, chosen.module) != (name, found.module):
+        raise RegistrationError(
+            f"--transport {name} selects {chosen.info.name!r} from plugin module "
+            f"{chosen.module!r}, not the installed transport from {found.module!r}"
+        )
     _round_trip(info)
     return info
 

@@ -10,11 +10,9 @@ the run: they hand their queued tasks back and finish those they started.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from typing import Any
@@ -128,8 +126,7 @@ class Joining(Run):
             process.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
         for process in self.local:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            process.wait_ended(deadline - time.monotonic())
         for process in self.local:
             if process.popen.poll() is None:
                 process.signal_group(signal.SIGKILL)

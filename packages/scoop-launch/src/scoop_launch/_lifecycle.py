@@ -584,16 +584,14 @@ class Run(RemoteHosts):
                     sys.stderr.flush()
         end = time.monotonic() + GRACE_SECONDS
         for process in self.local:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(timeout=max(0.0, end - time.monotonic()))
+            process.wait_ended(end - time.monotonic())
         workers_gone = all(p.popen.poll() is not None for p in self.local) and not self.agents
         if self.broker is not None and workers_gone:
             # Every worker is gone: the broker need not wait for late joiners.
             self.broker.signal_group(signal.SIGTERM)
         processes = [p for p in (self.broker, *self.local) if p is not None]
         for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(timeout=max(0.0, end - time.monotonic()))
+            process.wait_ended(end - time.monotonic())
         self._close_listener()  # no agent may connect back from here on
         for agent in self.agents:
             agent.stop()  # EOF on its stdin: it stops whatever of its workers is left
@@ -605,8 +603,7 @@ class Run(RemoteHosts):
             agent.close()
         for process in processes:
             process.signal_group(signal.SIGKILL)  # also whatever its tasks started
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(timeout=5)
+            process.wait_ended(5)
         if self.trace_dir and not self._written:
             self._written = True
             from scoop_launch._trace import read_records, write_outputs

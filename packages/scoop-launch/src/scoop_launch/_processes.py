@@ -58,13 +58,25 @@ class Local:
         #: The worker's index (None for the broker), and the file of its running slot.
         self.index = index
         self.running_slot = running_slot
+        #: Set once :meth:`wait` has seen the process end (the launcher has a thread in it).
+        self._ended = threading.Event()
 
     def running_task(self) -> int:
         """The task its running slot names (see scoop._slot); 0 if none, or no slot."""
         return read_running(self.running_slot) if self.running_slot else 0
 
     def wait(self) -> int:
-        return self.popen.wait()
+        code = self.popen.wait()
+        self._ended.set()
+        return code
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Whether the process ended within ``timeout`` seconds, while a thread is in :meth:`wait`.
+
+        ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms: a run's teardown waited on
+        processes that had ended long before.
+        """
+        return self._ended.wait(max(0.0, timeout)) or self.popen.poll() is not None
 
     def send_line(self, line: dict[str, Any], *, last: bool = False) -> None:
         stdin: IO[bytes] | None = self.popen.stdin

@@ -10,7 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from scoop_e2e_support import EXAMPLES, SCRIPTS, describe_processes, run_launcher, wait_until
+from scoop_e2e_support import (
+    EXAMPLES,
+    SCRIPTS,
+    describe_processes,
+    processes_with_marker,
+    run_launcher,
+    wait_until,
+)
 
 SCRIPTS_DIR = SCRIPTS
 
@@ -84,6 +91,35 @@ def test_missing_script_is_a_usage_error() -> None:
     assert "no_such_script.py" in result.stderr and "not found" in result.stderr
     result = run_launcher("", n=1)
     assert result.returncode == 2, result.explain()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("options", [["--heartbeat-timeout", "-1"], ["--hosts", "[::1"]])
+def test_a_usage_error_leaves_no_process_behind(tmp_path, options) -> None:
+    # The root's process starts before the options are read through (scoop_launch._prestart).
+    # Output to a file, not a pipe: waiting for a pipe's end would wait for that process too.
+    import subprocess
+
+    from scoop_e2e_support import kill_marked, launcher_command, marked_env, new_marker
+
+    marker = new_marker()
+    command = launcher_command(SCRIPTS_DIR / "exit_with.py", "0", n=1, options=options)
+    with open(tmp_path / "output", "wb") as output:
+        done = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            env=marked_env(marker),
+            timeout=30,
+            check=False,
+        )
+    try:
+        left = processes_with_marker(marker)
+    finally:
+        kill_marked(marker)
+    assert done.returncode == 2, (tmp_path / "output").read_text()
+    assert not left, describe_processes(left)
 
 
 @pytest.mark.timeout(60)

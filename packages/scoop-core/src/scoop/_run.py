@@ -174,7 +174,12 @@ def worker_main() -> int:
     from scoop._trace import Recorder
     from scoop._worker import WorkerScheduler
 
-    config = read_line("the configuration")
+    try:
+        config = read_line("the configuration")
+    except ScoopError:
+        # Started ahead by the launcher (scoop_launch._prestart), which ended or had no use for
+        # this process: nothing ran here, nothing to say.
+        return STARTUP_FAILED
     index = int(config["index"])
     hostname = socket.gethostname()
     _setup_logging(config, f"worker-{index}")

@@ -4,6 +4,7 @@ Layout::
 
     __main__.py    python -m scoop_launch
     _early.py      Ctrl-C before the run starts: one line, no traceback
+    _prestart.py   the root's process, started before the launcher is ready
     _cli.py        command line parsing, usage errors (exit 2), --list-transports
     _hosts.py      host sources (hostfile, --hosts, scheduler allocations) and placement
     _lifecycle.py  one run: start the broker and the workers, wait for the root, tear down

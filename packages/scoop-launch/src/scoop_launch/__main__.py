@@ -15,6 +15,11 @@ except ImportError as exc:  # scoop-core's own __init__ found the mix, or scoop 
 if (problem := mixed_with_original()) is not None:
     sys.exit(f"scoop: {problem}")
 
+# Before the rest of the launcher is imported: the root's process starts meanwhile.
+from scoop_launch import _prestart  # noqa: E402
+
+_prestart.start(sys.argv[1:])
+
 from scoop_launch._cli import main  # noqa: E402
 
 main()

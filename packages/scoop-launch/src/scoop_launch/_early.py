@@ -17,6 +17,9 @@ def interrupted_early(signum: int, _frame: object) -> None:
     """A signal before the run started: say so and exit at once."""
     sys.stderr.write(f"scoop: {signal.Signals(signum).name} before the run started\n")
     sys.stderr.flush()
+    prestart = sys.modules.get("scoop_launch._prestart")
+    if prestart is not None:  # os._exit runs no exit handler: its process goes now
+        prestart.discard()
     os._exit(128 + signum)
 
 

@@ -41,7 +41,7 @@ from typing import Any
 
 # The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
 from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, heartbeat_interval
-from scoop_launch import _runfile
+from scoop_launch import _prestart, _runfile
 from scoop_launch._agentlink import AgentLink
 from scoop_launch._errors import LaunchError
 from scoop_launch._processes import Handle, Local, Named, advertised, is_local
@@ -213,14 +213,17 @@ class Run(RemoteHosts):
         *,
         pipe_stdout: bool,
         index: int | None = None,
+        popen: subprocess.Popen[bytes] | None = None,
     ) -> Local:
-        popen = subprocess.Popen(
-            [self.config.python, "-m", "scoop._run", role],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE if pipe_stdout else None,
-            env=dict(os.environ),
-            start_new_session=True,
-        )
+        """Start a process of ``role`` (or take ``popen``, one started already) and configure it."""
+        if popen is None:
+            popen = subprocess.Popen(
+                [self.config.python, "-m", "scoop._run", role],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE if pipe_stdout else None,
+                env=dict(os.environ),
+                start_new_session=True,  # its own group: stopped with whatever its tasks start
+            )
         process = Local(name, popen, index, first_line.get("running_slot"))
         process.send_line(first_line)
         self._watch(process)
@@ -380,10 +383,13 @@ class Run(RemoteHosts):
             if index != 0:
                 line["running_slot"] = os.path.join(self.run_dir, f"running-{index}")
             name = "the root worker (0)" if index == 0 else f"worker {index}"
-            process = self._spawn(name, "worker", line, pipe_stdout=False, index=index)
+            # The root's process may have been started before the launcher was ready.
+            early = _prestart.take(self.config.python) if index == 0 else None
+            process = self._spawn(name, "worker", line, pipe_stdout=False, index=index, popen=early)
             self.local.append(process)
             if index == 0:
                 self.root = process
+        _prestart.discard()  # the root is elsewhere: that process is of no use
 
     def _hand_out(self, address: str, advertised_host: str | None) -> None:
         """Give the broker's address to the workers, which then connect."""

@@ -1,0 +1,92 @@
+"""The root's process, started before the launcher has read its command line through.
+
+Before it starts anything, the launcher imports itself, finds the transports and places the
+workers: about 50 ms on a small machine. The root's own start (Python, scoop's imports, then the
+script's) is the longest way to a run's first result. So ``python -m scoop_launch`` starts a
+worker process first thing, which imports what every worker needs while the launcher gets
+ready, then waits for its configuration on its standard input (``scoop._run``).
+
+The command line is only glanced at: nothing is started for what surely starts no run (help,
+``--list-transports``, ``--dry-run``, ``--add-workers``). The run makes the process its root only
+if the root is a worker of this machine (:func:`take`); one not taken is killed as the launcher
+exits (:func:`discard`). Killed before its configuration, it did nothing but import modules.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+#: Options after which the launcher starts no run (and their abbreviations, which argparse takes).
+NO_RUN_OPTIONS = ("--help", "--list-transports", "--dry-run", "--add-workers")
+
+_started: subprocess.Popen[bytes] | None = None
+
+
+def worker_command(python: str) -> list[str]:
+    """The command line of a local worker (its role and configuration come on its stdin)."""
+    return [python, "-m", "scoop._run", "worker"]
+
+
+def spawn_worker(python: str) -> subprocess.Popen[bytes]:
+    """Start a local worker process, which waits for its configuration on its stdin."""
+    return subprocess.Popen(
+        worker_command(python),
+        stdin=subprocess.PIPE,
+        env=dict(os.environ),
+        start_new_session=True,  # its own group: the launcher stops whatever its tasks start
+    )
+
+
+def starts_a_run(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` may start a run (False only when it surely does not)."""
+    if not argv:
+        return False
+    for arg in argv:
+        if arg == "-h" or (
+            arg.startswith("--") and len(arg) > 2 and any(o.startswith(arg) for o in NO_RUN_OPTIONS)
+        ):
+            return False
+    return True
+
+
+def start(argv: Sequence[str]) -> None:
+    """Start the root's process now, unless ``argv`` surely starts no run."""
+    global _started
+    if _started is not None or not starts_a_run(argv):
+        return
+    try:
+        _started = spawn_worker(sys.executable)
+    except OSError:
+        return  # the run starts it the usual way, and reports what stops it
+    atexit.register(discard)
+
+
+def take(python: str) -> subprocess.Popen[bytes] | None:
+    """The process started for the root, now the run's, if there is one and it runs ``python``."""
+    global _started
+    if python != sys.executable:
+        return None
+    taken, _started = _started, None
+    return taken
+
+
+def discard() -> None:
+    """Kill the process started for the root if no run took it."""
+    global _started
+    process, _started = _started, None
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    if process.stdin is not None:
+        process.stdin.close()
+
+
+__all__ = ["NO_RUN_OPTIONS", "discard", "spawn_worker", "start", "starts_a_run", "take"]

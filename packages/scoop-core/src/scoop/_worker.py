@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import signal
 import socket
 import time
@@ -43,12 +42,11 @@ from scoop import _balance, _batch, _serialize
 from scoop._comm import Communicator, LauncherGone, parent_watch
 from scoop._direct import DirectChannel, MainWake
 from scoop._directpeers import DirectPeers
-from scoop._future import PENDING, Future, TaskUnwound
+from scoop._foreign import ForeignTasks
+from scoop._future import PENDING, Future
 from scoop._handover import Handover
 from scoop._outcome import (
-    TaskLoadError,
     exit_code,
-    pack_exception,
     print_user_traceback,
     rebuild_exception,
 )
@@ -58,18 +56,14 @@ from scoop._protocol import (
     Kind,
     LostStatus,
     Message,
-    Status,
     worker_of,
 )
 from scoop._scheduler import Scheduler
 from scoop._slot import RunningSlot
-from scoop.errors import KilledWorkerError, PeerUnreachable, SerializationError
-from scoop.transport import Frame, WorkerEndpoint
+from scoop.errors import KilledWorkerError, PeerUnreachable
+from scoop.transport import WorkerEndpoint
 
 logger = logging.getLogger("scoop")
-
-_FUNCTION_CACHE_SIZE = 256
-_FUNCTION_CACHE_MAX_FRAME = 64 * 1024
 
 
 def constant_id(name: str) -> int:
@@ -79,7 +73,7 @@ def constant_id(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
-class WorkerScheduler(Handover, DirectPeers, Scheduler):
+class WorkerScheduler(ForeignTasks, Handover, DirectPeers, Scheduler):
     """The scheduler of a worker connected to a broker."""
 
     def __init__(
@@ -146,7 +140,7 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
         self.shutdown_code: int | None = None
         #: What stopped the communication thread, to be raised in the main thread.
         self.comm_error: BaseException | None = None
-        self._functions: dict[bytes, Any] = {}
+        self._functions = {}
         #: Where this worker writes what it recorded (scoop._trace), when the run is traced.
         self.trace_dir = ""
 
@@ -397,102 +391,6 @@ class WorkerScheduler(Handover, DirectPeers, Scheduler):
     def flush(self) -> None:
         """Have the results of finished tasks sent now."""
         self.comm.flush_results()
-
-    # -- running tasks from elsewhere --------------------------------------------------------
-
-    def _load_function(self, frame: Frame) -> Any:
-        key = bytes(frame)
-        fn = self._functions.get(key)
-        if fn is None:
-            fn = pickle.loads(key)
-            if len(key) > _FUNCTION_CACHE_MAX_FRAME:
-                return fn  # a function that carries data by value: not worth keeping
-            if len(self._functions) >= _FUNCTION_CACHE_SIZE:
-                self._functions.clear()
-            self._functions[key] = fn
-        return fn
-
-    def run_foreign(self, task: Entry) -> None:
-        task_id = task.id
-        try:
-            self.codec.verify(task)
-            fn = self._load_function(task.frames[0])
-            args, kwargs = _serialize.loads(task.frames[1:])
-        except Exception as exc:
-            hint = ""
-            if isinstance(exc, AttributeError) and "__main__" in _serialize.safe_str(exc):
-                hint = (
-                    " (workers import the script without running its `if __name__ == "
-                    "'__main__':` block: define task functions and classes at its top level)"
-                )
-            error = TaskLoadError(
-                f"task {task_id:#x} could not be loaded on {self.where}: "
-                f"{_serialize.safe_str(exc)}{hint}"
-            )
-            self._queue_result(task_id, Status.RAISED, pack_exception(error, self.where))
-            return
-        del task  # the payload frames are not needed while the task runs
-        try:
-            value = fn(*args, **kwargs)
-        except TaskUnwound:
-            raise
-        except BaseException as exc:
-            if self.trace is not None:
-                self.trace.failed(task_id, exc)
-            self._queue_result(task_id, Status.RAISED, pack_exception(exc, self.where))
-            return
-        try:
-            frames = _serialize.dumps(value)
-        except Exception as exc:
-            result_error = self._unpicklable_result(fn, args, value, exc)
-            self._queue_result(task_id, Status.RAISED, pack_exception(result_error, self.where))
-        else:
-            self._queue_result(task_id, Status.OK, frames)
-
-    def result_problem(self, fut: Future[Any], value: Any) -> BaseException | None:
-        """A result that cannot be pickled fails here as it would on another worker.
-
-        A task may run on any worker: a program must not work only when the scheduler happened
-        to run a task where it was submitted. Out-of-band buffers are not copied by the check.
-        """
-        try:
-            _serialize.check_picklable(value)
-        except Exception as exc:
-            return self._unpicklable_result(fut._fn, fut._args, value, exc)
-        return None
-
-    def _unpicklable_result(
-        self, fn: Any, args: tuple[Any, ...], value: Any, exc: Exception
-    ) -> SerializationError:
-        what = f"the result of {_serialize.describe(fn)}, {_serialize.describe(value)},"
-        if fn is _batch.run_chunk:  # a chunk of a map: name the user's function and item
-            what = _batch.describe_unpicklable(args[0], args[1], value) or what
-        return SerializationError(
-            f"{what} on {self.where} cannot be pickled to travel back: {_serialize.safe_str(exc)}"
-        )
-
-    def _queue_result(self, task_id: int, status: int, frames: list[Frame]) -> None:
-        if not self._result_directly(task_id, status, frames):
-            self.comm.add_result((task_id, status, frames))
-
-    def deliver(self, fut: Future[Any], entry: Entry) -> None:
-        """Finish one of our futures with a result that came back from another worker."""
-        try:
-            self.codec.verify(entry)
-            if entry.status == Status.OK:
-                value = _serialize.loads(entry.frames)
-            else:
-                fut._set_exception(rebuild_exception(entry.frames))
-                return
-        except Exception as exc:
-            fut._set_exception(
-                SerializationError(
-                    f"the result of {fut!r} could not be unpickled on {self.where}: "
-                    f"{_serialize.safe_str(exc)}"
-                )
-            )
-            return
-        fut._set_result(value)
 
     # -- whole-run control -------------------------------------------------------------------
 

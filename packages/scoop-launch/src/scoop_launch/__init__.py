@@ -6,8 +6,12 @@ Layout::
     _early.py      Ctrl-C before the run starts: one line, no traceback
     _prestart.py   the root's process, started before the launcher is ready
     _cli.py        command line parsing, usage errors (exit 2), --list-transports
-    _hosts.py      host sources (hostfile, --hosts, scheduler allocations) and placement
+    _hosts.py      host sources (hostfile, --hosts, allocations) and placement
+    _hostnames.py  host names: syntax, IPv6, SLURM node lists; the Host type
+    _allocations.py  batch schedulers' allocations (SLURM, PBS, SGE, LSF)
     _lifecycle.py  one run: start the broker and the workers, wait for the root, tear down
+    _runconfig.py  what one run needs (RunConfig)
+    _watching.py   the run's processes ending: what ends the run, what the broker is told
     _processes.py  local processes, addresses
     _ssh.py        ssh connections and the per-host agent as seen from here
     _agent.py      the per-host agent (python -m scoop_launch._agent, on remote hosts)

@@ -16,9 +16,9 @@ from typing import Any
 from scoop import _plugins
 from scoop.errors import NoTransportError, UnknownTransportError
 from scoop_launch import _hosts
-from scoop_launch._lifecycle import RunConfig
 from scoop_launch._options import SshOptions
 from scoop_launch._processes import is_local
+from scoop_launch._runconfig import RunConfig
 from scoop_launch._starters import StarterError, choose_starter
 
 

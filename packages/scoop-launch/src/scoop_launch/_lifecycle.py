@@ -35,39 +35,28 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
-from scoop._membership import HEARTBEAT_TIMEOUT, MAX_TASK_DEATHS, heartbeat_interval
+from scoop._membership import heartbeat_interval
 from scoop_launch import _prestart, _runfile
 from scoop_launch._agentlink import AgentLink
 from scoop_launch._errors import LaunchError
-from scoop_launch._processes import Handle, Local, Named, advertised, is_local
+from scoop_launch._processes import Handle, Local, advertised, is_local
 from scoop_launch._remote import RemoteHosts
+from scoop_launch._runconfig import RunConfig
+from scoop_launch._watching import (
+    BROKER_START_TIMEOUT,
+    ROOT_FAILURE_WAIT,
+    WORKER_STARTUP_FAILED,
+    RootLost,
+    StartupFailed,
+    Watching,
+)
 
 #: How long workers get to exit after the root is done, before they are killed.
 GRACE_SECONDS = 5.0
-#: How long the broker gets to report its address.
-BROKER_START_TIMEOUT = 60.0
-#: Exit code of a worker that could not start (scoop._run.STARTUP_FAILED).
-WORKER_STARTUP_FAILED = 3
-#: When a worker could not start, how long the root gets to end (and show why) before the
-#: launcher stops the run.
-ROOT_FAILURE_WAIT = 2.0
-
-
-class StartupFailed(LaunchError):
-    """A worker other than the root could not start (it could not import the script, say)."""
-
-
-class RootLost(LaunchError):
-    """The root worker was killed, or the connection to its host broke."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class Interrupted(Exception):
@@ -78,62 +67,7 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-@dataclass
-class RunConfig:
-    """Everything one run needs."""
-
-    script: str
-    args: list[str] = field(default_factory=list)
-    #: ``(host, workers)`` in order; the root runs on the first host.
-    placement: list[tuple[str, int]] = field(default_factory=lambda: [("localhost", 1)])
-    transport: str = "zmq"
-    #: The plugin module that provides it (workers load it directly); "" to discover it.
-    transport_module: str = ""
-    log_level: str = "WARNING"
-    log_file: str | None = None
-    python: str = sys.executable
-    debug: bool = False
-    #: Options for remote hosts (scoop_launch._options.SshOptions); None when all are local.
-    ssh: Any = None
-    #: What starts the agent on each remote host (scoop_launch._starters): ssh, srun, ...
-    starter: str = "ssh"
-    #: Open ssh connections (scoop_launch._ssh.Connections), shared with placement.
-    connections: Any = None
-    #: The address workers on other hosts use to reach the broker (default: found by routing).
-    broker_hostname: str | None = None
-    #: Workers on other hosts reach the broker through ssh port forwarding.
-    tunnel: bool = False
-    #: Digest payloads even when every worker is on this machine (always done otherwise).
-    verify_payloads: bool = False
-    #: Seconds without a word from a worker before it is taken for lost (0: never).
-    heartbeat_timeout: float = HEARTBEAT_TIMEOUT
-    #: Worker deaths a task may cause before it is given up.
-    max_task_deaths: int = MAX_TASK_DEATHS
-    #: Whether the root runs tasks too (False: it submits and waits only, like a client).
-    root_runs_tasks: bool = True
-    #: Worker 0 is the process that opened a ``scoop.Executor`` (a client, started by nobody
-    #: here); the placement's workers are 1 and on, and there is no script.
-    client: bool = False
-    #: Where to write the run's trace (``--trace``) and report (``--report``); None: nowhere.
-    trace_file: str | None = None
-    report_file: str | None = None
-    #: Print the table of workers at the end (``--stats``, ``-v``).
-    stats: bool = False
-    #: Show the run's progress on the terminal (``--progress``, when stderr is one).
-    progress: bool = False
-
-    @property
-    def recorded(self) -> bool:
-        """Whether the processes record what they do (scoop._trace)."""
-        return bool(self.trace_file or self.report_file or self.stats)
-
-    @property
-    def size(self) -> int:
-        """Total number of workers (an Executor's client included)."""
-        return sum(count for _, count in self.placement) + (1 if self.client else 0)
-
-
-class Run(RemoteHosts):
+class Run(RemoteHosts, Watching):
     """A run of a script on local and remote workers."""
 
     def __init__(self, config: RunConfig) -> None:
@@ -431,154 +365,6 @@ class Run(RemoteHosts):
                     return
                 root.send_line({"stdin": base64.b64encode(data).decode("ascii")})
 
-    def _wait_for_address(self) -> str:
-        # A worker other than the root that could not start (it could not import the script,
-        # say) is dealt with once the run has started, as wait() does: the root, which imports
-        # the same script, then gets the time to show the whole traceback.
-        could_not_start: list[tuple[str, Any]] = []
-        while True:
-            try:
-                kind, value = self.events.get(timeout=BROKER_START_TIMEOUT)
-            except queue.Empty:
-                raise LaunchError(
-                    f"the broker did not start within {BROKER_START_TIMEOUT} s"
-                ) from None
-            if kind == "address":
-                for event in could_not_start:
-                    self.events.put(event)
-                return str(value)
-            if kind == "exit":
-                handle, code = value
-                if code == WORKER_STARTUP_FAILED and handle not in (self.broker, self.root):
-                    could_not_start.append((kind, value))
-                    continue
-                self._abort_on_exit(handle, code, before_start=True)
-            elif kind == "worker_exit":
-                agent, index, code, _ = value
-                if int(code) == WORKER_STARTUP_FAILED and index != 0:
-                    could_not_start.append((kind, value))
-                    continue
-                name = f"worker {index} on host {agent.host}"
-                self._abort_on_exit(Named(name), int(code), before_start=True)
-
-    # -- waiting -----------------------------------------------------------------------------
-
-    def _abort_on_exit(self, handle: Any, code: int, *, before_start: bool = False) -> None:
-        if code == -1 and handle in self.agents:
-            how = f"lost their {handle.via} link (or their agent died)"
-        elif code < 0:
-            how = f"was killed by signal {-code}"
-        else:
-            how = f"exited with code {code}"
-        when = (
-            "before the run started"
-            if before_start
-            else (
-                "while the Executor was open" if self.config.client else "before the root finished"
-            )
-        )
-        hint = " (its error is printed above)" if code in (WORKER_STARTUP_FAILED, 1) else ""
-        raise LaunchError(f"{handle.name} {how} {when}{hint}; stopping the run")
-
-    def wait(self) -> int:
-        """Wait for the root worker; return its exit code (128+N if killed by signal N).
-
-        Another worker that ends before the run does is reported to the broker, which has its
-        tasks run elsewhere. The broker, or a worker that could not start, ends the run; in the
-        latter case the root gets ROOT_FAILURE_WAIT to end first, since it most often fails the
-        same way (it imports the same script) and shows the whole traceback.
-        """
-        could_not_start: tuple[StartupFailed, float] | None = None
-        while True:
-            try:
-                if could_not_start is None:
-                    kind, value = self.events.get()
-                else:
-                    left = could_not_start[1] - time.monotonic()
-                    kind, value = self.events.get(timeout=max(0.0, left))
-            except queue.Empty:
-                assert could_not_start is not None
-                raise could_not_start[0] from None
-            try:
-                code = self._on_event(kind, value)
-            except StartupFailed as failure:
-                if could_not_start is None:
-                    could_not_start = (failure, time.monotonic() + ROOT_FAILURE_WAIT)
-                continue
-            if code is not None:
-                return code
-
-    def _on_event(self, kind: str, value: Any) -> int | None:
-        """Act on one event of :meth:`wait`; return the root's exit code once it ended."""
-        if kind == "worker_exit":  # reported by the agent on its host
-            _, index, code, running = value
-            if index != 0:
-                self._worker_ended(f"worker {index}", int(index), int(code), int(running))
-            return None
-        if kind != "exit":
-            return None
-        handle, code = value
-        code = int(code)
-        if handle is self.root and handle is not None:
-            if code == -1 and handle in self.agents:
-                raise RootLost(
-                    f"{handle.name}, the root's among them, lost their {handle.via} link (or "
-                    "their agent died); stopping the run",
-                    1,
-                )
-            if code < 0:
-                raise RootLost(
-                    f"{handle.name} was killed by signal {-code}; stopping the run", 128 - code
-                )
-            return code
-        if handle is self.broker:
-            if code != 0:  # it exits with 0 only once the run ends
-                self._abort_on_exit(handle, code)
-        elif handle in self.agents:
-            self._host_ended(handle, code)
-        else:
-            self._worker_ended(handle.name, handle.index, code, handle.running_task())
-        return None
-
-    def _worker_ended(self, name: str, index: int, code: int, running: int) -> None:
-        if self.ending:
-            return  # workers end with the run: whatever they did then changes nothing
-        if code == WORKER_STARTUP_FAILED:
-            raise StartupFailed(
-                f"{name} could not start (its error is printed above); stopping the run"
-            )
-        if code < 0:
-            how = f"killed by signal {-code}"
-        elif code == 0:
-            how = "exited with code 0 before the run ended: did a task call os._exit?"
-        else:
-            how = f"exited with code {code}"
-        self._report_gone(index, how, running)
-
-    def _host_ended(self, agent: Any, code: int) -> None:
-        # Each worker that ended there was reported by the agent; a lost connection took the
-        # others with it (the agent stops them once it hears nothing for --ssh-keepalive).
-        if self.ending or code == 0:
-            return
-        if code == -1:
-            how = f"host {agent.host} was lost: its {agent.via} link closed or its agent died"
-        else:
-            how = f"the agent on host {agent.host} exited with status {code}"
-        for index in agent.indices:
-            self._report_gone(index, how)
-
-    def failed_workers(self) -> list[str]:
-        """Workers (or remote hosts' agents) that failed; call once everything has ended."""
-        # Only a worker that could not start counts (exit 3; an agent says 1 for its workers): one
-        # killed after the grace period, still busy with a task the root no longer needed, does not.
-        failed = [
-            p.name
-            for p in self.local
-            if p is not self.root and p.popen.returncode == WORKER_STARTUP_FAILED
-        ]
-        failed += [a.name for a in self.agents if a is not self.root and a.exit_status() == 1]
-        return failed
-
     def stop(self) -> None:
         """Give every process GRACE_SECONDS to exit, then kill what is left."""
         wall = time.monotonic() - self.started_at  # the run's, not its teardown's
@@ -682,3 +468,17 @@ def run(config: RunConfig, launched: Run | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+__all__ = [
+    "BROKER_START_TIMEOUT",
+    "GRACE_SECONDS",
+    "ROOT_FAILURE_WAIT",
+    "WORKER_STARTUP_FAILED",
+    "Interrupted",
+    "RootLost",
+    "Run",
+    "RunConfig",
+    "StartupFailed",
+    "run",
+]

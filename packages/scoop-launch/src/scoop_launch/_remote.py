@@ -26,7 +26,7 @@ from scoop_launch._processes import in_parallel, route_source
 
 if TYPE_CHECKING:
     from scoop_launch._command_agent import AgentListener
-    from scoop_launch._lifecycle import RunConfig
+    from scoop_launch._runconfig import RunConfig
 
 #: Probes of each remote host's clock when the run is traced.
 CLOCK_PROBES = 5

@@ -37,7 +37,7 @@ from scoop_launch._options import SshOptions
 
 #: Every starter, in the order ``--launcher`` lists them.
 STARTERS = ("auto", "ssh", "srun", "pbsdsh", "qrsh", "blaunch", "mpiexec")
-#: The tool ``auto`` picks inside each scheduler's allocation (scoop_launch._hosts.SCHEDULERS).
+#: The tool ``auto`` picks inside each allocation (scoop_launch._allocations.SCHEDULERS).
 SCHEDULER_STARTERS = {"SLURM": "srun", "PBS": "pbsdsh", "SGE": "qrsh", "LSF": "blaunch"}
 #: Starters that carry no standard input to the agent: it connects back to the launcher.
 CONNECTING_BACK = frozenset({"pbsdsh"})

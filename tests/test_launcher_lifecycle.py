@@ -94,8 +94,9 @@ def test_missing_script_is_a_usage_error() -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("module", ["scoop_launch", "scoop"])  # the original's command too
 @pytest.mark.parametrize("options", [["--heartbeat-timeout", "-1"], ["--hosts", "[::1"]])
-def test_a_usage_error_leaves_no_process_behind(tmp_path, options) -> None:
+def test_a_usage_error_leaves_no_process_behind(tmp_path, options, module) -> None:
     # The root's process starts before the options are read through (scoop_launch._prestart).
     # Output to a file, not a pipe: waiting for a pipe's end would wait for that process too.
     import subprocess
@@ -104,6 +105,7 @@ def test_a_usage_error_leaves_no_process_behind(tmp_path, options) -> None:
 
     marker = new_marker()
     command = launcher_command(SCRIPTS_DIR / "exit_with.py", "0", n=1, options=options)
+    command[2] = module
     with open(tmp_path / "output", "wb") as output:
         done = subprocess.run(
             command,

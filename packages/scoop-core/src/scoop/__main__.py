@@ -12,7 +12,7 @@ import sys
 def main() -> None:
     """Run the launcher, or explain that it is missing."""
     try:
-        from scoop_launch._cli import main as launch
+        from scoop_launch.__main__ import main as launch
     except ImportError:
         print(
             "python -m scoop starts workers with the launcher, which is not installed: "

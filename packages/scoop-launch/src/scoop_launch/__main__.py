@@ -1,25 +1,29 @@
-"""``python -m scoop_launch``."""
+"""``python -m scoop_launch``; the ``scoop`` command and ``python -m scoop`` come here too."""
 
-# First: a Ctrl-C while the rest is imported must not print a traceback.
+import sys
+
 from scoop_launch._early import quiet_interrupts
 
-quiet_interrupts()
 
-import sys  # noqa: E402
+def main() -> None:
+    """Start the launcher: checks first, the root's process next, the rest of the launcher last."""
+    quiet_interrupts()  # a Ctrl-C while the rest is imported must not print a traceback
+    try:  # before anything else imports scoop: a mix with the original SCOOP is named
+        from scoop._install_check import mixed_with_original
+    except ImportError as exc:  # scoop-core's own __init__ found the mix, or scoop is missing
+        sys.exit(f"scoop: {exc}")
+    if (problem := mixed_with_original()) is not None:
+        sys.exit(f"scoop: {problem}")
 
-try:  # before anything else imports scoop: a mix with the original SCOOP is named, not a symptom
-    from scoop._install_check import mixed_with_original
-except ImportError as exc:  # scoop-core's own __init__ found the mix, or scoop is missing
-    sys.exit(f"scoop: {exc}")
+    # Before the rest of the launcher is imported: the root's process starts meanwhile.
+    from scoop_launch import _prestart
 
-if (problem := mixed_with_original()) is not None:
-    sys.exit(f"scoop: {problem}")
+    _prestart.start(sys.argv[1:])
 
-# Before the rest of the launcher is imported: the root's process starts meanwhile.
-from scoop_launch import _prestart  # noqa: E402
+    from scoop_launch._cli import main as launch
 
-_prestart.start(sys.argv[1:])
+    launch()
 
-from scoop_launch._cli import main  # noqa: E402
 
-main()
+if __name__ == "__main__":
+    main()

@@ -450,6 +450,29 @@ def test_standard_input_reaches_the_script() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_input_read_outside_the_main_guard_is_named_not_taken_from_the_launcher(tmp_path) -> None:
+    # Other workers import the script: its top-level input() read the launcher's line with the
+    # broker's address there, and the worker died of a missing address.
+    import subprocess
+    import sys
+
+    script = tmp_path / "top_level_input.py"
+    script.write_text("from scoop import futures\nprint('GOT', input())\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "scoop_launch", "-n", "2", str(script)],
+        input=b"hello\n",
+        capture_output=True,
+        timeout=50,
+    )
+    out, err = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 1, out + err
+    assert out.splitlines() == ["GOT hello"], out + err  # the root's, and no one else's
+    assert "address" not in out + err.replace("could not import", ""), out + err
+    assert "worker 1 on host" in err and "(line 2): EOFError" in err, err
+    assert "`if __name__ == '__main__':`" in err, err
+
+
+@pytest.mark.timeout(60)
 def test_a_script_that_fails_to_import_shows_its_traceback_once(tmp_path) -> None:
     # Every worker imports the script; the error must not come once per worker, interleaved.
     script = tmp_path / "bad_import.py"

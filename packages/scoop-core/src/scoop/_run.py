@@ -187,6 +187,11 @@ def worker_main() -> int:
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     is_root = bool(config.get("root"))
+    control = sys.stdin  # the launcher's lines
+    if not is_root:
+        # Neither the script, which this worker imports, nor a task may read the launcher's
+        # lines (a top-level input() took the broker's address): only the root gets input.
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - open for the life of the process
     scoop.IS_RUNNING = True
     scoop.IS_ORIGIN = is_root
     scoop.SIZE = int(config["size"])
@@ -207,9 +212,8 @@ def worker_main() -> int:
         _script.blank_main(config.get("path", []))
     endpoint = None
     if not is_root:  # the root connects while its script runs (see scoop._rootstart)
-        address = scoop.BROKER_ADDRESS = read_line("the broker's address")["address"]
-        sys.stdin.close()
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - a task must not read our pipe
+        address = scoop.BROKER_ADDRESS = read_line("the broker's address", control)["address"]
+        control.close()
         endpoint = transport.connect(ConnectOptions(address=address))
     scheduler = WorkerScheduler(
         endpoint,
@@ -305,10 +309,16 @@ def _load_script(
         except Exception as exc:
             # One line: every worker imports the script, and the root, which runs it, prints
             # the whole traceback of the same failure; n copies would bury it.
+            hint = (
+                " (workers import the script without its `if __name__ == '__main__':` block, "
+                "and only the root reads standard input: put the code that reads it there)"
+                if isinstance(exc, EOFError)
+                else ""
+            )
             print(
                 f"scoop: worker {index} on host {hostname} could not import {script}"
                 f"{_failing_line(exc, script)}: "
-                f"{''.join(traceback.format_exception_only(exc)).strip()}",
+                f"{''.join(traceback.format_exception_only(exc)).strip()}{hint}",
                 file=sys.stderr,
             )
             return STARTUP_FAILED

@@ -42,7 +42,7 @@ DOCS_TOOLS = [
     "mkdocstrings==1.0.8",
     "mkdocstrings-python==2.0.11",
     "griffe==2.4.1",
-    "pymdown-extensions==13.1.2",
+    "pymdown-extensions==12.3",  # 13 needs Python 3.11.5; Debian 12 has 3.11.2
     "ruff==0.17.6",
 ]
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,26 @@ def test_the_first_distribution_on_the_path_wins_a_name(on_path, tmp_path_factor
 def test_the_scan_steps_aside_for_what_it_does_not_handle(on_path, entry_points, modules) -> None:
     _install(on_path, "fake_odd", entry_points, modules)
     assert _plugins._scanned_transports() is None
+
+
+def test_a_zip_file_on_the_path_is_left_to_full_discovery(on_path) -> None:
+    archive = on_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("fake_plugin_zipped.py", "")
+    sys.path.append(str(archive))
+    try:
+        assert _plugins._scanned_transports() is None
+    finally:
+        sys.path.remove(str(archive))
+
+
+def test_egg_info_directories_are_read_too(on_path) -> None:
+    info = on_path / "fake_egg-0.3.egg-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text("[scoop.transports]\negg = fake_plugin_egg\n")
+    (on_path / "fake_plugin_egg.py").write_text(PLUGIN.format(name="egg"))
+    scanned = _plugins._scanned_transports()
+    assert scanned is not None and scanned["egg"].distribution == "fake_egg"
 
 
 def test_choosing_a_transport_does_not_import_importlib_metadata() -> None:

@@ -148,8 +148,8 @@ def _scanned_transports() -> dict[str, InstalledTransport] | None:
     csv...) costs more than the rest of the launcher's work before it starts the run's
     processes. The scan reads only the ``entry_points.txt`` of the distributions installed as
     directories, and gives up (full discovery then decides, and raises what it raises) on
-    anything else: an entry point naming an object in a module, a plugin that fails to load or
-    returns what discovery would refuse.
+    anything else: a ``sys.path`` entry that is a zip file, an entry point naming an object in a
+    module, a plugin that fails to load or returns what discovery would refuse.
     """
     try:
         found: dict[str, InstalledTransport] = {}
@@ -165,25 +165,28 @@ def _scanned_transports() -> dict[str, InstalledTransport] | None:
 
 
 def _scan_entry_points(group: str) -> list[_Plugin]:
-    """The entry points of ``group`` declared by ``*.dist-info`` directories on ``sys.path``.
+    """The entry points of ``group`` declared by the distributions on ``sys.path``.
 
     As ``importlib.metadata`` orders them: by ``sys.path`` entry, the first of a name wins.
+    Raises OSError for an entry that is not a directory (a zip file): only the full discovery
+    reads those.
     """
     plugins: dict[str, _Plugin] = {}
     for entry in sys.path:
         try:
             listing = os.listdir(entry or ".")
-        except OSError:
-            continue  # a zip file, or gone: the full discovery handles what is there
+        except FileNotFoundError:
+            continue  # as importlib.metadata: an entry that is not there holds nothing
         for folder in listing:
-            if not folder.endswith(".dist-info"):
+            if not folder.endswith((".dist-info", ".egg-info")):
                 continue
             try:
                 with open(os.path.join(entry or ".", folder, "entry_points.txt"), "rb") as file:
                     text = file.read().decode()
             except OSError:
                 continue
-            distribution, _, version = folder.removesuffix(".dist-info").partition("-")
+            stem = folder.removesuffix(".dist-info").removesuffix(".egg-info")
+            distribution, _, version = stem.partition("-")
             for name, value in _entry_points_in(text, group):
                 plugins.setdefault(name, _Plugin(name, distribution, version, value))
     return list(plugins.values())

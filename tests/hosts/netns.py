@@ -436,6 +436,10 @@ def _sshd_config(host: Host, hostdir: Path, authorized_keys: Path) -> str:
         "ClientAliveCountMax 3\n"
         "LogLevel VERBOSE\n"
         "Subsystem sftp internal-sftp\n"
+        # Every login runs the user's ~/.bashrc; one that starts pyenv rehashes under a lock
+        # file, and a shell killed while it held it left it behind: every later login then
+        # waited 60 s for it (PYENV_REHASH_TIMEOUT), and the ssh tests failed one after another.
+        "SetEnv PYENV_REHASH_TIMEOUT=0\n"
     )
 
 

@@ -51,7 +51,7 @@ def test_the_process_waits_for_its_configuration_and_ends_quietly_without_one() 
     process = _prestart.take(sys.executable)
     assert process is not None and _prestart.take(sys.executable) is None
     try:
-        assert process.args == _prestart.worker_command(sys.executable)
+        assert process.args == _prestart.command(sys.executable, "worker")
         assert process.stdin is not None
         process.stdin.close()  # the launcher ended before it configured this process
         assert process.wait(timeout=30) == 3

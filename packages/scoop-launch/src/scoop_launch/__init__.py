@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scoop_launch._cli import main
+    from scoop_launch.__main__ import main
     from scoop_launch._errors import LaunchError
     from scoop_launch._lifecycle import Run, RunConfig
 
@@ -37,7 +37,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "main":
-        from scoop_launch._cli import main
+        from scoop_launch.__main__ import main
 
         return main
     if name in ("LaunchError", "Run", "RunConfig"):

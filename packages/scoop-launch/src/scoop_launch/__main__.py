@@ -5,8 +5,11 @@ import sys
 from scoop_launch._early import quiet_interrupts
 
 
-def main() -> None:
-    """Start the launcher: checks first, the root's process next, the rest of the launcher last."""
+def main(argv: list[str] | None = None) -> None:
+    """Start the launcher: checks first, the root's process next, the rest of the launcher last.
+
+    ``argv``: the command line's arguments (default ``sys.argv[1:]``).
+    """
     quiet_interrupts()  # a Ctrl-C while the rest is imported must not print a traceback
     try:  # before anything else imports scoop: a mix with the original SCOOP is named
         from scoop._install_check import mixed_with_original
@@ -18,11 +21,11 @@ def main() -> None:
     # Before the rest of the launcher is imported: the root's process starts meanwhile.
     from scoop_launch import _prestart
 
-    _prestart.start(sys.argv[1:])
+    _prestart.start(sys.argv[1:] if argv is None else argv)
 
     from scoop_launch._cli import main as launch
 
-    launch()
+    launch(argv)
 
 
 if __name__ == "__main__":

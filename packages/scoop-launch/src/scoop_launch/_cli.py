@@ -353,15 +353,12 @@ def _check_script_compiles(parser: argparse.ArgumentParser, script: str) -> None
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m scoop_launch`` and the ``scoop`` command."""
-    from scoop._install_check import mixed_with_original
-    from scoop_launch._early import quiet_interrupts
+    """Read the command line and do what it asks.
 
-    quiet_interrupts()  # until the run installs its own (the scoop command comes here first)
-
-    problem = mixed_with_original()
-    if problem is not None:  # the original SCOOP's __init__ won: name the mix, not a symptom
-        sys.exit(f"scoop: {problem}")
+    Entered through :func:`scoop_launch.__main__.main` (``python -m scoop_launch``, ``python -m
+    scoop``, the ``scoop`` command), which has checked the install and started the root's
+    process by then.
+    """
     parser = build_parser()
     options = parser.parse_args(_end_hosts_at_the_script(sys.argv[1:] if argv is None else argv))
     if options.list_transports:

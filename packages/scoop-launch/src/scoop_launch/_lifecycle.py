@@ -151,13 +151,7 @@ class Run(RemoteHosts, Watching):
     ) -> Local:
         """Start a process of ``role`` (or take ``popen``, one started already) and configure it."""
         if popen is None:
-            popen = subprocess.Popen(
-                [self.config.python, "-m", "scoop._run", role],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE if pipe_stdout else None,
-                env=dict(os.environ),
-                start_new_session=True,  # its own group: stopped with whatever its tasks start
-            )
+            popen = _prestart.spawn(self.config.python, role, pipe_stdout=pipe_stdout)
         process = Local(name, popen, index, first_line.get("running_slot"))
         process.send_line(first_line)
         self._watch(process)

@@ -28,16 +28,22 @@ NO_RUN_OPTIONS = ("--help", "--list-transports", "--dry-run", "--add-workers")
 _started: subprocess.Popen[bytes] | None = None
 
 
-def worker_command(python: str) -> list[str]:
-    """The command line of a local worker (its role and configuration come on its stdin)."""
-    return [python, "-m", "scoop._run", "worker"]
+def command(python: str, role: str) -> list[str]:
+    """The command line of a local process of the run (its configuration comes on its stdin)."""
+    return [python, "-m", "scoop._run", role]
 
 
-def spawn_worker(python: str) -> subprocess.Popen[bytes]:
-    """Start a local worker process, which waits for its configuration on its stdin."""
+def spawn(python: str, role: str, *, pipe_stdout: bool = False) -> subprocess.Popen[bytes]:
+    """Start a local process of the run, as the launcher starts every one of them.
+
+    Here, not in the run's modules, so that the root's process can be started before those are
+    imported; one function for both, so that a process started ahead is the one the run would
+    have started.
+    """
     return subprocess.Popen(
-        worker_command(python),
+        command(python, role),
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE if pipe_stdout else None,
         env=dict(os.environ),
         start_new_session=True,  # its own group: the launcher stops whatever its tasks start
     )
@@ -61,7 +67,7 @@ def start(argv: Sequence[str]) -> None:
     if _started is not None or not starts_a_run(argv):
         return
     try:
-        _started = spawn_worker(sys.executable)
+        _started = spawn(sys.executable, "worker")
     except OSError:
         return  # the run starts it the usual way, and reports what stops it
     atexit.register(discard)
@@ -89,4 +95,4 @@ def discard() -> None:
         process.stdin.close()
 
 
-__all__ = ["NO_RUN_OPTIONS", "discard", "spawn_worker", "start", "starts_a_run", "take"]
+__all__ = ["NO_RUN_OPTIONS", "command", "discard", "spawn", "start", "starts_a_run", "take"]

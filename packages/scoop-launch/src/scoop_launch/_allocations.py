@@ -102,43 +102,45 @@ def _slurm(env: Mapping[str, str], variable: str, nodelist: str) -> list[Host]:
     return group_counts(zip(names, counts, strict=True))
 
 
-def _read_scheduler_file(variable: str, path: str) -> list[str]:
+def _host_lines(variable: str, path: str) -> list[tuple[str, str, list[str]]]:
+    """The non-blank lines of a scheduler's host file: ``(where, line, fields)`` each.
+
+    ``where`` names the variable, the file and the line, for messages. Raises
+    SchedulerEnvironmentError when the file cannot be read or lists nothing.
+    """
     try:
-        return Path(path).read_text(encoding="utf-8-sig").splitlines()
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise SchedulerEnvironmentError(
             f"{variable}={path!r}: cannot read the file: {error}"
         ) from None
+    lines = [
+        (f"{variable}={path!r}, line {number}", line, line.split())
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.split()
+    ]
+    if not lines:
+        raise SchedulerEnvironmentError(f"{variable}={path!r}: the file lists no hosts")
+    return lines
 
 
 def _pbs(variable: str, path: str) -> list[Host]:
     pairs: list[tuple[str, int]] = []
-    for number, line in enumerate(_read_scheduler_file(variable, path), start=1):
-        fields = line.split()
-        if not fields:
-            continue
+    for where, line, fields in _host_lines(variable, path):
         if len(fields) > 1:
             raise SchedulerEnvironmentError(
-                f"{variable}={path!r}, line {number}: expected one host name, got {line.strip()!r}"
+                f"{where}: expected one host name, got {line.strip()!r}"
             )
         try:
             pairs.append((check_name(fields[0]), 1))
         except ValueError as error:
-            raise SchedulerEnvironmentError(
-                f"{variable}={path!r}, line {number}: {error}"
-            ) from None
-    if not pairs:
-        raise SchedulerEnvironmentError(f"{variable}={path!r}: the file lists no hosts")
+            raise SchedulerEnvironmentError(f"{where}: {error}") from None
     return group_counts(pairs)
 
 
 def _sge(variable: str, path: str) -> list[Host]:
     pairs: list[tuple[str, int]] = []
-    for number, line in enumerate(_read_scheduler_file(variable, path), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        where = f"{variable}={path!r}, line {number}"
+    for where, line, fields in _host_lines(variable, path):
         if len(fields) < 2:
             raise SchedulerEnvironmentError(
                 f"{where}: expected 'host slots queue processors', got {line.strip()!r}"
@@ -151,8 +153,6 @@ def _sge(variable: str, path: str) -> list[Host]:
             pairs.append((check_name(fields[0]), int(fields[1])))
         except ValueError as error:
             raise SchedulerEnvironmentError(f"{where}: {error}") from None
-    if not pairs:
-        raise SchedulerEnvironmentError(f"{variable}={path!r}: the file lists no hosts")
     return group_counts(pairs)
 
 

@@ -3,12 +3,15 @@
 The C pickler is tried first (fast, and pickles module-level functions and classes by reference,
 which workers resolve against their own import of the user's script). What it cannot pickle
 (lambdas, closures, functions defined in an interactive session...) goes through cloudpickle, by
-value. Buffers of at least ``OUT_OF_BAND_MIN_BYTES`` (bytearrays, NumPy arrays, PickleBuffers)
-travel as their own frames instead of being copied into the pickle stream.
+value; but a class whose metaclass registered its own reduction with ``copyreg`` (DEAP's creator
+classes) goes that way, as the C pickler sends it. Buffers of at least ``OUT_OF_BAND_MIN_BYTES``
+(bytearrays, NumPy arrays, PickleBuffers) travel as their own frames instead of being copied
+into the pickle stream.
 """
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import io
 import pickle
@@ -52,6 +55,11 @@ def _by_value_pickler() -> type[pickle.Pickler]:
                 and _resolves(obj)
             ):
                 return NotImplemented  # the standard by-reference path
+            if isinstance(obj, type) and type(obj) in copyreg.dispatch_table:
+                # A class whose metaclass says how to pickle it (DEAP's creator classes are
+                # rebuilt by name wherever they land, and may so be replaced in sys.modules):
+                # as the C pickler does, not by value (which such a metaclass may refuse).
+                return NotImplemented
             return super().reducer_override(obj)
 
     return ScoopPickler

@@ -125,6 +125,28 @@ def test_definitions_under_the_main_guard_travel_wherever_tasks_run(transport: s
     assert "GUARD OK [0, 2, 4, 6, 8, 10] [1]" in result.stdout, result.explain()
 
 
+@pytest.mark.timeout(60)
+def test_a_long_map_chunk_gives_half_its_items_to_an_idle_worker() -> None:
+    # The first chunk's items block for 40 ms each; the other worker runs everything else in
+    # no time, then is idle: it must get some of that chunk's items (in order, an item's
+    # exception in its place), not wait for the whole chunk on the other worker.
+    result = run_launcher(SCRIPTS / "map_split.py", n=3, options=["--root-runs-no-task"])
+    assert result.returncode == 0, result.explain()
+    line = result.stdout.split("SPLIT ", 1)[1].splitlines()[0]
+    assert line.startswith("[1, 2] 6 ValueError('item 6 raised on worker "), result.explain()
+
+
+@pytest.mark.timeout(60)
+def test_classes_rebuilt_where_they_land_travel_again_from_the_root() -> None:
+    # DEAP's creator classes are rebuilt by name wherever they are unpickled: once instances
+    # came back to the root, its first ones are of a class no module names. Sent with a
+    # function of the script (pickled with cloudpickle), they failed to load on the worker
+    # ("metaclass conflict"): cloudpickle sent their class by value.
+    result = run_launcher(SCRIPTS / "rebuilt_classes.py", n=2, options=["--root-runs-no-task"])
+    assert result.returncode == 0, result.explain()
+    assert "REBUILT OK 768 [1]" in result.stdout, result.explain()
+
+
 @pytest.mark.timeout(120)
 def test_a_map_over_millions_of_items_keeps_the_roots_memory_bounded() -> None:
     # Drawn whole, the items of this map alone took about 200 MiB on the root.

@@ -43,12 +43,12 @@ def test_unknown_items_make_sixteen_chunks_per_worker() -> None:
     assert _batch.chunk_size(5, 2) == 1
 
 
-def test_short_items_make_chunks_of_about_chunk_seconds_but_four_per_worker_at_least() -> None:
-    # 2 ms items: 25 of them make CHUNK_SECONDS, and 200 over 2 workers allow 25 a chunk.
-    assert _batch.chunk_size(200, 2, 0.002) == 25
-    assert _batch.chunk_size(200, 2, 0.0000001) == 25  # tiny items: 4 chunks per worker
+def test_short_items_make_chunks_of_about_chunk_seconds_but_two_per_worker_at_least() -> None:
+    # 4 ms items: 25 of them make CHUNK_SECONDS (0.1 s); 200 over 2 workers allow 50 a chunk.
+    assert _batch.chunk_size(200, 2, 0.004) == 25
+    assert _batch.chunk_size(200, 2, 0.0000001) == 50  # tiny items: 2 chunks per worker
     assert _batch.chunk_size(200, 2, 0.02) == 7  # long items: as if unknown
-    assert _batch.chunk_size(2000, 2, 0.002) == 63  # never smaller than when unknown
+    assert _batch.chunk_size(2000, 2, 0.004) == 63  # never smaller than when unknown
 
 
 def test_a_map_after_chunks_of_its_function_ran_here_gets_larger_chunks() -> None:
@@ -65,7 +65,7 @@ def test_a_map_after_chunks_of_its_function_ran_here_gets_larger_chunks() -> Non
     learned = _batch.item_seconds(short)
     assert learned is not None and 0.001 <= learned < 0.01, learned
     later = _chunks_of_a_map(short, 200, 2)
-    assert sum(later) == 200 and 8 <= len(later) < 29, later
+    assert sum(later) == 200 and 4 <= len(later) < 29, later
     assert len(_chunks_of_a_map(other, 200, 2)) == 29  # another function learned nothing
 
 

@@ -132,7 +132,10 @@ class Handover:
             self.comm.post(Kind.BYE)
 
     def offload(self) -> None:
-        if self.demand > 0 and (self.held or len(self.local) > 1 or self.deadline_waits):
+        # Before it starts a task the main thread keeps one; from within a running task (a map
+        # chunk that gave items away, scoop._batch) it keeps none.
+        keeps = 0 if self.busy else 1
+        if self.demand > 0 and (self.held or len(self.local) > keeps or self.deadline_waits):
             entries = self._take_surplus()
             if entries:
                 self.comm.post(Kind.TASKS, self._still_queued(), entries)

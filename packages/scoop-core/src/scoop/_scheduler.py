@@ -73,6 +73,8 @@ class Scheduler:
     #: Index of this worker in the run (0 is the root), and the number of workers.
     index = 0
     size = 1
+    #: How many workers the broker last said were idle (serial: none, ever).
+    demand = 0
     #: Whether done-callbacks get slices of their own in a trace (not an Executor's client's,
     #: which are its own plumbing).
     traces_callbacks = True

@@ -1,9 +1,8 @@
 """Transport discovery: the hook's results are checked and errors name the plugin."""
 
-import pluggy
 import pytest
 
-from scoop import _plugins, hookspecs
+from scoop import _plugins
 from scoop.errors import UnknownTransportError
 from scoop.hookspecs import hookimpl
 from scoop.testing import memory_transport
@@ -11,8 +10,7 @@ from scoop.transport import API_VERSION, TransportInfo, lazy_factory
 
 
 def manager_with(plugin, name="test-plugin"):
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
+    manager = _plugins.new_manager()
     manager.register(plugin, name=name)
     return manager
 

@@ -6,14 +6,14 @@ import functools
 import importlib
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any
-
-import pluggy
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scoop import hookspecs
 from scoop.errors import NoTransportError, UnknownTransportError
 from scoop.transport import API_VERSION, TransportInfo
+
+if TYPE_CHECKING:
+    import pluggy
 
 ENTRY_POINT_GROUP = "scoop.transports"
 #: Environment variable naming the transport when ``--transport`` is not given.
@@ -24,9 +24,11 @@ DEFAULT_ORDER = ("zmq", "nng")
 KNOWN_DISTRIBUTIONS = {"zmq": "scoop-zmq", "nng": "scoop-nng"}
 
 
-@dataclass(frozen=True)
-class InstalledTransport:
-    """A transport found through the plugin hook, with where it came from."""
+class InstalledTransport(NamedTuple):
+    """A transport found through the plugin hook, with where it came from.
+
+    (A NamedTuple, not a dataclass: making a dataclass at import costs every worker ~1 ms.)
+    """
 
     info: TransportInfo
     plugin_name: str
@@ -43,9 +45,51 @@ def _install_hint(name: str) -> str:
     return f"install the package that provides the {name!r} transport"
 
 
-def _plugin_manager() -> pluggy.PluginManager:
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+def new_manager() -> pluggy.PluginManager:
+    """A pluggy ``PluginManager`` for SCOOP's hooks that knows ``scoop.hookspecs``' markers.
+
+    pluggy is imported here, not at the top: workers and the broker load their transport's
+    plugin module directly and never need it.
+    """
+    import inspect
+
+    import pluggy
+
+    def as_pluggy(marker: Any, options: dict[str, Any], kind: str) -> Any:
+        # pluggy's own marker records the options as this pluggy version reads them.
+        def probe() -> None:
+            """A stand-in the real marker records its options on."""
+
+        marker(hookspecs.PROJECT_NAME)(probe, **options)
+        return getattr(probe, f"{hookspecs.PROJECT_NAME}_{kind}")
+
+    class Manager(pluggy.PluginManager):
+        def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+            found = super().parse_hookimpl_opts(plugin, name)
+            if found is None:
+                options = hookspecs.marked_options(
+                    inspect.getattr_static(plugin, name, None), "impl"
+                )
+                if options is not None:
+                    return as_pluggy(pluggy.HookimplMarker, options, "impl")
+            return found
+
+        def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
+            found = super().parse_hookspec_opts(module_or_class, name)
+            if found is None:
+                holder = inspect.getattr_static(module_or_class, name, None)
+                options = hookspecs.marked_options(holder, "spec")
+                if options is not None:
+                    return as_pluggy(pluggy.HookspecMarker, options, "spec")
+            return found
+
+    manager = Manager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    manager = new_manager()
     manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return manager
 
@@ -75,8 +119,7 @@ def collect(manager: pluggy.PluginManager) -> dict[str, InstalledTransport]:
     return found
 
 
-@dataclass(frozen=True)
-class _Plugin:
+class _Plugin(NamedTuple):
     """Where a plugin came from: its entry point's name, its distribution, its module."""
 
     name: str

@@ -1,4 +1,4 @@
-"""The SCOOP plugin contract: every hook a plugin may implement, in one module.
+"""The SCOOP plugin contract: every hook a plugin may implement, in one module (pluggy hooks).
 
 A transport plugin is a module registered in the ``scoop.transports`` entry point group::
 
@@ -20,19 +20,75 @@ Hook arguments only ever grow by new fields on the option objects, never by rena
 
 from __future__ import annotations
 
-import pluggy
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from scoop.transport import TransportInfo
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec", "scoop_transports"]
+__all__ = [
+    "PROJECT_NAME",
+    "HookMarker",
+    "hookimpl",
+    "hookspec",
+    "marked_options",
+    "scoop_transports",
+]
 
 #: The pluggy project name that ties hook specifications to implementations.
 PROJECT_NAME = "scoop"
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _attribute(kind: str) -> str:
+    # Not pluggy's own attribute (PROJECT_NAME + "_impl"): pluggy reads that one as its own.
+    return f"{PROJECT_NAME}_hook{kind}_options"
+
+
+class HookMarker:
+    """A decorator that marks a hook specification or implementation for pluggy.
+
+    It takes the options of pluggy's ``HookspecMarker`` / ``HookimplMarker`` and records them on
+    the function without importing pluggy: every worker and the broker import a transport's
+    plugin module, and pluggy's import was a tenth of their start. ``scoop._plugins`` gives the
+    options to pluggy when it discovers plugins (a ``PluginManager`` that reads this mark, as
+    pluggy's own markers' are read).
+    """
+
+    def __init__(self, kind: str) -> None:
+        #: "spec" or "impl".
+        self.kind = kind
+        self.attribute = _attribute(kind)
+
+    def __call__(self, function: _F | None = None, **options: Any) -> Any:
+        """Mark ``function`` (``@hookimpl``), or return a marker with options (``@hookimpl(...)``).
+
+        The options are pluggy's (``tryfirst``, ``specname``...), checked when plugins are found.
+        """
+
+        def mark(func: _F) -> _F:
+            setattr(func, self.attribute, options)
+            return func
+
+        return mark if function is None else mark(function)
+
+
 #: Marker for hook specifications (used by core only).
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookspec = HookMarker("spec")
 #: Marker for hook implementations: decorate your plugin's ``scoop_transports`` with it.
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+hookimpl = HookMarker("impl")
+
+
+def marked_options(holder: Any, kind: str) -> dict[str, Any] | None:
+    """The options ``hookspec`` or ``hookimpl`` (``kind``) recorded on ``holder``, if marked.
+
+    ``holder`` may be a staticmethod or classmethod whose function was marked.
+    """
+    attribute = _attribute(kind)
+    options = getattr(holder, attribute, None)
+    if options is None:
+        options = getattr(getattr(holder, "__func__", None), attribute, None)
+    return options if isinstance(options, dict) else None
 
 
 @hookspec

@@ -398,7 +398,7 @@ class Communicator:
                 # transports count in whole milliseconds; a shorter wait would not wait at all)
                 due = self._results_since + RESULT_DELAY - now
                 wait = min(wait, max(due, 0.001))
-            if poll_direct is not None and getattr(handler, "main_awake", False):
+            if poll_direct is not None and getattr(handler, "takes_turns", False):
                 wait = min(wait, DIRECT_POLL_INTERVAL)
             frames = endpoint.recv(wait)
             handled = 0

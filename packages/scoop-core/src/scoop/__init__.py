@@ -17,6 +17,7 @@ Layout of the package (private modules start with an underscore and are re-expor
     testing/        the conformance kit for transports, and an in-memory transport
     _future.py      the Future type
     _scheduler.py   the greenlet scheduler of one worker (serial mode uses it alone)
+    _waiting.py     its waits: parked greenlets, waiters that futures notify, timeouts
     _worker.py      the scheduler on a network (main thread): results, leaving, the root task
     _handover.py    a worker's queued tasks handed to the broker (demand, timeouts, losses)
     _comm.py        a worker's communication thread: owns the endpoint, answers while tasks run

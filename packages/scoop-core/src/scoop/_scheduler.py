@@ -15,7 +15,8 @@ Future changes state (started, handed away, cancelled) only under that lock.
 
 The hub is whichever greenlet runs the loop: the worker's main greenlet under the launcher, or the
 user's own main greenlet in serial mode (the first ``result()`` that has to wait drives the loop).
-A task that waits parks its greenlet and switches to the hub; it never blocks the worker.
+A task that waits parks its greenlet and switches to the hub; it never blocks the worker (the
+waits, and the Waiter that futures notify, are in scoop._waiting).
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import greenlet
 
 from scoop import _serialize
-from scoop._future import CANCELLED, PENDING, RUNNING, Future, TaskUnwound
+from scoop._future import PENDING, RUNNING, Future, TaskUnwound
 from scoop._slot import RunningSlot
 from scoop._trace import CALLBACK_TASK, ROOT_TASK, Recorder
-from scoop.errors import SerializationError, SharedConstantError
+from scoop._waiting import Waiter, Waiting
+from scoop.errors import SerializationError
 
 logger = logging.getLogger("scoop")
 
@@ -45,29 +47,7 @@ class DeadlockError(RuntimeError):
     """Every task of this process is waiting and nothing can wake any of them."""
 
 
-class Waiter:
-    """A parked greenlet and what it waits for; futures notify it when they finish."""
-
-    __slots__ = ("active", "failed", "finished", "fired", "glet", "pending")
-
-    def __init__(self, glet: greenlet.greenlet, pending: int = 0, collect: bool = False) -> None:
-        self.glet = glet
-        self.fired = False
-        self.active = True
-        self.pending = pending
-        self.failed = False
-        self.finished: deque[Future[Any]] | None = deque() if collect else None
-
-    def notify(self, fut: Future[Any]) -> None:
-        self.pending -= 1
-        if fut._exception is not None or fut._state == CANCELLED:
-            self.failed = True
-        if self.finished is not None:
-            self.finished.append(fut)
-        fut._scheduler.wake(self)
-
-
-class Scheduler:
+class Scheduler(Waiting):
     """Runs tasks in greenlets on this process; the base class runs everything locally."""
 
     #: Index of this worker in the run (0 is the root), and the number of workers.
@@ -183,146 +163,6 @@ class Scheduler:
         fut._blame = self.blame
         self.unfinished[fut.id] = fut
         self.local.append(fut)
-
-    # -- waiting -----------------------------------------------------------------------------
-
-    def wake(self, waiter: Waiter) -> None:
-        """Mark a waiter's condition as possibly met and schedule its greenlet to resume."""
-        if waiter.active and not waiter.fired:
-            waiter.fired = True
-            if waiter.glet is not self.hub:
-                self.ready.append(waiter.glet)
-
-    def park(self, waiter: Waiter) -> None:
-        """Suspend the calling greenlet until the waiter is woken (or its timer fires)."""
-        waiter.fired = False
-        current = greenlet.getcurrent()
-        if self.hub is None or current is self.hub:
-            self.run_loop(lambda: waiter.fired)
-            return
-        try:
-            self.hub.switch()
-        except greenlet.GreenletExit as exc:
-            raise TaskUnwound() from exc
-
-    def _start_wait(self, waiter: Waiter, timeout: float | None) -> float | None:
-        if timeout is None or timeout < 0:
-            return None
-        deadline = time.monotonic() + timeout
-        heapq.heappush(self.timers, (deadline, next(self._timer_seq), waiter))
-        return deadline
-
-    def wait_one(self, fut: Future[Any], timeout: float | None) -> None:
-        """Park until ``fut`` is done or ``timeout`` seconds have passed."""
-        self.wait_futures([fut], timeout, "ALL_COMPLETED")
-
-    def wait_futures(
-        self, futures: Iterable[Future[Any]], timeout: float | None, return_when: str
-    ) -> None:
-        """Park until the ``concurrent.futures`` condition ``return_when`` holds, or timeout."""
-        pending = [f for f in futures if not f.done()]
-        if not pending:
-            return
-        if return_when == "FIRST_EXCEPTION" and any(
-            f.done() and (f._exception is not None or f.cancelled()) for f in futures
-        ):
-            return
-        waiter = Waiter(greenlet.getcurrent(), pending=len(pending))
-        total = waiter.pending
-        with self._watching(waiter, pending, timeout) as deadline:
-            while waiter.pending > 0:
-                if return_when == "FIRST_COMPLETED" and waiter.pending < total:
-                    break
-                if return_when == "FIRST_EXCEPTION" and waiter.failed:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                self.park(waiter)
-
-    @contextlib.contextmanager
-    def _watching(
-        self, waiter: Waiter, pending: list[Future[Any]], timeout: float | None
-    ) -> Iterator[float | None]:
-        """Register ``waiter`` on unfinished futures (and a timer) for the time of a wait."""
-        for fut in pending:
-            fut._waiters.append(waiter)
-        deadline = self._start_wait(waiter, timeout)
-        if deadline is not None:
-            self.deadline_waits += 1
-            self.offer(pending)
-        try:
-            yield deadline
-        finally:
-            if deadline is not None:
-                self.deadline_waits -= 1
-                self.end_offer(pending)
-            waiter.active = False
-            for fut in pending:
-                if not fut.done():
-                    fut._waiters.remove(waiter)
-
-    def iter_completed(
-        self, futures: Iterable[Future[Any]], timeout: float | None
-    ) -> Iterator[Future[Any]]:
-        """Yield futures as they finish (failed and cancelled ones included)."""
-        futures = list(dict.fromkeys(futures))
-        pending = []
-        for fut in futures:
-            if fut.done():
-                yield fut
-            else:
-                pending.append(fut)
-        if not pending:
-            return
-        waiter = Waiter(greenlet.getcurrent(), pending=len(pending), collect=True)
-        finished = waiter.finished
-        assert finished is not None
-        with self._watching(waiter, pending, timeout) as deadline:
-            yielded = 0
-            while yielded < len(pending):
-                while finished:
-                    yielded += 1
-                    yield finished.popleft()
-                if yielded == len(pending):
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(
-                        f"{len(pending) - yielded} of {len(futures)} futures unfinished "
-                        f"after {timeout} seconds"
-                    )
-                waiter.glet = greenlet.getcurrent()  # the consumer may resume us elsewhere
-                self.park(waiter)
-
-    def wait_constant(self, name: str, timeout: float | None) -> bool:
-        """Park until the shared constant ``name`` is known; return whether it is."""
-        if name in self.constants:
-            return True
-        waiter = Waiter(greenlet.getcurrent())
-        deadline = self._start_wait(waiter, timeout)
-        try:
-            while name not in self.constants:
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-                self.constant_waiters.append(waiter)
-                self.park(waiter)
-            return True
-        finally:
-            waiter.active = False
-
-    def constant_arrived(self) -> None:
-        """Wake everything waiting for a shared constant."""
-        waiters, self.constant_waiters = self.constant_waiters, []
-        for waiter in waiters:
-            self.wake(waiter)
-
-    def set_constant(self, name: str, value: Any) -> None:
-        """Define a shared constant (serial mode: only in this process)."""
-        if name in self.constants:
-            raise SharedConstantError(
-                f"shared constant {name!r} is already set; constants cannot change"
-            )
-        self.constants[name] = value
-        self.constant_arrived()
 
     def run_callback(self, fn: Callable[[Future[Any]], object], fut: Future[Any]) -> None:
         """Run a done-callback; its exception is logged, never raised into the scheduler."""

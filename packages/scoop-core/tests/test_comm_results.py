@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from scoop import _comm
+from scoop import _comm, _outgoing
 from scoop._comm import RESULT_DELAY, Communicator
 from scoop._protocol import Codec, Status
 
@@ -27,7 +27,8 @@ class RecordingEndpoint:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     fake = SimpleNamespace(now=100.0)
-    monkeypatch.setattr(_comm, "time", SimpleNamespace(monotonic=lambda: fake.now))
+    for module in (_comm, _outgoing):  # the thread's loop, and what it sends
+        monkeypatch.setattr(module, "time", SimpleNamespace(monotonic=lambda: fake.now))
     return fake
 
 

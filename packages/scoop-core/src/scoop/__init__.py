@@ -21,6 +21,7 @@ Layout of the package (private modules start with an underscore and are re-expor
     _worker.py      the scheduler on a network (main thread): results, leaving, the root task
     _handover.py    a worker's queued tasks handed to the broker (demand, timeouts, losses)
     _comm.py        a worker's communication thread: owns the endpoint, answers while tasks run
+    _outgoing.py    what that thread sends: posted messages, batched results, the word "idle"
     _balance.py     the load-balancing policy: how many queued tasks go to idle workers
     _outcome.py     a task's outcome as it travels: exceptions, tracebacks, exit codes
     _slot.py        the running-task slot: which task a worker runs, read after it died

@@ -26,6 +26,8 @@ Layout of the package (private modules start with an underscore and are re-expor
     _outcome.py     a task's outcome as it travels: exceptions, tracebacks, exit codes
     _slot.py        the running-task slot: which task a worker runs, read after it died
     _broker.py      the broker: routes frames, never unpickles payloads
+    _joins.py       the broker's side of workers that join (HELLO, WELCOME, reconnections)
+    _relays.py      what the broker relays besides tasks: constants, cancellations, progress
     _membership.py  who is in the run, who was lost and why, deaths per task
     _departures.py  the broker's side of lost and leaving workers: reruns, the root alone
     _streams.py     the broker's numbered, acknowledged stream to each worker

@@ -26,7 +26,6 @@ status GAVE_UP), and its waiter gets a KilledWorkerError.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -39,12 +38,11 @@ from typing import Any
 from scoop._departures import Departures
 from scoop._directnotes import DirectNotes
 from scoop._dispatch import Dispatch
+from scoop._joins import Joins
 from scoop._membership import Membership
 from scoop._protocol import (
-    BROKER_SENDER,
     IDLE_AFTER,
     PROGRESS_INTERVAL,
-    TASK_SEQ_BITS,
     Codec,
     Entry,
     Kind,
@@ -54,9 +52,9 @@ from scoop._protocol import (
     drop_is_logged,
     local_versions,
     queued_of,
-    version_mismatch,
     worker_of,
 )
+from scoop._relays import Relays
 from scoop._streams import Streams
 from scoop._trace import Recorder
 from scoop.errors import PeerUnreachable, ProtocolError
@@ -66,8 +64,6 @@ logger = logging.getLogger("scoop.broker")
 
 #: After the root ends the run, how long the broker waits for workers that have not joined yet.
 LATE_JOIN_SECONDS = 3.0
-#: Worker indices live in the bits of a task id above its sequence number (64 bits in all).
-MAX_WORKER_INDEX = 1 << (64 - TASK_SEQ_BITS)
 #: Longest the broker waits on the network before it looks at the launcher's reports and checks
 #: the workers' heartbeats.
 TURN_SECONDS = 0.1
@@ -85,7 +81,9 @@ def _to_stderr(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-class Broker(Dispatch, Departures, DirectNotes):
+# Each part declares what it uses of the others as stubs: a part must come after the one that
+# implements what it declares (Joins uses Departures' live_count, for one).
+class Broker(Dispatch, Departures, Joins, Relays, DirectNotes):
     """Routes messages for one run."""
 
     def __init__(
@@ -361,88 +359,6 @@ class Broker(Dispatch, Departures, DirectNotes):
             for frames in kept:
                 self.endpoint.send(peer, frames)
 
-    def _rebind(self, index: int, peer: Hashable) -> None:
-        """Worker ``index`` speaks from a new connection (its old one broke and came back)."""
-        if index in self.supervisors:
-            self.supervisors[index] = peer
-        else:
-            self.workers[index] = peer
-        self.index_of[peer] = index
-        logger.info("worker %d reconnected", index)
-        self._resend(index)
-
-    def _is_member(self, index: int) -> bool:
-        return index in self.supervisors or (
-            index in self.members.hosts
-            and index not in self.members.lost
-            and index not in self.told_to_stop
-        )
-
-    def _hello(self, peer: Hashable, message: Message) -> None:
-        try:
-            entry = message.entries[0]
-            self.codec.verify(entry)
-            theirs = json.loads(bytes(entry.frames[0]))
-            index = int(theirs["index"])
-        except (IndexError, ValueError, KeyError, TypeError, ProtocolError) as exc:
-            self._drop(peer, f"malformed HELLO: {exc}")
-            return
-        if index != message.sender or not 0 <= index < MAX_WORKER_INDEX:
-            self._drop(peer, f"HELLO of worker {message.sender} names index {index}")
-            return
-        if index in self.members.lost:
-            self._drop(peer, f"HELLO of worker {index}, which was lost")
-            return
-        problem = version_mismatch(self.versions, theirs)
-        if problem:
-            reason = f"worker {index} on host {theirs.get('host', '?')} cannot join: {problem}"
-            logger.error("broker rejected %s", reason)
-            with contextlib.suppress(PeerUnreachable):  # it may not wait for the answer
-                self.endpoint.send(
-                    peer,
-                    self.codec.encode(
-                        Kind.REJECT,
-                        BROKER_SENDER,
-                        0,
-                        [(index, 0, [reason.encode()])],
-                        seq=1,
-                        ack=message.seq,
-                    ),
-                )
-            return
-        self.streams.open(index)
-        late = index >= self.size and index not in self.members.hosts
-        if theirs.get("role") == "supervisor":
-            self._supervisor_joined(index, peer)
-            return
-        self.workers[index] = peer
-        self.index_of[peer] = index
-        supervisor = theirs.get("supervisor")
-        self.members.joined(
-            index,
-            str(theirs.get("host", "?")),
-            supervisor if isinstance(supervisor, int) else None,
-        )
-        if late:  # added to a running run (--add-workers)
-            self.joined_late += 1
-        self.uninformed[index] = None
-        # Sent through _send: a worker can be welcomed, run, and leave before the next send.
-        self._send(index, Kind.WELCOME, self.live_count())
-        if self.exit_code is not None:  # joined after the root ended the run
-            self._send(index, Kind.SHUTDOWN, self.exit_code)
-            self.told_to_stop.add(index)
-            self._forget(index)
-            self._stop_if_everyone_told()
-            return
-        for constant in self.constants.values():
-            self._send(index, Kind.CONST, 0, [constant])
-        if self.hungry:  # workers that asked for work before this one joined
-            self._send(index, Kind.DEMAND, len(self.hungry))
-        logger.info("worker %d joined from host %s", index, theirs.get("host"))
-        if late:
-            self.say(f"scoop: {self.members.describe(index)} joined the run")
-            self._announce_size()
-
     def _route_results(self, message: Message) -> None:
         """Hold each result for the worker that submitted its task.
 
@@ -457,62 +373,6 @@ class Broker(Dispatch, Departures, DirectNotes):
                 continue
             holder.pop(entry.id, None)
             by_origin.setdefault(worker_of(entry.id), []).append(entry)
-
-    def _progress_of(self, sender: int, entries: list[Entry]) -> None:
-        try:
-            self.codec.verify(entries[0])
-            counts = json.loads(bytes(entries[0].frames[0]))
-            self.progress[sender] = (
-                int(counts["started"]),
-                int(counts["ended"]),
-                int(counts["queued"]),
-            )
-        except (IndexError, ValueError, KeyError, TypeError, ProtocolError) as exc:
-            self._drop(self.workers.get(sender), f"malformed PROGRESS: {exc}")
-
-    def _report_progress(self) -> None:
-        """The run's totals, for the launcher's progress line (when they changed)."""
-        if not self.progress:
-            return  # no worker has counted anything yet
-        live = {i: c for i, c in self.progress.items() if i in self.workers}
-        totals = {
-            "done": sum(ended for _, ended, _ in self.progress.values()),
-            "running": sum(started - ended for started, ended, _ in live.values()),
-            "queued": sum(queued for _, _, queued in live.values()) + len(self.queue),
-            "busy": sum(1 for started, ended, _ in live.values() if started > ended),
-            "workers": len(self.workers),
-        }
-        if totals != self._last_progress and self.on_progress is not None:
-            self._last_progress = totals
-            self.on_progress(totals)
-
-    def _cancel(self, sender: int, entries: list[Entry]) -> None:
-        """Drop tasks their submitter cancelled: from the queue, and at the worker holding them.
-
-        Best effort: a task already running finishes (its submitter drops the result).
-        """
-        ids = {entry.id for entry in entries if worker_of(entry.id) == sender}  # its own only
-        if not ids:
-            return
-        if self.queue:
-            self.queue = deque(entry for entry in self.queue if entry.id not in ids)
-        by_holder: dict[int, list[Entry]] = {}
-        no_payload = self.codec.digest([])
-        for task_id in ids:
-            holder = self.holder.pop(task_id, None)
-            if holder is not None:
-                by_holder.setdefault(holder, []).append(Entry(task_id, 0, no_payload, []))
-        for holder, held in by_holder.items():
-            self._send(holder, Kind.CANCEL, 0, held)
-
-    def _constant(self, sender: int, message: Message) -> None:
-        for entry in message.entries:
-            if entry.id in self.constants:
-                continue  # first definition wins; the worker that set it twice was told
-            self.constants[entry.id] = entry
-            for index in list(self.workers):
-                if index != sender:
-                    self._send(index, Kind.CONST, 0, [entry])
 
     def _forget(self, index: int) -> None:
         # Stop sending to it, but keep its identity: messages it sent before it left (its

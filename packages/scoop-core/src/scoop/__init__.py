@@ -9,6 +9,7 @@ Layout of the package (private modules start with an underscore and are re-expor
 
     futures.py      the public API: submit, map, wait, as_completed, mapReduce, mapScan...
     _executor.py    scoop.Executor: a concurrent.futures.Executor that starts its own workers
+    _executorrun.py the run behind an open Executor: its session, client thread and futures
     _client.py      an Executor's client: its thread (worker 0, runs no task), its user's side
     shared.py       setConst / getConst: constants broadcast to every worker
     errors.py       every error class SCOOP raises

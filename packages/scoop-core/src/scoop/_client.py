@@ -98,7 +98,7 @@ class ClientScheduler(WorkerScheduler):
 
     def on_stop(self, error: BaseException | None) -> None:
         # The communication thread ended early: the broker is gone, or the session told us the
-        # run is broken (the parent check, see scoop._executor); the reason is the run's.
+        # run is broken (the parent check, see scoop._executorrun); the reason is the run's.
         if not isinstance(error, LauncherGone):
             self.comm_error = error
         self.stopping = True

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from scoop.transport import BindOptions, ConnectOptions
-from scoop_nng import _transport
+from scoop_nng import _transport, _wire
 from scoop_nng._transport import NngBrokerEndpoint, NngWorkerEndpoint
 
 #: A close that waits for nobody takes milliseconds; LINGER_S is 2 s.
@@ -45,7 +45,7 @@ def _timed_close(endpoint: NngBrokerEndpoint | NngWorkerEndpoint) -> float:
 
 
 def test_linger_is_the_limit_these_tests_stay_under() -> None:
-    assert _transport.LINGER_S > 3 * QUICK
+    assert _wire.LINGER_S > 3 * QUICK
 
 
 def test_worker_closes_at_once_when_its_broker_is_gone(

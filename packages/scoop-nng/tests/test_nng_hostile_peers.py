@@ -73,7 +73,7 @@ def test_worker_drops_messages_not_in_its_framing(pair, stranger) -> None:
 
 def _framed(frames: list[bytes]) -> bytes:
     """The body of a transport DATA message, as a stranger who read our code would send it."""
-    from scoop_nng._transport import _DATA, _encode, ffi, lib
+    from scoop_nng._wire import _DATA, _encode, ffi, lib
 
     msg = _encode(_DATA, frames)
     try:
@@ -120,7 +120,7 @@ def test_broker_dials_back_only_to_the_address_a_hello_came_from(stranger) -> No
     and only once the broker answers that peer (core answers only authenticated workers)."""
     import threading
 
-    from scoop_nng._transport import _DATA, _HELLO, _encode, ffi, lib
+    from scoop_nng._wire import _DATA, _HELLO, _encode, ffi, lib
 
     def hello_body(host: bytes, port: int) -> bytes:
         return body(_HELLO, [host, b"%d" % port])

@@ -8,7 +8,9 @@ Use it from a test module of your transport's package::
     class TestMyTransport(TransportConformance):
         transport_info = scoop_transports()[0]
 
-pytest then runs every ``test_*`` method below against your transport. Each method takes the
+pytest then runs every ``test_*`` method of the class against your transport (they are written
+by topic in ``_checks_addresses.py``, ``_checks_messages.py`` and ``_checks_closing.py``, the
+harness in ``_harness.py``). Each method takes the
 ``harness`` fixture, a :class:`Harness` that opens endpoints for one check and closes all of them
 afterwards, pass or fail. Every endpoint the harness hands out is wrapped so that any exception
 that is not a :class:`~scoop.errors.ScoopError` (a native ``zmq.ZMQError``, ``OSError``...) fails

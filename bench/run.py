@@ -627,6 +627,14 @@ def main() -> int:
             print(f"wrote {multihost_plot}")
     if run.errors:
         print(f"{len(run.errors)} system(s) failed: " + ", ".join(e["job"] for e in run.errors))
+        # A peer's failure that no goal needs (the original SCOOP now and then loses its
+        # output) is in the table and said above; SCOOP's own, or a goal left n/a, fails the run.
+        peers = {ORIGINAL, *POOLS, DASK, RAY, RAW}
+        if all(e["job"].removeprefix("startup ") in peers for e in run.errors) and all(
+            g["ratio"] is not None for g in goals
+        ):
+            print("only peers failed, on figures no goal needs: the run stands")
+            return 0
         return 1
     return 0
 

@@ -7,7 +7,6 @@ import dataclasses
 import os
 import socket
 import time
-from typing import ClassVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,6 +19,7 @@ from scoop.errors import (
 from scoop.testing._harness import (
     STRANGER_SETTLE_S,
     STRANGERS,
+    CheckSettings,
     Harness,
     _as_bytes,
     _connections_besides,
@@ -27,28 +27,14 @@ from scoop.testing._harness import (
 )
 from scoop.transport import (
     API_VERSION,
-    BindOptions,
     BrokerEndpoint,
     TransportInfo,
     WorkerEndpoint,
 )
 
 
-class AddressChecks:
+class AddressChecks(CheckSettings):
     """The description and the addresses: binding, refusing, strangers on the port."""
-
-    # The settings of TransportConformance these checks read (set there, or in a subclass).
-    network: ClassVar[bool]
-    listens_on_tcp: ClassVar[bool]
-    bind_options: ClassVar[BindOptions]
-    invalid_addresses: ClassVar[tuple[str, ...]]
-    invalid_bind_options: ClassVar[tuple[BindOptions, ...]]
-    odd_addresses: ClassVar[tuple[str, ...]]
-    odd_hosts: ClassVar[tuple[str, ...]]
-    large_frame_size: ClassVar[int]
-    message_deadline: ClassVar[float]
-    timeout_slack: ClassVar[float]
-    wakeup_slack: ClassVar[float]
 
     # -- the description -------------------------------------------------------------------
 

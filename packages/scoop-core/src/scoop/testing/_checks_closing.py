@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar
 
 import pytest
 
@@ -16,30 +15,15 @@ from scoop.errors import (
 )
 from scoop.testing._harness import (
     CheckedWorker,
+    CheckSettings,
     Harness,
     _as_bytes,
     _raises,
 )
-from scoop.transport import (
-    BindOptions,
-)
 
 
-class ClosingChecks:
+class ClosingChecks(CheckSettings):
     """Closing and what it delivers, unknown and lost peers, threads, ``wakeup()``."""
-
-    # The settings of TransportConformance these checks read (set there, or in a subclass).
-    network: ClassVar[bool]
-    listens_on_tcp: ClassVar[bool]
-    bind_options: ClassVar[BindOptions]
-    invalid_addresses: ClassVar[tuple[str, ...]]
-    invalid_bind_options: ClassVar[tuple[BindOptions, ...]]
-    odd_addresses: ClassVar[tuple[str, ...]]
-    odd_hosts: ClassVar[tuple[str, ...]]
-    large_frame_size: ClassVar[int]
-    message_deadline: ClassVar[float]
-    timeout_slack: ClassVar[float]
-    wakeup_slack: ClassVar[float]
 
     def _assert_times_out(self, what: str, recv: Callable[[float], object], timeout: float) -> None:
         # MessageChecks' (before this class in TransportConformance's bases).

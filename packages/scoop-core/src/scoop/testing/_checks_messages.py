@@ -5,35 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import ClassVar
 
 import pytest
 
 from scoop.testing._harness import (
+    CheckSettings,
     Harness,
     _as_bytes,
 )
 from scoop.transport import (
-    BindOptions,
     Frame,
 )
 
 
-class MessageChecks:
+class MessageChecks(CheckSettings):
     """Messages: round trips, order per peer, many peers, large and empty frames, timeouts."""
-
-    # The settings of TransportConformance these checks read (set there, or in a subclass).
-    network: ClassVar[bool]
-    listens_on_tcp: ClassVar[bool]
-    bind_options: ClassVar[BindOptions]
-    invalid_addresses: ClassVar[tuple[str, ...]]
-    invalid_bind_options: ClassVar[tuple[BindOptions, ...]]
-    odd_addresses: ClassVar[tuple[str, ...]]
-    odd_hosts: ClassVar[tuple[str, ...]]
-    large_frame_size: ClassVar[int]
-    message_deadline: ClassVar[float]
-    timeout_slack: ClassVar[float]
-    wakeup_slack: ClassVar[float]
 
     # -- messages ----------------------------------------------------------------------------
 

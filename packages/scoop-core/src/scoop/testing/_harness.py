@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import pytest
 
@@ -95,6 +95,22 @@ def _check_frames(what: str, frames: object) -> list[Frame]:
     for frame in frames:
         assert isinstance(frame, _FRAME_TYPES), f"{what} returned a frame of type {type(frame)!r}"
     return frames
+
+
+class CheckSettings:
+    """The settings of TransportConformance that its checks read (set there, or in a subclass)."""
+
+    network: ClassVar[bool]
+    listens_on_tcp: ClassVar[bool]
+    bind_options: ClassVar[BindOptions]
+    invalid_addresses: ClassVar[tuple[str, ...]]
+    invalid_bind_options: ClassVar[tuple[BindOptions, ...]]
+    odd_addresses: ClassVar[tuple[str, ...]]
+    odd_hosts: ClassVar[tuple[str, ...]]
+    large_frame_size: ClassVar[int]
+    message_deadline: ClassVar[float]
+    timeout_slack: ClassVar[float]
+    wakeup_slack: ClassVar[float]
 
 
 class CheckedBroker:
@@ -226,4 +242,4 @@ class Harness:
                 endpoint.raw.close()
 
 
-__all__ = ["CheckedBroker", "CheckedWorker", "Harness"]
+__all__ = ["CheckSettings", "CheckedBroker", "CheckedWorker", "Harness"]

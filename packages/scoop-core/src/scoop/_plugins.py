@@ -55,8 +55,13 @@ def new_manager() -> pluggy.PluginManager:
 
     import pluggy
 
-    def as_pluggy(marker: Any, options: dict[str, Any], kind: str) -> Any:
-        # pluggy's own marker records the options as this pluggy version reads them.
+    def from_mark(owner: Any, name: str, kind: str, marker: Any) -> Any:
+        # The options scoop.hookspecs' marker recorded on owner.name (None: not marked), as
+        # pluggy's own marker records them in this pluggy version: applied to a stand-in.
+        options = hookspecs.marked_options(inspect.getattr_static(owner, name, None), kind)
+        if options is None:
+            return None
+
         def probe() -> None:
             """A stand-in the real marker records its options on."""
 
@@ -66,22 +71,15 @@ def new_manager() -> pluggy.PluginManager:
     class Manager(pluggy.PluginManager):
         def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
             found = super().parse_hookimpl_opts(plugin, name)
-            if found is None:
-                options = hookspecs.marked_options(
-                    inspect.getattr_static(plugin, name, None), "impl"
-                )
-                if options is not None:
-                    return as_pluggy(pluggy.HookimplMarker, options, "impl")
-            return found
+            if found is not None:
+                return found
+            return from_mark(plugin, name, "impl", pluggy.HookimplMarker)
 
         def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
             found = super().parse_hookspec_opts(module_or_class, name)
-            if found is None:
-                holder = inspect.getattr_static(module_or_class, name, None)
-                options = hookspecs.marked_options(holder, "spec")
-                if options is not None:
-                    return as_pluggy(pluggy.HookspecMarker, options, "spec")
-            return found
+            if found is not None:
+                return found
+            return from_mark(module_or_class, name, "spec", pluggy.HookspecMarker)
 
     manager = Manager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)

@@ -56,8 +56,7 @@ class HookMarker:
     """
 
     def __init__(self, kind: str) -> None:
-        #: "spec" or "impl".
-        self.kind = kind
+        #: Where the options go on the function, for ``kind`` "spec" or "impl".
         self.attribute = _attribute(kind)
 
     def __call__(self, function: _F | None = None, **options: Any) -> Any:

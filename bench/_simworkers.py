@@ -9,7 +9,7 @@ second (as a real worker's communication thread does), and an exit on SHUTDOWN. 
 the result payload is a fixed tiny pickle. Its word that it is idle carries its appetite as a
 real worker's does (``scoop._balance``): from its own time per task, here the time it takes to
 answer a TASKS. Nothing is resent (loopback TCP loses nothing), so no
-:class:`~scoop._protocol.Outbox` is kept on this side.
+:class:`~scoop._sequence.Outbox` is kept on this side.
 
 Run as a process by broker_scale.py (``python bench/_simworkers.py``); its standard input
 carries a JSON configuration line, then commands, one a line:

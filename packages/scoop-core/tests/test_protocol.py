@@ -81,7 +81,7 @@ def test_other_protocol_version_is_named(layout, version):
 
 
 def test_messages_are_numbered_and_a_repeat_is_refused():
-    from scoop._protocol import SequenceCheck
+    from scoop._sequence import SequenceCheck
 
     codec = Codec(SECRET)
     first = codec.encode(Kind.REQUEST, 3, 1)
@@ -115,7 +115,7 @@ def test_without_payload_digests_the_header_still_authenticates():
 
 
 def test_a_message_after_a_gap_waits_for_the_missing_one():
-    from scoop._protocol import SequenceCheck
+    from scoop._sequence import SequenceCheck
 
     codec = Codec(SECRET)
     first, second, third = (codec.decode(codec.encode(Kind.REQUEST, 2, 1)) for _ in range(3))
@@ -129,7 +129,7 @@ def test_a_message_after_a_gap_waits_for_the_missing_one():
 
 
 def test_an_outbox_keeps_messages_until_acknowledged_and_resends_overdue_ones():
-    from scoop._protocol import Outbox
+    from scoop._sequence import Outbox
 
     box = Outbox(resend_after=1.0)
     for _ in range(3):
@@ -146,7 +146,7 @@ def test_an_outbox_keeps_messages_until_acknowledged_and_resends_overdue_ones():
 
 
 def test_a_large_message_gets_the_time_to_travel_before_it_is_sent_again():
-    from scoop._protocol import SLOWEST_TRANSFER_BYTES_PER_S, Outbox
+    from scoop._sequence import SLOWEST_TRANSFER_BYTES_PER_S, Outbox
 
     box = Outbox(resend_after=5.0)
     large = bytes(4 * SLOWEST_TRANSFER_BYTES_PER_S)  # 4 s at the slowest rate

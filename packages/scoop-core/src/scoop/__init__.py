@@ -33,7 +33,9 @@ Layout of the package (private modules start with an underscore and are re-expor
     _departures.py  the broker's side of lost and leaving workers: reruns, the root alone
     _streams.py     the broker's numbered, acknowledged stream to each worker
     _supervisor.py  the connection of a launcher that added workers to a running run
-    _protocol.py    message framing, authentication, sequence checks and outboxes
+    _protocol.py    message framing, authentication, the codec of a run's processes
+    _sequence.py    numbered streams: sequence checks and outboxes
+    _spill.py       large payloads in shared memory between the processes of one machine
     _serialize.py   pickling with out-of-band buffers
     _plugins.py     transport discovery through entry points
     _run.py         process entry points started by the launcher

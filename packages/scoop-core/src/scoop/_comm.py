@@ -42,10 +42,9 @@ from scoop._protocol import (
     Entry,
     Kind,
     Message,
-    Outbox,
-    SequenceCheck,
     drop_is_logged,
 )
+from scoop._sequence import Outbox, SequenceCheck
 from scoop._trace import Recorder
 from scoop.errors import ProtocolError, ScoopError, VersionMismatchError
 from scoop.transport import Frame, WorkerEndpoint

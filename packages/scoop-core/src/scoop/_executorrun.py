@@ -24,7 +24,7 @@ from scoop import _plugins, _runtime, _serialize
 from scoop._client import ClientScheduler, ExecutorFront, run_ended
 from scoop._comm import LauncherGone
 from scoop._future import Future
-from scoop._protocol import Codec
+from scoop._protocol import run_codec
 from scoop._scheduler import Scheduler
 from scoop._trace import Recorder
 from scoop.errors import (
@@ -167,7 +167,7 @@ class _ExecutorRun:
         endpoint = transport.connect(ConnectOptions(address=config["address"]))
         client = ClientScheduler(
             endpoint,
-            Codec(bytes.fromhex(config["secret"]), payload_digests=config["payload_digests"]),
+            run_codec(config, 0),
             0,
             int(config["size"]),
             heartbeat_interval=float(config["heartbeat_interval"]),

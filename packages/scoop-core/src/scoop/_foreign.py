@@ -60,9 +60,9 @@ class ForeignTasks:
     def run_foreign(self, task: Entry) -> None:
         task_id = task.id
         try:
-            self.codec.verify(task)
-            fn = self._load_function(task.frames[0])
-            args, kwargs = _serialize.loads(task.frames[1:])
+            frames = self.codec.open(task)
+            fn = self._load_function(frames[0])
+            args, kwargs = _serialize.loads(frames[1:])
         except Exception as exc:
             hint = ""
             if isinstance(exc, AttributeError) and "__main__" in _serialize.safe_str(exc):
@@ -76,7 +76,7 @@ class ForeignTasks:
             )
             self._queue_result(task_id, Status.RAISED, pack_exception(error, self.where))
             return
-        del task  # the payload frames are not needed while the task runs
+        del task, frames  # the payload frames are not needed while the task runs
         try:
             value = fn(*args, **kwargs)
         except TaskUnwound:
@@ -123,11 +123,11 @@ class ForeignTasks:
     def deliver(self, fut: Future[Any], entry: Entry) -> None:
         """Finish one of our futures with a result that came back from another worker."""
         try:
-            self.codec.verify(entry)
+            frames = self.codec.open(entry)
             if entry.status == Status.OK:
-                value = _serialize.loads(entry.frames)
+                value = _serialize.loads(frames)
             else:
-                fut._set_exception(rebuild_exception(entry.frames))
+                fut._set_exception(rebuild_exception(frames))
                 return
         except Exception as exc:
             fut._set_exception(

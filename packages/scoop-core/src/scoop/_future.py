@@ -184,6 +184,9 @@ class Future(Generic[T]):
         waiters, self._waiters = self._waiters, []
         scheduler = self._scheduler
         scheduler.unfinished.pop(self.id, None)
+        spilled = scheduler.spilled_tasks
+        if spilled:  # what of its payload went to shared memory and no worker read
+            spilled.release(self.id)
         for waiter in waiters:
             waiter.notify(self)
         callbacks, self._callbacks = self._callbacks, []

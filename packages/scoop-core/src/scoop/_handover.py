@@ -227,9 +227,10 @@ class Handover:
         return _payload_entry(task)
 
     def _with_digests(self, entries: list[Entry]) -> list[Entry]:
+        seal = self.codec.seal
         for entry in entries:
-            if not entry.digest:
-                entry.digest = self.codec.digest(entry.frames)
+            if not entry.digest:  # own tasks (a task from elsewhere, handed on, has its own)
+                seal(entry, task=True)
         return entries
 
 

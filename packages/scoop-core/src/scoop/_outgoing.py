@@ -18,7 +18,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scoop._protocol import BROKER_SENDER, Codec, Entry, Kind, Outbox, SequenceCheck, idle_arg
+from scoop._protocol import BROKER_SENDER, Codec, Entry, Kind, idle_arg
+from scoop._sequence import Outbox, SequenceCheck
 from scoop._trace import Recorder
 from scoop.transport import Frame, WorkerEndpoint
 
@@ -165,9 +166,9 @@ class Sending:
                 if idle_notice and self._idle_pending and not results and not outgoing:
                     self._idle_pending = False
                     arg = idle_arg(self._appetite)
-                digest = self.codec.digest
+                seal = self.codec.seal
                 self._emit(
-                    Kind.RESULTS, arg, [Entry(i, st, digest(f), list(f)) for i, st, f in batch]
+                    Kind.RESULTS, arg, [seal(Entry(i, st, b"", list(f))) for i, st, f in batch]
                 )
         sent = 0
         while outgoing:

@@ -7,24 +7,26 @@ A message is a list of frames::
 
     fixed header  <2sBBIIqQQ  magic b"SC", protocol version, kind, sender, entry count, arg, seq,
                               ack
-    entry         <QBxH16s    id, status, nframes, payload digest
+    entry         <QBBH16s    id, status, flags, nframes, payload digest
 
 The sender is a worker's index, or :data:`BROKER_SENDER` for the broker. Each direction of each
 connection is a stream: ``seq`` numbers its messages from 1 (a worker numbers what it sends the
 broker; the broker numbers what it sends each worker), and ``ack`` is the last number the sender
 accepted of the stream coming the other way. A receiver accepts only the next number of each
-stream (:class:`SequenceCheck`): a message captured on the network and sent again is dropped,
-and so is one that comes after a gap. The sender keeps what was not acknowledged
-(:class:`Outbox`) and sends it again when no acknowledgement came for a while, or at once when
-its peer's connection came back: a message lost with a broken connection arrives late, in order,
-and once.
+stream (:class:`scoop._sequence.SequenceCheck`): a message captured on the network and sent
+again is dropped, and so is one that comes after a gap. The sender keeps what was not
+acknowledged (:class:`scoop._sequence.Outbox`) and sends it again when no acknowledgement came
+for a while, or at once when its peer's connection came back: a message lost with a broken
+connection arrives late, in order, and once.
 
 The tag is a keyed BLAKE2b of the whole header under the per-run secret; a message whose tag does
 not verify is dropped before anything else is read. Each entry's digest is a SHA-256 (truncated) of
 its payload frames, covered by the tag, so the broker authenticates a message by its header alone
 and forwards payloads it never reads, and the receiving worker checks the payload digest before it
-unpickles anything. The magic and version sit at fixed offsets so that a peer of another protocol
-version can be told apart from garbage and named in the error.
+unpickles anything. An entry's flags say how its payload travels: with
+:data:`scoop._spill.SPILLED`, its large frames are files in shared memory (one machine only).
+The magic and version sit at fixed offsets so that a peer of another protocol version can be
+told apart from garbage and named in the error.
 """
 
 from __future__ import annotations
@@ -35,15 +37,15 @@ import hmac
 import itertools
 import struct
 import sys
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scoop._spill import SPILLED, SpillStore, unspill
 from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
 from scoop.transport import Frame
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 MAGIC = b"SC"
 TAG_SIZE = 16
 DIGEST_SIZE = 16
@@ -54,7 +56,7 @@ _FIXED = struct.Struct("<2sBBIIqQQ")
 _MAGIC_VERSION = struct.Struct("<2sB")
 #: The ``sender`` of the broker's messages (workers are numbered from 0).
 BROKER_SENDER = 0xFFFFFFFF
-_ENTRY = struct.Struct("<QBxH16s")
+_ENTRY = struct.Struct("<QBBH16s")
 _HEADER_START = TAG_SIZE
 _ENTRIES_START = TAG_SIZE + _FIXED.size
 _LENGTH = struct.Struct("<Q")
@@ -163,6 +165,8 @@ class Entry:
     status: int
     digest: bytes
     frames: list[Frame]
+    #: How the payload travels (:data:`scoop._spill.SPILLED`); 0 for frames in the message.
+    flags: int = 0
 
 
 @dataclass(slots=True)
@@ -222,6 +226,34 @@ class Codec:
         #: this off for runs confined to one machine, where loopback TCP cannot be altered in
         #: flight: there the header tag alone authenticates each message.
         self.payload_digests = payload_digests
+        #: Where this process writes large payloads for others of its machine (scoop._spill);
+        #: None: they travel in the message. Never with digests on: a file is not digested.
+        self.spill: SpillStore | None = None
+
+    def seal(self, entry: Entry, *, task: bool = False) -> Entry:
+        """Make an entry ready to leave this process: large frames spilled, digest set.
+
+        ``task``: the entry carries one of this process's tasks, whose files go when it ends.
+        """
+        spill = self.spill
+        if spill is not None and not entry.flags and not self.payload_digests:
+            frames = spill.spill(entry.id, entry.frames, keep=task)
+            if frames is not None:
+                entry.frames = frames
+                entry.flags |= SPILLED
+        entry.digest = self.digest(entry.frames)
+        return entry
+
+    def open(self, entry: Entry) -> list[Frame]:
+        """An entry's payload frames, to unpickle.
+
+        Checked against its digest first; frames spilled to shared memory are mapped (and their
+        files removed: only one process may open them).
+        """
+        self.verify(entry)
+        if entry.flags & SPILLED:
+            return unspill(entry.frames)
+        return entry.frames
 
     def digest(self, frames: Iterable[Frame]) -> bytes:
         """The digest an entry of these payload frames carries (all zeros when not used)."""
@@ -276,7 +308,7 @@ class Codec:
             seq = next(self._seq)
         parts = [_FIXED.pack(MAGIC, PROTOCOL_VERSION, kind, sender, len(entries), arg, seq, ack)]
         parts.extend(
-            _ENTRY.pack(entry.id, entry.status, len(entry.frames), entry.digest)
+            _ENTRY.pack(entry.id, entry.status, entry.flags, len(entry.frames), entry.digest)
             for entry in entries
         )
         header = b"".join(parts)
@@ -320,8 +352,9 @@ class Codec:
             raise ProtocolError(f"unknown message kind {kind}") from None
         entries: list[Entry] = []
         position = 1
-        for id_, status, nframes, digest in _ENTRY.iter_unpack(head[_ENTRIES_START:]):
-            entries.append(Entry(id_, status, digest, list(frames[position : position + nframes])))
+        for id_, status, flags, nframes, digest in _ENTRY.iter_unpack(head[_ENTRIES_START:]):
+            payload = list(frames[position : position + nframes])
+            entries.append(Entry(id_, status, digest, payload, flags))
             position += nframes
         if position != len(frames):
             raise ProtocolError(
@@ -337,95 +370,20 @@ class Codec:
             raise AuthenticationError(f"payload of entry {entry.id:#x} does not match its digest")
 
 
-class SequenceCheck:
-    """Accepts from each sender only the next message of its stream (see the module docstring).
+def run_codec(config: dict[str, Any], owner: int | None = None) -> Codec:
+    """The codec of a process of a run, from the launcher's configuration.
 
-    Transports deliver each stream in order, so a number at or below the last one accepted is a
-    message sent again (sent twice after a reconnection, or captured on the network and
-    replayed, which must not run a task twice), and a number further on comes after a message
-    lost with a broken connection: its sender sends both again, in order.
+    ``owner``: the index of a worker (or client), which writes its large payloads to the run's
+    shared memory when the launcher made a place for them; the broker reads no payload.
     """
-
-    def __init__(self) -> None:
-        self._last: dict[int, int] = {}
-
-    def accept(self, message: Message) -> bool:
-        """Record and accept ``message`` if it is the next of its stream; else return False."""
-        if message.seq != self._last.get(message.sender, 0) + 1:
-            return False
-        self._last[message.sender] = message.seq
-        return True
-
-    def explain(self, message: Message) -> str:
-        """Why :meth:`accept` refused ``message``, for the log."""
-        last = self._last.get(message.sender, 0)
-        if message.seq <= last:
-            return f"{message.kind.name} number {message.seq} came again (sent twice, or replayed)"
-        return f"{message.kind.name} number {message.seq} came after {last}: one went missing"
-
-    def last(self, sender: int) -> int:
-        """The number of the last message accepted from ``sender`` (0: none)."""
-        return self._last.get(sender, 0)
-
-
-#: The slowest rate at which a message is assumed to travel, in bytes per second: what is kept
-#: gets this much longer before it is sent again. A large message cannot be acknowledged before
-#: it arrived, and 512 MiB through a loaded machine takes seconds: sent again because of its own
-#: transfer, it would arrive twice and take twice the memory in the receiver.
-SLOWEST_TRANSFER_BYTES_PER_S = 20_000_000
-
-
-class Outbox:
-    """The stream of messages to one peer: numbers them, keeps them until acknowledged.
-
-    ``resend_after``: when the oldest unacknowledged message is older than this many seconds
-    (plus the time what is kept takes at :data:`SLOWEST_TRANSFER_BYTES_PER_S`), everything kept
-    is sent again (the receiver drops what it already has).
-    """
-
-    def __init__(self, resend_after: float) -> None:
-        self.resend_after = resend_after
-        self.next_seq = 1
-        self._kept: deque[tuple[int, list[Frame], int]] = deque()
-        self._kept_bytes = 0
-        self._oldest_since = 0.0
-
-    def number(self) -> int:
-        """The number of the next message of the stream."""
-        seq = self.next_seq
-        self.next_seq += 1
-        return seq
-
-    def keep(self, seq: int, frames: list[Frame], now: float) -> None:
-        """Keep a message sent (or that could not be sent) until it is acknowledged."""
-        if not self._kept:
-            self._oldest_since = now
-        size = sum(map(len, frames))  # our frames are bytes or byte views: len is their size
-        self._kept.append((seq, frames, size))
-        self._kept_bytes += size
-
-    def acknowledged(self, ack: int, now: float) -> None:
-        """The peer accepted every message up to number ``ack``."""
-        kept = self._kept
-        if kept and kept[0][0] <= ack:
-            while kept and kept[0][0] <= ack:
-                self._kept_bytes -= kept.popleft()[2]
-            self._oldest_since = now
-
-    def overdue(self, now: float) -> bool:
-        """Whether what is kept waited too long for an acknowledgement."""
-        if not self._kept:
-            return False
-        patience = self.resend_after + self._kept_bytes / SLOWEST_TRANSFER_BYTES_PER_S
-        return now - self._oldest_since > patience
-
-    def to_resend(self, now: float) -> list[list[Frame]]:
-        """Everything kept, in order, to send again now."""
-        self._oldest_since = now
-        return [frames for _, frames, _ in self._kept]
-
-    def __len__(self) -> int:
-        return len(self._kept)
+    codec = Codec(
+        bytes.fromhex(config["secret"]),
+        payload_digests=bool(config.get("payload_digests", True)),
+    )
+    spill_dir = config.get("spill_dir")
+    if spill_dir and owner is not None and not codec.payload_digests:
+        codec.spill = SpillStore(str(spill_dir), owner)
+    return codec
 
 
 def worker_of(task_id: int) -> int:

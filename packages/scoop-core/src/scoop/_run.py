@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import scoop
 from scoop import _plugins, _rootstart
-from scoop._protocol import Codec, local_versions
+from scoop._protocol import local_versions, run_codec
 from scoop._rootstart import read_line
 from scoop.errors import ScoopError
 from scoop.transport import BindOptions, ConnectOptions
@@ -133,10 +133,7 @@ def broker_main() -> int:
     print(json.dumps({"address": endpoint.address}), flush=True)
     broker = Broker(
         endpoint,
-        Codec(
-            bytes.fromhex(config["secret"]),
-            payload_digests=bool(config.get("payload_digests", True)),
-        ),
+        run_codec(config),
         transport.name,
         size=int(config.get("size", 0)),
         parent_pid=parent_pid,
@@ -217,10 +214,7 @@ def worker_main() -> int:
         endpoint = transport.connect(ConnectOptions(address=address))
     scheduler = WorkerScheduler(
         endpoint,
-        Codec(
-            bytes.fromhex(config["secret"]),
-            payload_digests=bool(config.get("payload_digests", True)),
-        ),
+        run_codec(config, index),
         index,
         int(config["size"]),
         hostname=hostname,

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import greenlet
 
@@ -39,6 +39,9 @@ from scoop._slot import RunningSlot
 from scoop._trace import CALLBACK_TASK, ROOT_TASK, Recorder
 from scoop._waiting import Waiter, Waiting
 from scoop.errors import SerializationError
+
+if TYPE_CHECKING:
+    from scoop._spill import SpillStore
 
 logger = logging.getLogger("scoop")
 
@@ -55,6 +58,8 @@ class Scheduler(Waiting):
     size = 1
     #: How many workers the broker last said were idle (serial: none, ever).
     demand = 0
+    #: Files in shared memory of tasks this process sent out (scoop._spill; serial: none).
+    spilled_tasks: SpillStore | None = None
     #: Whether done-callbacks get slices of their own in a trace (not an Executor's client's,
     #: which are its own plumbing).
     traces_callbacks = True

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from scoop._protocol import BROKER_SENDER, Codec, Entry, Kind, Message, Outbox, SequenceCheck
+from scoop._protocol import BROKER_SENDER, Codec, Entry, Kind, Message
+from scoop._sequence import Outbox, SequenceCheck
 from scoop.transport import Frame
 
 #: How long a worker's messages may wait for the broker's acknowledgement, in seconds.

@@ -94,6 +94,7 @@ class WorkerScheduler(ForeignTasks, Handover, DirectPeers, Scheduler):
         #: every task it submits goes to the broker, and it never asks for work.
         self.runs_tasks = runs_tasks
         self.codec = codec
+        self.spilled_tasks = codec.spill
         self.index = index
         self.size = size
         self.hostname = hostname or socket.gethostname()

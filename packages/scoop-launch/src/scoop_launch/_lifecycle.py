@@ -40,6 +40,7 @@ from typing import Any
 
 # The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
 from scoop._membership import heartbeat_interval
+from scoop._spill import create_spill_dir
 from scoop_launch import _prestart, _runfile
 from scoop_launch._agentlink import AgentLink
 from scoop_launch._errors import LaunchError
@@ -117,6 +118,9 @@ class Run(RemoteHosts, Watching):
         self.payload_digests = config.verify_payloads or any(
             not is_local(host) for host, _ in config.placement
         )
+        #: The run's directory in shared memory for large payloads (scoop._spill): made by
+        #: ``start`` on one machine, "" otherwise (workers added later read, but do not write).
+        self.spill_dir = ""
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class Run(RemoteHosts, Watching):
             "log_file": self.config.log_file,
             "debug": self.config.debug,
             "payload_digests": self.payload_digests,
+            "spill_dir": self.spill_dir,
             "trace_dir": self.trace_dir,
             # --stats alone: totals only, no list that grows with the run
             "trace_detail": bool(self.config.trace_file or self.config.report_file),
@@ -230,6 +235,8 @@ class Run(RemoteHosts, Watching):
         plan = self._index_plan()
         remote = [(host, indices) for host, indices in plan if not is_local(host)]
         local = [index for host, indices in plan if is_local(host) for index in indices]
+        if not self.payload_digests:  # one machine: every process can map the same files
+            self.spill_dir = create_spill_dir()
         if remote:
             self._start_agents(remote)
         bind_host, advertised_host = self._bind_host(remote)
@@ -397,6 +404,8 @@ class Run(RemoteHosts, Watching):
             records = read_records(self.trace_dir) + self.remote_records
             write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.spill_dir:  # what no process read (cancelled tasks, results of lost workers)
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
         _runfile.remove(self.run_file)
         # What killed workers of this machine could not remove (their direct-path sockets).
         from scoop._direct import remove_channels  # here: not on the way to the first result

@@ -1,0 +1,143 @@
+"""Large payloads handed over in shared memory between the processes of one machine.
+
+Through the broker, a payload crosses the transport twice each way: on one machine, 64 MiB
+there and back cost four socket copies in and four out, against two pipe copies for a process
+pool. When the launcher confined a run to one machine, it makes a directory of its own in
+``/dev/shm`` (mode 0700, removed when the run ends, whatever happened), and a frame of at least
+``SPILL_MIN_BYTES`` leaves its sender as a file there: the message carries the file's name, and
+its receiver maps the file (copy-on-write) and unlinks it. One copy each way, and the broker
+forwards a few bytes.
+
+On the wire, such an entry has the flag :data:`SPILLED`; its spilled frames are empty, and one
+more frame, the last, lists them: ``index size path`` per line, UTF-8. A frame is read by
+one process only: a task by the worker that runs it, a result by its submitter. What is never
+read goes with the directory at the end of the run, or earlier: a task's files when its Future
+ends (it was cancelled, or ran elsewhere after its worker was lost, from a fresh spill).
+Where ``/dev/shm`` is missing or full, frames travel in the message as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import mmap
+import os
+from collections.abc import Iterable
+
+from scoop.transport import Frame
+
+#: Frames at least this large go through shared memory (below, the socket copies are cheaper
+#: than creating, mapping and unlinking a file).
+SPILL_MIN_BYTES = 1 << 20
+#: The entry flag: the last frame lists frames that are files (see the module docstring).
+SPILLED = 1
+#: Where the launcher makes a run's directory (Linux; elsewhere there is none).
+SHARED_MEMORY_ROOT = "/dev/shm"
+
+
+def create_spill_dir() -> str:
+    """A new private directory for a run's large payloads; "" where there can be none.
+
+    ``SCOOP_SHARED_MEMORY=off`` turns the hand-over off (everything then goes in messages).
+    """
+    if os.environ.get("SCOOP_SHARED_MEMORY", "").lower() in ("off", "0", "no"):
+        return ""
+    if not os.path.isdir(SHARED_MEMORY_ROOT):
+        return ""
+    import tempfile  # here: the launcher alone makes one, and the import takes milliseconds
+
+    try:
+        return tempfile.mkdtemp(prefix="scoop-", dir=SHARED_MEMORY_ROOT)
+    except OSError:
+        return ""
+
+
+class SpillStore:
+    """One process's side of the hand-over: its files, and the tasks they carry."""
+
+    def __init__(self, directory: str, owner: int) -> None:
+        self.directory = directory
+        self._prefix = os.path.join(directory, f"{owner}-{os.getpid()}-")
+        self._numbers = itertools.count()
+        #: Files of own tasks sent out, by task id: removed when the task's Future ends.
+        self._tasks: dict[int, list[str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._tasks)
+
+    def spill(self, task_id: int, frames: list[Frame], *, keep: bool) -> list[Frame] | None:
+        """Frames with the large ones written to files (and the list appended), or None.
+
+        None: nothing was large enough, or the files could not be written (the frames then
+        travel as they are). ``keep``: the frames are a task's, to remove when it ends.
+        """
+        if all(memoryview(frame).nbytes < SPILL_MIN_BYTES for frame in frames):
+            return None
+        listing: list[str] = []
+        out: list[Frame] = []
+        for index, frame in enumerate(frames):
+            view = memoryview(frame)
+            if view.nbytes < SPILL_MIN_BYTES:
+                out.append(frame)
+                continue
+            path = f"{self._prefix}{next(self._numbers)}"
+            try:
+                _write(path, view)
+            except OSError:
+                _remove(line.split(" ", 2)[2] for line in listing)
+                return None
+            listing.append(f"{index} {view.nbytes} {path}")
+            out.append(b"")
+        if keep:
+            self._tasks.setdefault(task_id, []).extend(line.split(" ", 2)[2] for line in listing)
+        out.append("\n".join(listing).encode())
+        return out
+
+    def release(self, task_id: int) -> None:
+        """A task ended: remove what of its files no worker read (a read file is gone already)."""
+        _remove(self._tasks.pop(task_id, ()))
+
+
+def unspill(frames: list[Frame]) -> list[Frame]:
+    """The frames of a spilled entry, its files mapped (and unlinked: read once)."""
+    listing = bytes(frames[-1]).decode().splitlines()
+    out = list(frames[:-1])
+    for line in listing:
+        index_text, size_text, path = line.split(" ", 2)
+        out[int(index_text)] = _map(path, int(size_text))
+    return out
+
+
+def _write(path: str, view: memoryview) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = view.cast("B")
+        written = 0
+        while written < view.nbytes:  # os.write may write part (and raises ENOSPC when full)
+            written += os.write(fd, view[written:])
+    except OSError:
+        os.close(fd)
+        _remove([path])
+        raise
+    os.close(fd)
+
+
+def _map(path: str, size: int) -> memoryview:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if os.fstat(fd).st_size != size:
+            raise OSError(f"{path} holds {os.fstat(fd).st_size} bytes, its message says {size}")
+        # Private and writable: what the task writes into an array stays its own. Not
+        # MAP_POPULATE: on a writable private mapping it copies every page at once (twice the
+        # time of faulting them in as they are read, and a copy of what is never written).
+        mapped = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+        _remove([path])
+    return memoryview(mapped)
+
+
+def _remove(paths: Iterable[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

@@ -110,3 +110,10 @@ def test_the_run_directory_is_private_and_can_be_turned_off(monkeypatch):
         os.rmdir(directory)
     monkeypatch.setenv("SCOOP_SHARED_MEMORY", "off")
     assert create_spill_dir() == ""
+
+
+def test_a_result_for_no_task_has_its_files_discarded_unread(store, tmp_path):
+    frames = store.spill(9, [b"stream", LARGE, LARGE], keep=False)
+    assert frames is not None and len(os.listdir(tmp_path)) == 2
+    _spill.discard(frames)
+    assert os.listdir(tmp_path) == []

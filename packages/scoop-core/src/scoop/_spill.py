@@ -108,6 +108,11 @@ def unspill(frames: list[Frame]) -> list[Frame]:
     return out
 
 
+def discard(frames: list[Frame]) -> None:
+    """Remove the files of a spilled entry nobody will read (a result for no task of ours)."""
+    _remove(line.split(" ", 2)[2] for line in bytes(frames[-1]).decode().splitlines())
+
+
 def _write(path: str, view: memoryview) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

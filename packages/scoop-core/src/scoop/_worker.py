@@ -60,6 +60,7 @@ from scoop._protocol import (
 )
 from scoop._scheduler import Scheduler
 from scoop._slot import RunningSlot
+from scoop._spill import SPILLED, discard
 from scoop.errors import KilledWorkerError, PeerUnreachable
 from scoop.transport import WorkerEndpoint
 
@@ -322,6 +323,8 @@ class WorkerScheduler(ForeignTasks, Handover, DirectPeers, Scheduler):
                     fut = self.remote.pop(entry.id, None)
                     if fut is None:
                         self.unknown_result(entry.id)
+                        if entry.flags & SPILLED:
+                            discard(entry.frames)
                     else:
                         self.deliver(fut, entry)
             elif message.kind == Kind.LOST:

@@ -157,3 +157,18 @@ def test_a_large_message_gets_the_time_to_travel_before_it_is_sent_again():
     box.acknowledged(1, now=9.5)
     box.keep(box.number(), [b"small"], now=10.0)
     assert box.overdue(15.1)  # the large one is gone: back to 5 s
+
+
+def test_a_large_frame_digested_in_blocks_still_covers_every_byte():
+    from scoop._protocol import DIGEST_BLOCK_BYTES, PARALLEL_DIGEST_MIN_BYTES, payload_digest
+
+    data = bytearray(os.urandom(PARALLEL_DIGEST_MIN_BYTES + 12345))
+    digest = payload_digest([data])
+    assert payload_digest([bytes(data)]) == digest
+    for position in (0, DIGEST_BLOCK_BYTES - 1, DIGEST_BLOCK_BYTES, len(data) - 1):
+        data[position] ^= 1
+        assert payload_digest([data]) != digest, position
+        data[position] ^= 1
+    # Frame boundaries count: the same bytes cut in two frames are another payload.
+    cut = PARALLEL_DIGEST_MIN_BYTES // 2
+    assert payload_digest([data[:cut], data[cut:]]) != digest

@@ -11,7 +11,9 @@ layout with ``--root-runs-no-task``: the root submits and waits, every task goes
 machine hits all of them, not one):
 
 * ``scoop, one host``: ``-n 3`` here (root and 2 workers, broker here; no payload digests, as
-  the launcher leaves them off on one machine);
+  the launcher leaves them off on one machine). Large payloads stay in the messages
+  (``SCOOP_SHARED_MEMORY=off``), as between hosts: the layouts differ only by where the
+  processes run and the digests (the main benchmark's ``bytes`` measures shared memory);
 * ``scoop, one host, digests on``: the same with ``--verify-payloads`` (SHA-256 of payloads);
 * ``scoop, across hosts``: ``--hosts localhost h0 h1``: root, launcher and broker here (the
   root namespace), one worker on h0 and one on h1 (started over ssh; digests on);
@@ -76,7 +78,9 @@ from _multihost_figures import (  # noqa: E402
     time_digests,
 )
 
-#: Each layout's launcher arguments (all with --root-runs-no-task).
+#: Each layout's launcher arguments (all with --root-runs-no-task). Everywhere, large payloads
+#: travel in messages: shared memory (one machine only) would hide what the network adds.
+LAUNCH_ENV = {"SCOOP_SHARED_MEMORY": "off"}
 LAYOUTS = {
     ONE: ["-n", "3"],
     ONE_DIGESTS: ["-n", "3", "--verify-payloads"],
@@ -115,10 +119,13 @@ class Bench:
         pids = [[p.pid, proc_start_time(p.pid)] for p in self.started if p.poll() is None]
         FAMILY.update_state(self.hosts.runid, root_pids=pids)
 
-    def spawn(self, command: list[str], host: str | None = None) -> subprocess.Popen[str]:
+    def spawn(
+        self, command: list[str], host: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         """Start ``command`` (in its own session, so that it and its children can be stopped)."""
         proc = subprocess.Popen(
             [*self._prefix(host), *command],
+            env={**os.environ, **env} if env else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -213,7 +220,7 @@ class Bench:
         command += ["--latency", str(options.latency)]
         command += ["--mib", str(MIB), "--repeats", str(options.repeats)]
         started = time.perf_counter()
-        proc = self.spawn(command)
+        proc = self.spawn(command, env=LAUNCH_ENV)
         try:
             out, err = proc.communicate(timeout=LAUNCH_TIMEOUT_S)
         finally:

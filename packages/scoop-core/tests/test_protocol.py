@@ -160,7 +160,7 @@ def test_a_large_message_gets_the_time_to_travel_before_it_is_sent_again():
 
 
 def test_a_large_frame_digested_in_blocks_still_covers_every_byte():
-    from scoop._protocol import DIGEST_BLOCK_BYTES, PARALLEL_DIGEST_MIN_BYTES, payload_digest
+    from scoop._digest import DIGEST_BLOCK_BYTES, PARALLEL_DIGEST_MIN_BYTES, payload_digest
 
     data = bytearray(os.urandom(PARALLEL_DIGEST_MIN_BYTES + 12345))
     digest = payload_digest([data])

@@ -35,6 +35,7 @@ Layout of the package (private modules start with an underscore and are re-expor
     _supervisor.py  the connection of a launcher that added workers to a running run
     _protocol.py    message framing, authentication, the codec of a run's processes
     _sequence.py    numbered streams: sequence checks and outboxes
+    _digest.py      payload digests (large frames in blocks, on every core)
     _spill.py       large payloads in shared memory between the processes of one machine
     _serialize.py   pickling with out-of-band buffers
     _plugins.py     transport discovery through entry points

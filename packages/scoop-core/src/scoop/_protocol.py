@@ -32,28 +32,23 @@ told apart from garbage and named in the error.
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import hmac
 import itertools
-import os
 import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from scoop._digest import DIGEST_SIZE, payload_digest
 from scoop._spill import SPILLED, SpillStore, unspill
 from scoop.errors import AuthenticationError, ProtocolError, VersionMismatchError
 from scoop.transport import Frame
 
-if TYPE_CHECKING:
-    from concurrent.futures import Executor
-
 PROTOCOL_VERSION = 6
 MAGIC = b"SC"
 TAG_SIZE = 16
-DIGEST_SIZE = 16
 NO_DIGEST = bytes(DIGEST_SIZE)
 SECRET_SIZE = 32
 
@@ -64,7 +59,6 @@ BROKER_SENDER = 0xFFFFFFFF
 _ENTRY = struct.Struct("<QBBH16s")
 _HEADER_START = TAG_SIZE
 _ENTRIES_START = TAG_SIZE + _FIXED.size
-_LENGTH = struct.Struct("<Q")
 
 #: Bits of a task id that number the tasks of one worker; the bits above are the worker index.
 TASK_SEQ_BITS = 40
@@ -208,46 +202,6 @@ def version_mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None
         if theirs.get(key) != mine[key]
     ]
     return "; ".join(differences) or None
-
-
-#: A frame at least this large is digested in blocks of DIGEST_BLOCK_BYTES, on several threads
-#: (hashlib lets go of the GIL): SHA-256 of 64 MiB takes 38 ms on one core of the benchmark
-#: machine, four of them each 64 MiB round trip between hosts.
-PARALLEL_DIGEST_MIN_BYTES = 8 << 20
-DIGEST_BLOCK_BYTES = 2 << 20
-
-
-def payload_digest(frames: Iterable[Frame]) -> bytes:
-    """Digest of an entry's payload frames (lengths included, so frame boundaries count).
-
-    A large frame counts by the digests of its blocks (a hash tree of one level), which the
-    cores of the machine compute together.
-    """
-    hasher = hashlib.sha256()
-    for frame in frames:
-        view = memoryview(frame)
-        hasher.update(_LENGTH.pack(view.nbytes))
-        if view.nbytes >= PARALLEL_DIGEST_MIN_BYTES:
-            hasher.update(_block_digests(view.cast("B")))
-        else:
-            hasher.update(view)
-    return hasher.digest()[:DIGEST_SIZE]
-
-
-def _block_digest(block: memoryview) -> bytes:
-    return hashlib.sha256(block).digest()
-
-
-@functools.cache
-def _digest_pool() -> Executor:
-    from concurrent.futures import ThreadPoolExecutor  # here: most processes never need it
-
-    return ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="scoop-digest")
-
-
-def _block_digests(view: memoryview) -> bytes:
-    blocks = [view[i : i + DIGEST_BLOCK_BYTES] for i in range(0, view.nbytes, DIGEST_BLOCK_BYTES)]
-    return b"".join(_digest_pool().map(_block_digest, blocks))
 
 
 class Codec:

@@ -19,7 +19,8 @@ Layout of the package (private modules start with an underscore and are re-expor
     _future.py      the Future type
     _scheduler.py   the greenlet scheduler of one worker (serial mode uses it alone)
     _waiting.py     its waits: parked greenlets, waiters that futures notify, timeouts
-    _worker.py      the scheduler on a network (main thread): results, leaving, the root task
+    _worker.py      the scheduler on a network (main thread): joining, leaving, the root task
+    _inbox.py       what its main thread reads from the network: results, losses, constants
     _handover.py    a worker's queued tasks handed to the broker (demand, timeouts, losses)
     _comm.py        a worker's communication thread: owns the endpoint, answers while tasks run
     _outgoing.py    what that thread sends: posted messages, batched results, the word "idle"
@@ -31,7 +32,7 @@ Layout of the package (private modules start with an underscore and are re-expor
     _relays.py      what the broker relays besides tasks: constants, cancellations, progress
     _membership.py  who is in the run, who was lost and why, deaths per task
     _departures.py  the broker's side of lost and leaving workers: reruns, the root alone
-    _streams.py     the broker's numbered, acknowledged stream to each worker
+    _streams.py     the broker's numbered, acknowledged stream to each worker, and its sends
     _supervisor.py  the connection of a launcher that added workers to a running run
     _protocol.py    message framing, authentication, the codec of a run's processes
     _sequence.py    numbered streams: sequence checks and outboxes

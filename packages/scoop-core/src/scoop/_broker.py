@@ -32,7 +32,7 @@ import queue
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from scoop._departures import Departures
@@ -55,9 +55,9 @@ from scoop._protocol import (
     worker_of,
 )
 from scoop._relays import Relays
-from scoop._streams import Streams
+from scoop._streams import Streams, StreamSending
 from scoop._trace import Recorder
-from scoop.errors import PeerUnreachable, ProtocolError
+from scoop.errors import ProtocolError
 from scoop.transport import BrokerEndpoint
 
 logger = logging.getLogger("scoop.broker")
@@ -72,10 +72,6 @@ TURN_SECONDS = 0.1
 RESULTS_HOLD_MESSAGES = 64
 
 
-#: Kinds whose ``arg`` tells the receiving worker how many workers are idle.
-_TELLS_DEMAND = frozenset({Kind.TASKS, Kind.RESULTS, Kind.DEMAND})
-
-
 def _to_stderr(line: str) -> None:
     with contextlib.suppress(OSError):
         print(line, file=sys.stderr, flush=True)
@@ -83,7 +79,7 @@ def _to_stderr(line: str) -> None:
 
 # Each part declares what it uses of the others as stubs: a part must come after the one that
 # implements what it declares (Joins uses Departures' live_count, for one).
-class Broker(Dispatch, Departures, Joins, Relays, DirectNotes):
+class Broker(StreamSending, Dispatch, Departures, Joins, Relays, DirectNotes):
     """Routes messages for one run."""
 
     def __init__(
@@ -294,70 +290,6 @@ class Broker(Dispatch, Departures, Joins, Relays, DirectNotes):
                 count,
                 reason,
             )
-
-    def _send(self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()) -> None:
-        """Send the next message of the stream to worker (or supervisor) ``index``.
-
-        Results held for it go first, so that its stream keeps the order things happened in.
-        """
-        if self.results_out:
-            held = self.results_out.pop(index, None)
-            if held is not None:
-                self._send_now(index, Kind.RESULTS, self._idle_but(index), held)
-        self._send_now(index, kind, arg, entries)
-
-    def _idle_but(self, index: int) -> int:
-        """The number of idle workers other than ``index``."""
-        return len(self.hungry) - (index in self.hungry)
-
-    def _flush_results(self) -> None:
-        """Send the results held for each submitter, one message each."""
-        held, self.results_out = self.results_out, {}
-        self._held_for = 0
-        for origin, entries in held.items():
-            self._send_now(origin, Kind.RESULTS, self._idle_but(origin), entries)
-
-    def _send_now(
-        self, index: int, kind: Kind, arg: int = 0, entries: Sequence[Entry] = ()
-    ) -> None:
-        peer = self._peer_of(index)
-        if peer is None:
-            logger.debug("broker has no worker %d to send to", index)
-            return
-        if kind in _TELLS_DEMAND:  # their arg is the demand the worker will act on
-            if arg:
-                self.uninformed.pop(index, None)
-            else:
-                self.uninformed[index] = None
-        frames = self.streams.encode(index, kind, arg, entries)
-        try:
-            self.endpoint.send(peer, frames)
-        except PeerUnreachable as exc:
-            if index in self.supervisors:
-                del self.supervisors[index]
-            elif index == 0 or index in self.told_to_stop:
-                # A worker that has just left (the root after its SHUTDOWN).
-                logger.info("broker lost worker %d: %s", index, exc)
-                self._forget(index)
-            else:
-                # Its connection broke: what it should get is kept and goes out again when it
-                # comes back; if it does not, it is lost (silence, or the launcher's report).
-                logger.info("broker cannot reach worker %d for now: %s", index, exc)
-
-    def _peer_of(self, index: int) -> Hashable | None:
-        """Where to send to worker (or supervisor) ``index``; None if nowhere."""
-        peer = self.workers.get(index)
-        return peer if peer is not None else self.supervisors.get(index)
-
-    def _resend(self, index: int) -> None:
-        peer = self._peer_of(index)
-        kept = self.streams.to_resend(index)
-        if peer is None or not kept:
-            return
-        logger.info("broker sends %d unacknowledged messages to %d again", len(kept), index)
-        with contextlib.suppress(PeerUnreachable):
-            for frames in kept:
-                self.endpoint.send(peer, frames)
 
     def _route_results(self, message: Message) -> None:
         """Hold each result for the worker that submitted its task.

@@ -1,5 +1,9 @@
 """A worker on a network: the greenlet scheduler (main thread) beside its communication thread.
 
+Its parts: :mod:`scoop._inbox` (what the main thread reads from the network),
+:mod:`scoop._foreign` (tasks from elsewhere, and results), :mod:`scoop._handover` (tasks handed
+away), :mod:`scoop._directpeers` (the direct path).
+
 Who does what::
 
     main thread: WorkerScheduler (this module)        communication thread (scoop._comm)
@@ -38,43 +42,29 @@ from typing import Any
 
 import greenlet
 
-from scoop import _balance, _batch, _serialize
+from scoop import _balance, _serialize
 from scoop._comm import Communicator, LauncherGone, parent_watch
 from scoop._direct import DirectChannel, MainWake
 from scoop._directpeers import DirectPeers
 from scoop._foreign import ForeignTasks
 from scoop._future import PENDING, Future
 from scoop._handover import Handover
+from scoop._inbox import Inbox, constant_id
 from scoop._outcome import (
     exit_code,
     print_user_traceback,
     rebuild_exception,
 )
-from scoop._protocol import (
-    Codec,
-    Entry,
-    Kind,
-    LostStatus,
-    Message,
-    worker_of,
-)
+from scoop._protocol import Codec, Entry, Kind, Message, worker_of
 from scoop._scheduler import Scheduler
 from scoop._slot import RunningSlot
-from scoop._spill import SPILLED, discard
-from scoop.errors import KilledWorkerError, PeerUnreachable
+from scoop.errors import PeerUnreachable
 from scoop.transport import WorkerEndpoint
 
 logger = logging.getLogger("scoop")
 
 
-def constant_id(name: str) -> int:
-    """The 64-bit id of a shared constant's name (the broker keeps the first of each id)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
-
-
-class WorkerScheduler(ForeignTasks, Handover, DirectPeers, Scheduler):
+class WorkerScheduler(Inbox, ForeignTasks, Handover, DirectPeers, Scheduler):
     """The scheduler of a worker connected to a broker."""
 
     def __init__(
@@ -313,60 +303,6 @@ class WorkerScheduler(ForeignTasks, Handover, DirectPeers, Scheduler):
     def _next_local(self) -> Any:
         # A client runs no task: what is queued goes to the broker at the next turn.
         return super()._next_local() if self.runs_tasks else None
-
-    def _read_inbox(self) -> None:
-        inbox = self.inbox
-        while inbox:
-            message = inbox.popleft()
-            if message.kind == Kind.RESULTS:
-                for entry in message.entries:
-                    fut = self.remote.pop(entry.id, None)
-                    if fut is None:
-                        self.unknown_result(entry.id)
-                        if entry.flags & SPILLED:
-                            discard(entry.frames)
-                    else:
-                        self.deliver(fut, entry)
-            elif message.kind == Kind.LOST:
-                self._give_up(message.entries)
-            else:
-                self._load_constants(message.entries)
-
-    def unknown_result(self, task_id: int) -> None:
-        """A result came for no task of ours: a defect somewhere, worth a warning."""
-        logger.warning("%s got a result for unknown task %#x", self.where, task_id)
-
-    def _give_up(self, entries: list[Entry]) -> None:
-        for entry in entries:
-            if entry.status != LostStatus.GAVE_UP:
-                continue
-            fut = self.remote.pop(entry.id, None)
-            if fut is None:
-                continue
-            try:
-                self.codec.verify(entry)
-                reason = bytes(entry.frames[0]).decode(errors="replace")
-            except Exception as exc:
-                reason = f"(the broker's reason could not be read: {exc})"
-            fn = fut._fn
-            what = f"function {getattr(fn, '__qualname__', None) or fn!r}"
-            if fn is _batch.run_chunk and fut._args:  # a chunk of a map: name the user's function
-                inner = fut._args[0]
-                what = f"a chunk of a map of {getattr(inner, '__qualname__', None) or inner!r}"
-            fut._set_exception(
-                KilledWorkerError(f"task {fut.id:#x} ({what}) was not run again: {reason}")
-            )
-
-    def _load_constants(self, entries: list[Entry]) -> None:
-        for entry in entries:
-            try:
-                self.codec.verify(entry)
-                name, value = _serialize.loads(entry.frames)
-            except Exception as exc:
-                logger.error("%s could not load a shared constant: %s", self.where, exc)
-                continue
-            self.constants.setdefault(name, value)
-        self.constant_arrived()
 
     def idle(self, timeout: float | None) -> None:
         self.flush()

@@ -5,18 +5,23 @@ Layout::
     __main__.py    python -m scoop_launch
     _early.py      Ctrl-C before the run starts: one line, no traceback
     _prestart.py   the root's process, started before the launcher is ready
-    _cli.py        command line parsing, usage errors (exit 2), --list-transports
+    _cli.py        command line: usage errors (exit 2), --list-transports, the run
+    _parser.py     the options, shared with scoop.Executor
     _hosts.py      host sources (hostfile, --hosts, allocations) and placement
     _hostnames.py  host names: syntax, IPv6, SLURM node lists; the Host type
     _allocations.py  batch schedulers' allocations (SLURM, PBS, SGE, LSF)
     _lifecycle.py  one run: start the broker and the workers, wait for the root, tear down
     _runconfig.py  what one run needs (RunConfig)
     _watching.py   the run's processes ending: what ends the run, what the broker is told
+    _relaying.py   the broker's lines to the launcher; the root's standard input
     _processes.py  local processes, addresses
     _ssh.py        ssh connections and the per-host agent as seen from here
     _agent.py      the per-host agent (python -m scoop_launch._agent, on remote hosts)
+    _agent_connect.py  its streams over TCP, for a starter without standard input (pbsdsh)
     _runfile.py    the run file that lets --add-workers join a running run
     _join.py       --add-workers: workers added to a running run, and their supervisor
+    _trace.py      a run's records merged: the Chrome trace, the task tree
+    _stats.py      per-worker figures and the --stats table
 
 Importing the package is cheap: what it exports is loaded on first use.
 """

@@ -47,6 +47,8 @@ import threading
 import time
 from typing import Any
 
+from scoop_launch._agent_connect import connect_back, relays
+
 READY_PREFIX = "SCOOP-AGENT "
 #: Characters of a worker's record per line sent to the launcher (its lines are bounded).
 TRACE_PIECE = 16384
@@ -105,48 +107,6 @@ def _same_file(path: str, source: bytes) -> bool:
         return False
 
 
-#: In --connect mode, the threads that copy this process's output to the launcher.
-_relays: list[threading.Thread] = []
-
-
-def _connect_back(argv: list[str]) -> None:
-    """``--connect HOST:PORT --ticket-file FILE --host NAME``: streams over TCP, not stdin.
-
-    For starters that carry no standard input (pbsdsh): two connections to the launcher carry
-    this process's standard input and output, and its standard error. The ticket, from a file
-    only the user can read, shows the launcher that this agent is the user's: only then does it
-    send the configuration and the secret. The workers write to pipes, as they would under the
-    other starters (a write of a line up to PIPE_BUF is never split by another process's), and
-    one thread per stream copies each pipe to its connection.
-    """
-    options = dict(zip(argv[0::2], argv[1::2], strict=False))
-    address, ticket_file, name = options["--connect"], options["--ticket-file"], options["--host"]
-    with open(ticket_file, encoding="ascii") as handle:
-        ticket = handle.read().strip()
-    host, _, port = address.rpartition(":")
-    for stream, fd in (("io", 1), ("err", 2)):
-        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=30)
-        connection.settimeout(None)  # blocking: descriptors made from it share its flags
-        hello = {"ticket": ticket, "host": name, "stream": stream}
-        connection.sendall(json.dumps(hello).encode() + b"\n")
-        if stream == "io":
-            os.dup2(connection.fileno(), 0)
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, fd)
-        os.close(write_end)
-        relay = threading.Thread(target=_relay, args=(read_end, connection), daemon=True)
-        relay.start()
-        _relays.append(relay)
-
-
-def _relay(fd: int, connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := os.read(fd, 65536):
-            connection.sendall(data)
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_WR)
-
-
 def _end_relays(code: int) -> None:
     """Say the exit status (pbsdsh does not), then send what is left and close the streams."""
     _reply({"agent_exit": code})
@@ -155,7 +115,7 @@ def _end_relays(code: int) -> None:
     for fd in (1, 2):  # the workers are gone: these were the last writers
         with contextlib.suppress(OSError):
             os.close(fd)
-    for relay in _relays:
+    for relay in relays:
         relay.join(timeout=STOP_GRACE_SECONDS * 5)
 
 
@@ -164,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         try:
-            _connect_back(argv)
+            connect_back(argv)
         except (OSError, KeyError, ValueError) as exc:
             print(
                 f"scoop: agent on {socket.gethostname()}: cannot reach the launcher: {exc}",
@@ -172,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 3
     code = _serve()
-    if _relays:
+    if relays:
         _end_relays(code)
     return code
 

@@ -1,6 +1,6 @@
 """From parsed options to a run's configuration: shared by the command line and scoop.Executor.
 
-Both read the same options (``build_parser`` in :mod:`scoop_launch._cli`), so an Executor takes
+Both read the same options (``build_parser`` in :mod:`scoop_launch._parser`), so an Executor takes
 the launcher's options with the launcher's defaults and the launcher's checks.
 """
 

@@ -17,7 +17,8 @@ import html
 from collections import defaultdict
 from typing import Any
 
-from scoop_launch._trace import _label, align, collect_tasks, tree_shape, worker_stats
+from scoop_launch._stats import _label, worker_stats
+from scoop_launch._trace import align, collect_tasks, tree_shape
 
 BALANCE_HEADER = [
     "worker",

@@ -47,7 +47,7 @@ class _RaisingParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from scoop_launch._cli import build_parser
+    from scoop_launch._parser import build_parser
 
     return build_parser(_RaisingParser)  # same options, defaults and checks; errors raise
 

@@ -1,7 +1,8 @@
 """pynng sockets behind the SCOOP transport interface.
 
-The factories are here; the endpoints are in ``_endpoints.py``, the message framing, addresses,
-error mapping and lingering in ``_wire.py``. This docstring is the design of all three.
+The factories are here; the endpoints are in ``_endpoints.py`` (a worker's) and
+``_broker_endpoint.py``, the message framing, addresses, error mapping and lingering in
+``_wire.py``. This docstring is the design of them all.
 
 Design
 ------
@@ -80,7 +81,8 @@ closed).
 from __future__ import annotations
 
 from scoop.transport import BindOptions, ConnectOptions
-from scoop_nng._endpoints import NngBrokerEndpoint, NngPeer, NngWorkerEndpoint
+from scoop_nng._broker_endpoint import NngBrokerEndpoint, NngPeer
+from scoop_nng._endpoints import NngWorkerEndpoint
 
 __all__ = ["NngBrokerEndpoint", "NngPeer", "NngWorkerEndpoint", "bind", "connect"]
 

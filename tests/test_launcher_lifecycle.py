@@ -3,6 +3,7 @@ signals, and that no process of a run is left behind whatever way it ended."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import signal
@@ -267,12 +268,20 @@ def test_a_killed_broker_ends_the_run_at_once_naming_it(start_launcher) -> None:
 
 @pytest.mark.timeout(90)
 def test_killed_launcher_takes_its_workers_along(start_launcher) -> None:
+    before = set(glob.glob("/dev/shm/scoop-*"))
     run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=2)
     run.wait_for_line("started")
+    (shared_memory,) = set(glob.glob("/dev/shm/scoop-*")) - before  # the run's (scoop._spill)
     run.proc.kill()
     run.proc.wait()
     # The broker and workers notice their parent's death (PR_SET_PDEATHSIG or the idle check).
     assert wait_until(lambda: not run.leftover(), timeout=15), describe_processes(run.leftover())
+    # Nobody of the run was left to remove its directory in shared memory: the next launcher
+    # does (its lock died with the launcher).
+    assert os.path.isdir(shared_memory)
+    after = run_launcher(SCRIPTS_DIR / "exit_with.py", "0", n=1)
+    assert after.returncode == 0, after.explain()
+    assert not os.path.exists(shared_memory)
 
 
 @pytest.mark.timeout(60)

@@ -3,7 +3,8 @@
 The root runs no task, so every payload travels. ``tests/scripts/large_payloads.py`` says how
 each one landed: an argument and a result of several MiB must land as a mapping of a file of the
 run's directory in ``/dev/shm``, that file gone once it was read; a task whose first run killed
-its worker runs again from a file of its own; and the directory goes with the run.
+its worker runs again from a file of its own; a shared constant is one file every worker maps;
+and the directory goes with the run.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def test_large_payloads_travel_in_shared_memory_and_leave_nothing(
     assert _lines(result, "LEFT") == ["[]", "[]"], result.explain()
     assert _lines(result, "RERUN") == [str(4 << 20)], result.explain()
     assert "lost" in result.stderr, result.explain()
+    # A shared constant: mapped by every worker from one file, which stays until the end.
+    assert _lines(result, "CONST") == ["['mmap'] 1"], result.explain()
     assert not os.path.exists(directory), "the run's shared memory outlived it"
 
 
@@ -56,3 +59,4 @@ def test_shared_memory_can_be_turned_off(tmp_path: Path) -> None:
     (origins,) = _lines(result, "ORIGIN")
     assert "mmap" not in origins, result.explain()
     assert _lines(result, "RERUN") == [str(4 << 20)], result.explain()
+    assert _lines(result, "CONST") == ["['Frame'] 0"], result.explain()

@@ -5,8 +5,9 @@ Run with ``--root-runs-no-task`` and at least two other workers, so that every t
 unpickled: an ``mmap`` where it came through shared memory (scoop._spill), a frame of the
 transport where it came in the message. Prints ``SPILL_DIR <path or ->``, then ``ORIGIN <where
 the argument landed> <where the result landed>``, ``LEFT <files left in the directory once every
-task ended>``, ``RERUN <length>`` (a task whose first run killed its worker), ``LEFT ...`` again,
-then ``OK``. The first argument is a file that the lost task's first run creates.
+task ended>``, ``RERUN <length>`` (a task whose first run killed its worker), ``LEFT ...``
+again, ``CONST <where a shared constant landed> <files left>``, then ``OK``. The first argument
+is a file that the lost task's first run creates.
 """
 
 import os
@@ -15,7 +16,7 @@ import signal
 import sys
 
 import scoop
-from scoop import _runtime, futures
+from scoop import _runtime, futures, shared
 
 MIB = 1 << 20
 
@@ -51,13 +52,21 @@ def dies_once(data, marker):
     return len(data), scoop.worker[1]
 
 
+def constant_origin(_):
+    table = shared.getConst("table", timeout=30)
+    assert bytes(table.data) == bytes(range(256)) * (4 * MIB // 256)
+    return table.origin
+
+
 def spill_dir():
     spill = _runtime.current().codec.spill
     return spill.directory if spill is not None else None
 
 
 def left(directory):
-    return sorted(os.listdir(directory)) if directory else []
+    """The payload files in the run's directory (not its launcher's lock file)."""
+    names = os.listdir(directory) if directory else []
+    return sorted(name for name in names if not name.startswith("."))
 
 
 if __name__ == "__main__":
@@ -75,4 +84,7 @@ if __name__ == "__main__":
     assert length == len(data)
     print("RERUN", length, flush=True)
     print("LEFT", left(directory), flush=True)
+    shared.setConst(table=Tracked(data))
+    origins = set(futures.map(constant_origin, range(8)))
+    print("CONST", sorted(origins), len(left(directory)), flush=True)
     print("OK", flush=True)

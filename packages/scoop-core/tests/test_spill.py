@@ -8,7 +8,7 @@ import pytest
 
 from scoop import _spill
 from scoop._protocol import Codec, Entry, Kind
-from scoop._spill import SPILL_MIN_BYTES, SPILLED, SpillStore, create_spill_dir, unspill
+from scoop._spill import SPILL_MIN_BYTES, SPILLED, SpillStore, unspill
 
 SECRET = os.urandom(32)
 LARGE = bytes(range(256)) * (SPILL_MIN_BYTES // 256 + 7)
@@ -101,19 +101,16 @@ def test_a_codec_spills_only_where_payloads_carry_no_digest(store, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_the_run_directory_is_private_and_can_be_turned_off(monkeypatch):
-    directory = create_spill_dir()
-    try:
-        assert directory.startswith("/dev/shm/scoop-")
-        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
-    finally:
-        os.rmdir(directory)
-    monkeypatch.setenv("SCOOP_SHARED_MEMORY", "off")
-    assert create_spill_dir() == ""
-
-
 def test_a_result_for_no_task_has_its_files_discarded_unread(store, tmp_path):
     frames = store.spill(9, [b"stream", LARGE, LARGE], keep=False)
     assert frames is not None and len(os.listdir(tmp_path)) == 2
     _spill.discard(frames)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_shared_constant_file_stays_for_every_worker(store, tmp_path):
+    frames = store.spill(11, [b"stream", LARGE], keep=False)
+    assert frames is not None
+    for _ in range(3):  # every worker maps it, and a worker that joins later
+        assert unspill(frames, shared=True)[1] == LARGE
+    assert len(os.listdir(tmp_path)) == 1

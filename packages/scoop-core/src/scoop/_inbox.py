@@ -93,8 +93,7 @@ class Inbox:
     def _load_constants(self, entries: list[Entry]) -> None:
         for entry in entries:
             try:
-                self.codec.verify(entry)
-                name, value = _serialize.loads(entry.frames)
+                name, value = _serialize.loads(self.codec.open(entry, shared=True))
             except Exception as exc:
                 logger.error("%s could not load a shared constant: %s", self.where, exc)
                 continue

@@ -234,15 +234,16 @@ class Codec:
         entry.digest = self.digest(entry.frames)
         return entry
 
-    def open(self, entry: Entry) -> list[Frame]:
+    def open(self, entry: Entry, *, shared: bool = False) -> list[Frame]:
         """An entry's payload frames, to unpickle.
 
-        Checked against its digest first; frames spilled to shared memory are mapped (and their
-        files removed: only one process may open them).
+        Checked against its digest first; frames spilled to shared memory are mapped, and their
+        files removed (only one process opens a task's or a result's), unless ``shared``: a
+        shared constant's, which every worker opens.
         """
         self.verify(entry)
         if entry.flags & SPILLED:
-            return unspill(entry.frames)
+            return unspill(entry.frames, shared=shared)
         return entry.frames
 
     def digest(self, frames: Iterable[Frame]) -> bytes:

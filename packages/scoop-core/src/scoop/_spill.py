@@ -1,19 +1,20 @@
 """Large payloads handed over in shared memory between the processes of one machine.
 
-Through the broker, a payload crosses the transport twice each way: on one machine, 64 MiB
-there and back cost four socket copies in and four out, against two pipe copies for a process
-pool. When the launcher confined a run to one machine, it makes a directory of its own in
-``/dev/shm`` (mode 0700, removed when the run ends, whatever happened), and a frame of at least
+Through the broker, a payload crosses the transport twice each way: on one machine, 64 MiB there
+and back cost four socket copies in and four out, against two pipe copies for a process pool.
+When the launcher confined a run to one machine, it makes a directory of its own in ``/dev/shm``
+(mode 0700, removed when the run ends; see scoop_launch._spilldir), and a frame of at least
 ``SPILL_MIN_BYTES`` leaves its sender as a file there: the message carries the file's name, and
 its receiver maps the file (copy-on-write) and unlinks it. One copy each way, and the broker
-forwards a few bytes.
+forwards a few bytes. A shared constant's file is mapped by every worker (a NumPy array in it is
+one copy in memory for all, until one writes) and stays until the run ends.
 
 On the wire, such an entry has the flag :data:`SPILLED`; its spilled frames are empty, and one
-more frame, the last, lists them: ``index size path`` per line, UTF-8. A frame is read by
-one process only: a task by the worker that runs it, a result by its submitter. What is never
-read goes with the directory at the end of the run, or earlier: a task's files when its Future
-ends (it was cancelled, or ran elsewhere after its worker was lost, from a fresh spill).
-Where ``/dev/shm`` is missing or full, frames travel in the message as before.
+more frame, the last, lists them: ``index size path`` per line, UTF-8. A frame is read by one
+process only: a task by the worker that runs it, a result by its submitter. What is never read
+goes with the directory at the end of the run, or earlier: a task's files when its Future ends
+(it was cancelled, or ran elsewhere after its worker was lost, from a fresh spill). Where
+``/dev/shm`` is missing or full, frames travel in the message as before.
 """
 
 from __future__ import annotations
@@ -31,25 +32,6 @@ from scoop.transport import Frame
 SPILL_MIN_BYTES = 1 << 20
 #: The entry flag: the last frame lists frames that are files (see the module docstring).
 SPILLED = 1
-#: Where the launcher makes a run's directory (Linux; elsewhere there is none).
-SHARED_MEMORY_ROOT = "/dev/shm"
-
-
-def create_spill_dir() -> str:
-    """A new private directory for a run's large payloads; "" where there can be none.
-
-    ``SCOOP_SHARED_MEMORY=off`` turns the hand-over off (everything then goes in messages).
-    """
-    if os.environ.get("SCOOP_SHARED_MEMORY", "").lower() in ("off", "0", "no"):
-        return ""
-    if not os.path.isdir(SHARED_MEMORY_ROOT):
-        return ""
-    import tempfile  # here: the launcher alone makes one, and the import takes milliseconds
-
-    try:
-        return tempfile.mkdtemp(prefix="scoop-", dir=SHARED_MEMORY_ROOT)
-    except OSError:
-        return ""
 
 
 class SpillStore:
@@ -98,13 +80,17 @@ class SpillStore:
         _remove(self._tasks.pop(task_id, ()))
 
 
-def unspill(frames: list[Frame]) -> list[Frame]:
-    """The frames of a spilled entry, its files mapped (and unlinked: read once)."""
+def unspill(frames: list[Frame], *, shared: bool = False) -> list[Frame]:
+    """The frames of a spilled entry, its files mapped and unlinked (read once).
+
+    ``shared``: a shared constant's, which every worker maps (their pages shared until one
+    writes), and a worker that joins later too: its files stay until the run ends.
+    """
     listing = bytes(frames[-1]).decode().splitlines()
     out = list(frames[:-1])
     for line in listing:
         index_text, size_text, path = line.split(" ", 2)
-        out[int(index_text)] = _map(path, int(size_text))
+        out[int(index_text)] = _map(path, int(size_text), remove=not shared)
     return out
 
 
@@ -127,7 +113,7 @@ def _write(path: str, view: memoryview) -> None:
     os.close(fd)
 
 
-def _map(path: str, size: int) -> memoryview:
+def _map(path: str, size: int, *, remove: bool) -> memoryview:
     fd = os.open(path, os.O_RDONLY)
     try:
         if os.fstat(fd).st_size != size:
@@ -138,7 +124,8 @@ def _map(path: str, size: int) -> memoryview:
         mapped = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     finally:
         os.close(fd)
-        _remove([path])
+        if remove:
+            _remove([path])
     return memoryview(mapped)
 
 

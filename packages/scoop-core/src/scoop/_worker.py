@@ -337,7 +337,8 @@ class WorkerScheduler(Inbox, ForeignTasks, Handover, DirectPeers, Scheduler):
     def set_constant(self, name: str, value: Any) -> None:
         frames = _serialize.dumps_or_explain((name, value), f"shared constant {name!r}")
         super().set_constant(name, value)
-        entry = Entry(constant_id(name), 0, self.codec.digest(frames), frames)
+        # Sealed as a task's result is: in shared memory on one machine, kept until the end.
+        entry = self.codec.seal(Entry(constant_id(name), 0, b"", frames))
         self.comm.post(Kind.CONST, 0, [entry])
 
     def serve(self) -> None:

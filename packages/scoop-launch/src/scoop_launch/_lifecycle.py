@@ -38,7 +38,6 @@ from typing import Any
 
 # The agent states the rule its side applies as well (a stdlib-only module: cheap to import).
 from scoop._membership import heartbeat_interval
-from scoop._spill import create_spill_dir
 from scoop_launch import _prestart, _runfile
 from scoop_launch._agentlink import AgentLink
 from scoop_launch._errors import LaunchError
@@ -46,6 +45,7 @@ from scoop_launch._processes import Handle, Local, advertised, is_local
 from scoop_launch._relaying import Relaying
 from scoop_launch._remote import RemoteHosts
 from scoop_launch._runconfig import RunConfig
+from scoop_launch._spilldir import SpillDir, remove_abandoned
 from scoop_launch._watching import (
     BROKER_START_TIMEOUT,
     ROOT_FAILURE_WAIT,
@@ -123,6 +123,7 @@ class Run(RemoteHosts, Relaying, Watching):
         #: The run's directory in shared memory for large payloads (scoop._spill): made by
         #: ``start`` on one machine, "" otherwise (workers added later read, but do not write).
         self.spill_dir = ""
+        self._spill: SpillDir | None = None
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -187,7 +188,8 @@ class Run(RemoteHosts, Relaying, Watching):
         remote = [(host, indices) for host, indices in plan if not is_local(host)]
         local = [index for host, indices in plan if is_local(host) for index in indices]
         if not self.payload_digests:  # one machine: every process can map the same files
-            self.spill_dir = create_spill_dir()
+            self._spill = SpillDir.create()
+            self.spill_dir = self._spill.path if self._spill is not None else ""
         if remote:
             self._start_agents(remote)
         bind_host, advertised_host = self._bind_host(remote)
@@ -216,6 +218,7 @@ class Run(RemoteHosts, Relaying, Watching):
         self._hand_out(address, advertised_host)
         self.advertised_address = advertised(address, advertised_host) if remote else None
         self._write_run_file(address)
+        remove_abandoned(keep=self.spill_dir)  # what launchers killed outright left in memory
 
     def _write_run_file(self, address: str) -> None:
         """Let ``--add-workers`` find this run (see scoop_launch._runfile)."""
@@ -328,8 +331,8 @@ class Run(RemoteHosts, Relaying, Watching):
             records = read_records(self.trace_dir) + self.remote_records
             write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
         shutil.rmtree(self.run_dir, ignore_errors=True)
-        if self.spill_dir:  # what no process read (cancelled tasks, results of lost workers)
-            shutil.rmtree(self.spill_dir, ignore_errors=True)
+        if self._spill is not None:  # what no process read (cancelled tasks, lost workers')
+            self._spill.remove()
         _runfile.remove(self.run_file)
         # What killed workers of this machine could not remove (their direct-path sockets).
         from scoop._direct import remove_channels  # here: not on the way to the first result

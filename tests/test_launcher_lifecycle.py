@@ -7,6 +7,7 @@ import glob
 import os
 import re
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -268,20 +269,23 @@ def test_a_killed_broker_ends_the_run_at_once_naming_it(start_launcher) -> None:
 
 @pytest.mark.timeout(90)
 def test_killed_launcher_takes_its_workers_along(start_launcher) -> None:
-    before = set(glob.glob("/dev/shm/scoop-*"))
+    owned = "/dev/shm/scoop-*", os.path.join(tempfile.gettempdir(), "scoop-run-*")
+    before = {path for pattern in owned for path in glob.glob(pattern)}
     run = start_launcher(SCRIPTS_DIR / "run_until_killed.py", n=2)
     run.wait_for_line("started")
-    (shared_memory,) = set(glob.glob("/dev/shm/scoop-*")) - before  # the run's (scoop._spill)
+    # The run's directories: in shared memory (scoop._spill) and its run directory.
+    made = {path for pattern in owned for path in glob.glob(pattern)} - before
+    assert len(made) == 2, made
     run.proc.kill()
     run.proc.wait()
     # The broker and workers notice their parent's death (PR_SET_PDEATHSIG or the idle check).
     assert wait_until(lambda: not run.leftover(), timeout=15), describe_processes(run.leftover())
-    # Nobody of the run was left to remove its directory in shared memory: the next launcher
-    # does (its lock died with the launcher).
-    assert os.path.isdir(shared_memory)
+    # Nobody of the run was left to remove its directories: the next launcher does (their
+    # locks died with the launcher).
+    assert all(os.path.isdir(path) for path in made)
     after = run_launcher(SCRIPTS_DIR / "exit_with.py", "0", n=1)
     assert after.returncode == 0, after.explain()
-    assert not os.path.exists(shared_memory)
+    assert not any(os.path.exists(path) for path in made)
 
 
 @pytest.mark.timeout(60)

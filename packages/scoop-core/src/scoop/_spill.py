@@ -3,7 +3,7 @@
 Through the broker, a payload crosses the transport twice each way: on one machine, 64 MiB there
 and back cost four socket copies in and four out, against two pipe copies for a process pool.
 When the launcher confined a run to one machine, it makes a directory of its own in ``/dev/shm``
-(mode 0700, removed when the run ends; see scoop_launch._spilldir), and a frame of at least
+(mode 0700, removed when the run ends; see scoop_launch._owneddir), and a frame of at least
 ``SPILL_MIN_BYTES`` leaves its sender as a file there: the message carries the file's name, and
 its receiver maps the file (copy-on-write) and unlinks it. One copy each way, and the broker
 forwards a few bytes. A shared constant's file is mapped by every worker (a NumPy array in it is

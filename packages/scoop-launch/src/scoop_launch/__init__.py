@@ -15,7 +15,7 @@ Layout::
     _watching.py   the run's processes ending: what ends the run, what the broker is told
     _relaying.py   the broker's lines to the launcher; the root's standard input
     _processes.py  local processes, addresses
-    _spilldir.py   the run's directory in shared memory, and those of killed launchers
+    _owneddir.py   the run's private directories (and those of killed launchers)
     _ssh.py        ssh connections and the per-host agent as seen from here
     _agent.py      the per-host agent (python -m scoop_launch._agent, on remote hosts)
     _agent_connect.py  its streams over TCP, for a starter without standard input (pbsdsh)

@@ -25,12 +25,10 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,11 +39,11 @@ from scoop._membership import heartbeat_interval
 from scoop_launch import _prestart, _runfile
 from scoop_launch._agentlink import AgentLink
 from scoop_launch._errors import LaunchError
+from scoop_launch._owneddir import OwnedDir, remove_abandoned, run_dir, shared_memory_dir
 from scoop_launch._processes import Handle, Local, advertised, is_local
 from scoop_launch._relaying import Relaying
 from scoop_launch._remote import RemoteHosts
 from scoop_launch._runconfig import RunConfig
-from scoop_launch._spilldir import SpillDir, remove_abandoned
 from scoop_launch._watching import (
     BROKER_START_TIMEOUT,
     ROOT_FAILURE_WAIT,
@@ -87,8 +85,10 @@ class Run(RemoteHosts, Relaying, Watching):
         self.broker_address: str | None = None
         #: Set once the broker announced the end of the run: workers may exit with 0 from then.
         self.ending = False
-        #: Private to the user: the workers' running slots.
-        self.run_dir = tempfile.mkdtemp(prefix="scoop-run-")
+        self._run_dir = run_dir()
+        #: Private to the user: the workers' running slots, the trace (removed by ``stop``; if
+        #: this launcher is killed outright, by the next one: scoop_launch._owneddir).
+        self.run_dir = self._run_dir.path
         #: The broker's address as other hosts reach it (None when it listens on loopback).
         self.advertised_address: str | None = None
         #: The index of this launcher's first worker (workers added to a run start further on;
@@ -123,7 +123,7 @@ class Run(RemoteHosts, Relaying, Watching):
         #: The run's directory in shared memory for large payloads (scoop._spill): made by
         #: ``start`` on one machine, "" otherwise (workers added later read, but do not write).
         self.spill_dir = ""
-        self._spill: SpillDir | None = None
+        self._spill: OwnedDir | None = None
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -188,7 +188,7 @@ class Run(RemoteHosts, Relaying, Watching):
         remote = [(host, indices) for host, indices in plan if not is_local(host)]
         local = [index for host, indices in plan if is_local(host) for index in indices]
         if not self.payload_digests:  # one machine: every process can map the same files
-            self._spill = SpillDir.create()
+            self._spill = shared_memory_dir()
             self.spill_dir = self._spill.path if self._spill is not None else ""
         if remote:
             self._start_agents(remote)
@@ -218,7 +218,8 @@ class Run(RemoteHosts, Relaying, Watching):
         self._hand_out(address, advertised_host)
         self.advertised_address = advertised(address, advertised_host) if remote else None
         self._write_run_file(address)
-        remove_abandoned(keep=self.spill_dir)  # what launchers killed outright left in memory
+        # What launchers killed outright left (in memory for a shared-memory directory).
+        remove_abandoned(keep=[self.spill_dir, self.run_dir])
 
     def _write_run_file(self, address: str) -> None:
         """Let ``--add-workers`` find this run (see scoop_launch._runfile)."""
@@ -330,7 +331,7 @@ class Run(RemoteHosts, Relaying, Watching):
 
             records = read_records(self.trace_dir) + self.remote_records
             write_outputs(self.config, records, self.clock_offsets, wall, self.clock_errors)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self._run_dir.remove()
         if self._spill is not None:  # what no process read (cancelled tasks, lost workers')
             self._spill.remove()
         _runfile.remove(self.run_file)

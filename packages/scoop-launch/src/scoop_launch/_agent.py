@@ -48,6 +48,7 @@ import time
 from typing import Any
 
 from scoop_launch._agent_connect import connect_back, relays
+from scoop_launch._owneddir import remove_abandoned, run_dir
 
 READY_PREFIX = "SCOOP-AGENT "
 #: Characters of a worker's record per line sent to the launcher (its lines are bounded).
@@ -174,11 +175,12 @@ def _serve() -> int:
 
 
 def _run_workers(config: dict[str, Any], script: str, hostname: str) -> int:
-    slots = tempfile.mkdtemp(prefix="scoop-run-")
+    slots = run_dir()  # kept with a lock, as the launcher's: see scoop_launch._owneddir
+    remove_abandoned(keep=[slots.path])  # what agents and launchers killed outright left here
     try:
-        return _supervise(config, script, hostname, slots)
+        return _supervise(config, script, hostname, slots.path)
     finally:
-        shutil.rmtree(slots, ignore_errors=True)
+        slots.remove()
         _remove_channels(config)
 
 

@@ -1,13 +1,14 @@
 """The launcher's private directories, and those of launchers that were killed outright.
 
 A launcher keeps a run directory (``/tmp/scoop-run-XXXX``: the workers' running slots, the
-trace) and, on one machine, a directory in shared memory for large payloads
-(``/dev/shm/scoop-XXXX``, see scoop._spill), and removes both when the run ends. A launcher
-killed outright (SIGKILL, a notebook's kernel killed) cannot, and its workers die with it: what
-they left would stay, in memory for the second. So each directory holds a lock file, taken by
-the launcher that made it for as long as that process lives (``flock``: the kernel releases it
-however the process dies, and it works across PID namespaces that share the directory), and
-each new launcher removes this user's directories whose lock it can take.
+trace), as does the agent of each other host (its workers' slots), and, on one machine, a
+directory in shared memory for large payloads (``/dev/shm/scoop-XXXX``, see scoop._spill), and
+removes both when the run ends. A launcher killed outright (SIGKILL, a notebook's kernel killed)
+cannot, and its workers die with it: what they left would stay, in memory for the second. So
+each directory holds a lock file, taken by the launcher that made it for as long as that process
+lives (``flock``: the kernel releases it however the process dies, and it works across PID
+namespaces that share the directory), and each new launcher or agent removes this user's
+directories whose lock it can take.
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ class SpillStore:
         None: nothing was large enough, or the files could not be written (the frames then
         travel as they are). ``keep``: the frames are a task's, to remove when it ends.
         """
-        if all(memoryview(frame).nbytes < SPILL_MIN_BYTES for frame in frames):
+        # Every result and task passes here: len, not a memoryview each (the frames that leave
+        # are bytes or byte views, whose len is their size, as Outbox.keep counts them).
+        if all(len(frame) < SPILL_MIN_BYTES for frame in frames):
             return None
         files: list[tuple[int, int, str]] = []  # frame index, size, path
         out: list[Frame] = []

@@ -22,8 +22,9 @@ from collections.abc import Iterable
 
 #: Where the shared-memory directories go (Linux; elsewhere there is none).
 SHARED_MEMORY_ROOT = "/dev/shm"
-SHARED_MEMORY_PREFIX = "scoop-"
-RUN_PREFIX = "scoop-run-"
+#: Every directory of both kinds starts so (a run directory with RUN_PREFIX).
+PREFIX = "scoop-"
+RUN_PREFIX = PREFIX + "run-"
 #: The file whose lock says a directory's launcher is alive.
 OWNER_FILE = ".owner"
 
@@ -67,7 +68,7 @@ def shared_memory_dir() -> OwnedDir | None:
     if not os.path.isdir(SHARED_MEMORY_ROOT):
         return None
     try:
-        return OwnedDir.create(SHARED_MEMORY_ROOT, SHARED_MEMORY_PREFIX)
+        return OwnedDir.create(SHARED_MEMORY_ROOT, PREFIX)
     except OSError:
         return None
 
@@ -92,7 +93,7 @@ def remove_abandoned(keep: Iterable[str] = ()) -> list[str]:
             continue
         for name in names:
             path = os.path.join(parent, name)
-            if name.startswith(SHARED_MEMORY_PREFIX) and path not in kept and _abandoned(path):
+            if name.startswith(PREFIX) and path not in kept and _abandoned(path):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     return removed

@@ -13,25 +13,18 @@ import base64
 import contextlib
 import json
 import os
-import queue
 import signal
 import sys
 import threading
 from typing import Any
 
-from scoop_launch._agentlink import AgentLink
-from scoop_launch._processes import Handle, Local
+from scoop_launch._processes import Local
+from scoop_launch._watching import RunProcesses
 
 
-class Relaying:
+class Relaying(RunProcesses):
     """The launcher's lines to and from its processes (mixed into Run)."""
 
-    events: queue.Queue[tuple[str, Any]]
-    broker: Local | None
-    root: Handle | None
-    local: list[Local]
-    agents: list[AgentLink]
-    ending: bool
     _progress_lock: threading.Lock
     _progress_shown: bool
     _stopping: threading.Event

@@ -23,6 +23,7 @@ __all__ = [
     "ROOT_FAILURE_WAIT",
     "WORKER_STARTUP_FAILED",
     "RootLost",
+    "RunProcesses",
     "StartupFailed",
     "Watching",
 ]
@@ -48,16 +49,21 @@ class RootLost(LaunchError):
         self.exit_code = exit_code
 
 
-class Watching:
-    """The events of a run's processes, as the launcher acts on them (mixed into Run)."""
+class RunProcesses:
+    """What a Run keeps of its processes, which its parts (mixins) read: declared once."""
 
-    config: RunConfig
     events: queue.Queue[tuple[str, Any]]
     broker: Local | None
     root: Handle | None
     local: list[Local]
     agents: list[AgentLink]
     ending: bool
+
+
+class Watching(RunProcesses):
+    """The events of a run's processes, as the launcher acts on them (mixed into Run)."""
+
+    config: RunConfig
 
     def _report_gone(self, index: int, reason: str, running: int = 0) -> None:
         raise NotImplementedError

@@ -121,9 +121,13 @@ class Run(RemoteHosts, Relaying, Watching):
             not is_local(host) for host, _ in config.placement
         )
         #: The run's directory in shared memory for large payloads (scoop._spill): made by
-        #: ``start`` on one machine, "" otherwise (workers added later read, but do not write).
-        self.spill_dir = ""
+        #: ``start`` on one machine (workers added later read, but do not write).
         self._spill: OwnedDir | None = None
+
+    @property
+    def spill_dir(self) -> str:
+        """The path of the run's directory in shared memory; "" when it has none."""
+        return self._spill.path if self._spill is not None else ""
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -189,7 +193,6 @@ class Run(RemoteHosts, Relaying, Watching):
         local = [index for host, indices in plan if is_local(host) for index in indices]
         if not self.payload_digests:  # one machine: every process can map the same files
             self._spill = shared_memory_dir()
-            self.spill_dir = self._spill.path if self._spill is not None else ""
         if remote:
             self._start_agents(remote)
         bind_host, advertised_host = self._bind_host(remote)

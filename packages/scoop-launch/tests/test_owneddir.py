@@ -4,13 +4,22 @@ outright, by the next launcher (scoop_launch._owneddir)."""
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
-from scoop_launch._owneddir import OWNER_FILE, remove_abandoned, run_dir, shared_memory_dir
+from scoop_launch._owneddir import (
+    CHANNELS_QUIET_SECONDS,
+    CHANNELS_ROOT,
+    OWNER_FILE,
+    remove_abandoned,
+    run_dir,
+    shared_memory_dir,
+)
 
 # A launcher that makes both directories, says where, and waits to be killed.
 HOLDER = """
@@ -80,3 +89,47 @@ def test_the_directories_of_a_killed_launcher_go_and_a_living_ones_stay(holder, 
         assert os.path.exists(making)
     finally:
         os.rmdir(making)
+
+
+def _channels(name: str) -> str:
+    path = os.path.join(CHANNELS_ROOT, f"scoop-{os.getuid()}-{name}")
+    os.mkdir(path, 0o700)
+    return path
+
+
+def _bound(path: str) -> socket.socket:
+    bound = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    bound.bind(path)
+    return bound
+
+
+def _quiet(path: str) -> None:
+    """As if nothing was bound or removed in it for longer than the sweep waits."""
+    past = time.time() - CHANNELS_QUIET_SECONDS - 5
+    os.utime(path, (past, past))
+
+
+def test_direct_path_directories_go_when_no_worker_listens_in_them():
+    dead = _channels("d" * 20)  # its workers were killed: their sockets refuse
+    living = _channels("a" * 20)  # one worker still listens
+    fresh = _channels("f" * 20)  # just made: its first worker binds in a moment
+    other = os.path.join(CHANNELS_ROOT, f"scoop-{os.getuid()}-not-a-direct-path")
+    os.mkdir(other, 0o700)
+    sockets = []
+    try:
+        for index in ("0", "1"):
+            _bound(os.path.join(dead, index)).close()  # the file stays, nothing behind it
+        sockets.append(_bound(os.path.join(living, "0")))
+        _bound(os.path.join(living, "1")).close()
+        for path in (dead, living, other):
+            _quiet(path)
+        removed = remove_abandoned()
+        assert dead in removed and not os.path.exists(dead)
+        assert os.path.exists(os.path.join(living, "0"))
+        assert os.path.exists(fresh) and os.path.exists(other)
+        assert not {living, fresh, other} & set(removed)
+    finally:
+        for bound in sockets:
+            bound.close()
+        for path in (dead, living, fresh, other):
+            shutil.rmtree(path, ignore_errors=True)

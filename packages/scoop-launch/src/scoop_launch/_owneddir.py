@@ -9,6 +9,12 @@ each directory holds a lock file, taken by the launcher that made it for as long
 lives (``flock``: the kernel releases it however the process dies, and it works across PID
 namespaces that share the directory), and each new launcher or agent removes this user's
 directories whose lock it can take.
+
+Workers of one machine also share a directory of the run's direct-path sockets
+(``/tmp/scoop-UID-HASH``, see scoop._direct), made by whichever worker comes first and removed by
+the last to leave, or by the launcher at the end. Nobody holds a lock on it; it is abandoned when
+no socket in it has a process behind it any more (connecting to one is refused) and none was bound
+or removed for a minute.
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
+import socket
+import stat
 import tempfile
+import time
 from collections.abc import Iterable
 
 #: Where the shared-memory directories go (Linux; elsewhere there is none).
@@ -27,6 +37,11 @@ PREFIX = "scoop-"
 RUN_PREFIX = PREFIX + "run-"
 #: The file whose lock says a directory's launcher is alive.
 OWNER_FILE = ".owner"
+#: Where the direct-path directories go, and their names (scoop._direct._run_directory_name).
+CHANNELS_ROOT = "/tmp"
+CHANNELS_NAME = re.compile(rf"scoop-{os.getuid()}-[0-9a-f]{{20}}")
+#: A direct-path directory changed more recently than this may be getting its first socket.
+CHANNELS_QUIET_SECONDS = 60.0
 
 
 class OwnedDir:
@@ -79,21 +94,26 @@ def run_dir() -> OwnedDir:
 
 
 def remove_abandoned(keep: Iterable[str] = ()) -> list[str]:
-    """Remove this user's directories of both kinds whose launcher is gone; the paths removed.
+    """Remove this user's directories whose launcher or workers are gone; the paths removed.
 
-    One without its lock file is being made right now, or is not ours to judge (made by an
-    older version): left alone.
+    A run or shared-memory directory without its lock file is being made right now, or is not
+    ours to judge (made by an older version): left alone. A direct-path directory goes once it
+    is silent (see ``_silent``).
     """
     removed: list[str] = []
     kept = set(keep)
-    for parent in (SHARED_MEMORY_ROOT, tempfile.gettempdir()):
+    for parent in dict.fromkeys((SHARED_MEMORY_ROOT, tempfile.gettempdir(), CHANNELS_ROOT)):
         try:
             names = os.listdir(parent)
         except OSError:
             continue
         for name in names:
             path = os.path.join(parent, name)
-            if name.startswith(PREFIX) and path not in kept and _abandoned(path):
+            if not name.startswith(PREFIX) or path in kept:
+                continue
+            if _abandoned(path) or (
+                parent == CHANNELS_ROOT and CHANNELS_NAME.fullmatch(name) and _silent(path)
+            ):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     return removed
@@ -113,4 +133,35 @@ def _abandoned(path: str) -> bool:
         return False  # its launcher holds it: alive
     finally:
         os.close(fd)
+    return True
+
+
+def _silent(path: str) -> bool:
+    """Whether the direct-path directory ``path`` is this user's and no process listens in it.
+
+    A socket whose process is gone refuses connections; a live one accepts them (nothing is
+    sent). The quiet minute keeps a directory that a worker just made, or just bound in, from
+    being judged before its socket is there.
+    """
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            return False
+        if time.time() - info.st_mtime < CHANNELS_QUIET_SECONDS:
+            return False
+        names = os.listdir(path)
+    except OSError:
+        return False
+    for name in names:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            probe.connect(os.path.join(path, name))
+        except (ConnectionRefusedError, FileNotFoundError):
+            continue  # nobody behind it (or removed meanwhile)
+        except OSError:
+            return False  # not a socket, or not ours to judge: left alone
+        else:
+            return False  # a worker of a living run
+        finally:
+            probe.close()
     return True

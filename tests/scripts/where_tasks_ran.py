@@ -1,8 +1,8 @@
 """Root script for the multi-host tests: reports where tasks ran, or exits, raises, or hangs.
 
 Modes (argv[1]): ``env`` reports, per host, what the remote options set (prolog variable,
-working directory, niceness, first PYTHONPATH entry); ``where`` (default) maps until every
-worker has run a task, then prints
+working directory, niceness, first PYTHONPATH entry) and GLIBC_TUNABLES; ``where`` (default)
+maps until every worker has run a task, then prints
 ``WHERE {"root": host, "hosts": {host: [worker indices]}, "steps": {host: ["ID NODES cpus=K"]}}``
 (the SLURM job step of each host's workers, "None None" outside one, and the number of CPUs
 each may run on); ``exit K``;
@@ -39,6 +39,7 @@ def environment(_):
         os.getcwd(),
         os.nice(0),
         os.environ.get("PYTHONPATH", "").split(os.pathsep)[0],
+        os.environ.get("GLIBC_TUNABLES"),
     )
 
 

@@ -68,3 +68,25 @@ def test_one_not_taken_is_killed() -> None:
     _prestart.discard()
     assert process.poll() == -9 and _prestart.take(sys.executable) is None
     _prestart.discard()  # nothing left to do: no error
+
+
+@pytest.mark.parametrize(
+    ("theirs", "expected"),
+    [
+        (None, "glibc.malloc.hugetlb=1"),
+        ("", "glibc.malloc.hugetlb=1"),
+        ("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
+        ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"),  # the user's choice stands
+    ],
+)
+def test_the_run_s_processes_ask_for_huge_pages_unless_told_otherwise(
+    monkeypatch, theirs, expected
+) -> None:
+    if theirs is None:
+        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    else:
+        monkeypatch.setenv("GLIBC_TUNABLES", theirs)
+    monkeypatch.setenv("SCOOP_TEST_KEPT", "yes")
+    env = _prestart.process_env()
+    assert env["GLIBC_TUNABLES"] == expected
+    assert env["SCOOP_TEST_KEPT"] == "yes"

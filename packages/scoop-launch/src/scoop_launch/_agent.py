@@ -49,6 +49,7 @@ from typing import Any
 
 from scoop_launch._agent_connect import connect_back, relays
 from scoop_launch._owneddir import remove_abandoned, run_dir
+from scoop_launch._prestart import process_env
 
 READY_PREFIX = "SCOOP-AGENT "
 #: Characters of a worker's record per line sent to the launcher (its lines are bounded).
@@ -199,7 +200,7 @@ def _supervise(config: dict[str, Any], script: str, hostname: str, slots: str) -
     # thread is inside events.get() (a Queue's lock would deadlock there).
     events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     workers: dict[int, subprocess.Popen[bytes]] = {}
-    env = dict(os.environ)
+    env = process_env()  # as the launcher starts its own workers (huge pages for large blocks)
     # A traced run: the workers here record into a directory of this host, sent back at the end.
     trace_dir = tempfile.mkdtemp(prefix="scoop-trace-") if config["worker"].get("trace_dir") else ""
     for index in config["indices"]:

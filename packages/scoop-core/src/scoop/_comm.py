@@ -141,6 +141,8 @@ class Communicator(Sending):
         self._joined = False
         self._join_timeout = 0.0
         self._closing = False
+        #: The broker said the run is over (SHUTDOWN): what is left to send goes unread.
+        self._run_ended = False
         #: Messages posted, and posted messages sent (see :meth:`wait_sent`).
         self._posted = 0
         self._sent = 0
@@ -283,7 +285,9 @@ class Communicator(Sending):
                     self._send_queued(all_results=True)
                 except Exception as exc:
                     error = exc
-            self.endpoint.close()
+            # After the broker's SHUTDOWN nobody reads what is still queued: no wait for it.
+            discard = getattr(self.endpoint, "close_discarding", None) if self._run_ended else None
+            (discard or self.endpoint.close)()
             if self._closing:
                 self.failed_while_closing = error
             else:
@@ -328,6 +332,8 @@ class Communicator(Sending):
             while frames is not None:
                 message = self._decode(frames)
                 if message is not None and message.kind != Kind.HEARTBEAT:
+                    if message.kind == Kind.SHUTDOWN:
+                        self._run_ended = True
                     handler.on_message(message)
                 handled += 1
                 if handled >= MESSAGES_PER_TURN or self._outgoing:

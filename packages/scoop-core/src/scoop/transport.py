@@ -25,7 +25,11 @@ Rules every implementation follows (``scoop.testing`` checks them):
   (the broker forwards what it receives). A message has at least one frame; sending none raises
   ``ValueError``.
 * Messages sent before ``close()`` are still delivered, by a worker (it sends its last results
-  and closes) and by the broker (its last message to each worker is the run's SHUTDOWN).
+  and closes) and by the broker (its last message to each worker is the run's SHUTDOWN), also
+  when the process exits right after ``close()`` returns. A worker endpoint may also have
+  ``close_discarding()``: the same close, without waiting for what is queued; core calls it,
+  when there is one, once the broker's SHUTDOWN came (nobody reads what the worker sends then,
+  and waiting on a broker that is gone would hold up the worker's exit).
 * Native errors are mapped to :mod:`scoop.errors`: ``TransportClosed`` after ``close()`` (only
   "you closed it"; a broker that went away is never ``TransportClosed`` on a worker),
   ``AddressInUse``, ``InvalidAddress``, ``PeerUnreachable``.

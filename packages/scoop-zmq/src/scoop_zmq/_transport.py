@@ -34,20 +34,46 @@ from scoop.transport import BindOptions, ConnectOptions, Frame
 
 #: Frames at least this large are received without a copy (as memoryviews).
 ZERO_COPY_MIN_BYTES = 64 * 1024
-#: How long close() lets queued messages go out, in milliseconds.
+#: How long close() lets queued messages go out, in milliseconds (see _close_socket).
 LINGER_MS = 2000
 
 _context_lock = threading.Lock()
 _context: zmq.Context[zmq.Socket[bytes]] | None = None
+#: The sockets open in ``_context``: the last to close ends it.
+_open_sockets = 0
 
 
-def _shared_context() -> zmq.Context[zmq.Socket[bytes]]:
-    # One context per process; a fresh one after fork (pyzmq contexts are not fork-safe).
-    global _context
+def _new_socket(kind: int) -> zmq.Socket[bytes]:
+    """A socket of the process's one context (a fresh one after fork: not fork-safe)."""
+    global _context, _open_sockets
     with _context_lock:
         if _context is None or _context.closed:
             _context = zmq.Context()
-        return _context
+            _open_sockets = 0
+        socket = _context.socket(kind)
+        _open_sockets += 1
+        return socket
+
+
+def _close_socket(socket: zmq.Socket[bytes], linger_ms: int) -> None:
+    """Close ``socket``; the last one ends the context, which sends what is queued first.
+
+    libzmq sends from its own I/O thread. Unless the context is ended, a process that exits
+    takes what that thread had not sent yet with it (pyzmq leaves contexts alone at exit), and
+    a large frame sent without a copy may be freed under it (libzmq aborts: "Bad address"): the
+    broker's last word to the workers, that the run is over, was lost so under load. Ending it
+    waits up to ``linger_ms`` for peers that do not take what is queued.
+    """
+    global _context, _open_sockets
+    ending = None
+    with _context_lock:
+        socket.close(linger=linger_ms)
+        if socket.context is _context:
+            _open_sockets -= 1
+            if _open_sockets <= 0:
+                ending, _context = _context, None
+    if ending is not None:
+        ending.term()  # outside the lock: a new endpoint meanwhile gets a new context
 
 
 @contextlib.contextmanager
@@ -123,9 +149,12 @@ class _Endpoint:
             return bool(zmq.zmq_poll(self._poll_socket, wait))
 
     def close(self) -> None:
+        self._close(LINGER_MS)
+
+    def _close(self, linger_ms: int) -> None:
         if not self._closed:
             self._closed = True
-            self._socket.close(linger=LINGER_MS)
+            _close_socket(self._socket, linger_ms)
 
 
 class ZmqBrokerEndpoint(_Endpoint):
@@ -133,7 +162,7 @@ class ZmqBrokerEndpoint(_Endpoint):
 
     def __init__(self, options: BindOptions) -> None:
         _check_port(options.port, f"bind {options.host}")
-        socket = _shared_context().socket(zmq.ROUTER)
+        socket = _new_socket(zmq.ROUTER)
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peers raise instead of dropping
         socket.setsockopt(zmq.SNDHWM, 0)  # never drop or block on a slow worker
         socket.setsockopt(zmq.RCVHWM, 0)
@@ -144,7 +173,7 @@ class ZmqBrokerEndpoint(_Endpoint):
             with _mapped_errors(f"bind {url}"):
                 socket.bind(url)
         except BaseException:
-            socket.close(linger=0)
+            _close_socket(socket, 0)
             raise
         super().__init__(socket)
         self._address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -175,7 +204,7 @@ class ZmqWorkerEndpoint(_Endpoint):
 
     def __init__(self, options: ConnectOptions) -> None:
         _check_connect_address(options.address)
-        socket = _shared_context().socket(zmq.DEALER)
+        socket = _new_socket(zmq.DEALER)
         socket.setsockopt(zmq.SNDHWM, 0)
         socket.setsockopt(zmq.RCVHWM, 0)
         if "[" in options.address:
@@ -184,7 +213,7 @@ class ZmqWorkerEndpoint(_Endpoint):
             with _mapped_errors(f"connect {options.address}"):
                 socket.connect(options.address)
         except BaseException:
-            socket.close(linger=0)
+            _close_socket(socket, 0)
             raise
         super().__init__(socket)
 
@@ -195,7 +224,7 @@ class ZmqWorkerEndpoint(_Endpoint):
             self._wake_r.setblocking(False)
             self._wake_w.setblocking(False)
         except OSError as exc:
-            socket.close(linger=0)
+            _close_socket(socket, 0)
             raise TransportError(f"connect {options.address}: cannot make a wake pair") from exc
         self._wake_lock = threading.Lock()
         self._wake_pending = False  # a byte is (or is about to be) on its way to _wake_r
@@ -241,10 +270,17 @@ class ZmqWorkerEndpoint(_Endpoint):
                 self._wake_w.send(b"\0")
 
     def close(self) -> None:
+        self._close(LINGER_MS)
+
+    def close_discarding(self) -> None:
+        """Close without waiting for what is queued: the broker ended the run, nobody reads it."""
+        self._close(0)
+
+    def _close(self, linger_ms: int) -> None:
         with self._wake_lock:
             if self._closed:
                 return
-            super().close()
+            super()._close(linger_ms)
             self._wake_r.close()
             self._wake_w.close()
 

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from scoop_launch._owneddir import (
+    CHANNELS_NAME,
     CHANNELS_QUIET_SECONDS,
     CHANNELS_ROOT,
     OWNER_FILE,
@@ -133,3 +134,13 @@ def test_direct_path_directories_go_when_no_worker_listens_in_them():
             bound.close()
         for path in (dead, living, fresh, other):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_sweep_knows_the_direct_path_s_directory_names():
+    # The name is made in scoop._direct and matched here: a new format would stop the sweep.
+    from scoop._direct import _run_directory_name
+    from scoop._protocol import Codec
+
+    path = _run_directory_name(Codec(os.urandom(32)))
+    assert os.path.dirname(path) == CHANNELS_ROOT
+    assert CHANNELS_NAME.fullmatch(os.path.basename(path))

@@ -32,7 +32,7 @@ _started: subprocess.Popen[bytes] | None = None
 #: of 16384. Each large message a process receives is a fresh block (libzmq allocates it), so the
 #: faults were most of the cost of moving one: a 64 MiB echo through the broker, one host,
 #: shared memory off, took 819k page faults and 5.4 s of CPU over the run's processes; 25k and
-#: 3.5 s with it (``perf stat -e page-faults``), 0.33 GB/s -> 0.47-0.65 GB/s.
+#: 3.5 s with it (``perf stat -e page-faults``); 0.31-0.33 GB/s -> 0.37-0.75 GB/s by hand.
 MALLOC_TUNABLE = "glibc.malloc.hugetlb=1"
 
 

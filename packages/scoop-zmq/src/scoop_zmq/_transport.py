@@ -269,9 +269,6 @@ class ZmqWorkerEndpoint(_Endpoint):
             with contextlib.suppress(OSError):  # full: a byte is there anyway
                 self._wake_w.send(b"\0")
 
-    def close(self) -> None:
-        self._close(LINGER_MS)
-
     def close_discarding(self) -> None:
         """Close without waiting for what is queued: the broker ended the run, nobody reads it."""
         self._close(0)
@@ -280,9 +277,11 @@ class ZmqWorkerEndpoint(_Endpoint):
         with self._wake_lock:
             if self._closed:
                 return
-            super()._close(linger_ms)
+            self._closed = True
             self._wake_r.close()
             self._wake_w.close()
+        # Outside the lock: ending the context may wait linger_ms, and wakeup() must never wait.
+        _close_socket(self._socket, linger_ms)
 
 
 def bind(options: BindOptions) -> ZmqBrokerEndpoint:
